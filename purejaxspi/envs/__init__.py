@@ -1,0 +1,53 @@
+"""Environment registry: every id by backend, and `make_env(id, num_envs)`."""
+
+from __future__ import annotations
+
+import difflib
+
+from purejaxspi.envs.base import BatchedEnv, EnvSpec, Timestep
+from purejaxspi.envs.gymnax import GYMNAX_IDS
+from purejaxspi.envs.pgx import PGX_IDS
+
+
+def env_ids_by_backend() -> dict[str, tuple[str, ...]]:
+    return {"gymnax": GYMNAX_IDS, "pgx": PGX_IDS}
+
+
+def all_env_ids() -> tuple[str, ...]:
+    return tuple(i for ids in env_ids_by_backend().values() for i in ids)
+
+
+class UnknownEnvError(ValueError):
+    pass
+
+
+def check_env_id(env_id: str) -> str:
+    """Return the backend of `env_id`, or raise UnknownEnvError naming close matches."""
+    for backend, ids in env_ids_by_backend().items():
+        if env_id in ids:
+            return backend
+    close = difflib.get_close_matches(env_id, all_env_ids(), n=3, cutoff=0.4)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; run `purejaxspi envs` for the list"
+    raise UnknownEnvError(f"unknown env id {env_id!r}{hint}")
+
+
+def make_env(env_id: str, num_envs: int) -> BatchedEnv:
+    backend = check_env_id(env_id)
+    if backend == "gymnax":
+        from purejaxspi.envs import gymnax
+
+        return gymnax.make(env_id, num_envs)
+    from purejaxspi.envs import pgx
+
+    return pgx.make(env_id, num_envs)
+
+
+__all__ = ["BatchedEnv", "EnvSpec", "Timestep", "make_env", "check_env_id", "all_env_ids", "env_ids_by_backend", "UnknownEnvError"]
+
+
+def family_of(env_id: str) -> str:
+    """The observation family of an env id (vector, minatar, atari, grid), without building the env."""
+    backend = check_env_id(env_id)
+    if backend == "pgx" or env_id.endswith("-MinAtar") or env_id == "Pong-misc":
+        return "minatar"
+    return "vector"

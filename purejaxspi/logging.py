@@ -1,0 +1,157 @@
+"""Host side of training: metrics rows out of the program, CSV and summary writers, progress bar.
+
+Nothing here runs inside the jitted program; it only sees each chunk's metrics once it is done.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from purejaxspi.config import HPARAM_NAMES, Config
+from purejaxspi.runs import RunGrid
+
+CSV_METRICS = (
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "reward_loss",
+    "transition_loss",
+    "approx_kl",
+    "clip_fraction",
+    "ratio_min",
+    "ratio_max",
+    "learning_rate",
+)
+CSV_COLUMNS = (
+    ("run", "seed")
+    + HPARAM_NAMES
+    + ("iteration", "env_steps", "episodic_return", "episode_length", "episodes")
+    + CSV_METRICS
+    + ("spi_condition",)
+)
+# The last share of a run's env steps over which `final_return` averages finished episodes.
+FINAL_FRACTION = 0.1
+
+
+def episodic_means(metrics: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean return and length of the episodes that finished in each iteration (NaN where none did)."""
+    count = metrics["episode_count"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ret = np.where(count > 0, metrics["episode_return_sum"] / count, np.nan)
+        length = np.where(count > 0, metrics["episode_length_sum"] / count, np.nan)
+    return ret, length
+
+
+def _fmt(x) -> str:
+    if isinstance(x, (bool, np.bool_)):
+        return str(int(x))
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    x = float(x)
+    return "" if math.isnan(x) else repr(x)
+
+
+class MetricsLog:
+    """Writes metrics.csv chunk by chunk and keeps the per-run episode totals for the summary."""
+
+    def __init__(self, path: Path, config: Config, grid: RunGrid, append: bool = False):
+        self.config = config
+        self.grid = grid
+        self.file = open(path, "a" if append else "w", newline="")
+        self.writer = csv.writer(self.file)
+        if not append:
+            self.writer.writerow(CSV_COLUMNS)
+        # env steps per run where the final window starts; per-run sums of returns/episodes in it
+        self.final_start = (1.0 - FINAL_FRACTION) * config.num_iterations * config.batch_size
+        self.final_return_sum = np.zeros(grid.size)
+        self.final_count = np.zeros(grid.size)
+        self.latest_return = np.full(grid.size, np.nan)
+
+    def write_chunk(self, metrics: dict[str, np.ndarray], first_iteration: int, num_rows: int | None = None):
+        """Append rows for iterations [first_iteration, first_iteration + num_rows) of every run."""
+        ret, length = episodic_means(metrics)
+        num_iters = ret.shape[1] if num_rows is None else num_rows
+        world_model = self.config.world_model
+        for r, run in enumerate(self.grid.runs):
+            hp = run.hparams.as_dict()
+            for i in range(num_iters):
+                iteration = first_iteration + i
+                env_steps = (iteration + 1) * self.config.batch_size
+                row = [run.index, run.seed] + [hp[n] for n in HPARAM_NAMES]
+                row += [iteration, env_steps, ret[r, i], length[r, i], int(metrics["episode_count"][r, i])]
+                for name in CSV_METRICS:
+                    value = metrics[name][r, i]
+                    if not world_model and name in ("reward_loss", "transition_loss"):
+                        value = np.nan  # PPO has no world model: leave these cells empty
+                    row.append(value)
+                row.append(bool(metrics["ratio_max"][r, i] < 1.0 / hp["gamma"]))
+                self.writer.writerow([_fmt(v) for v in row])
+                if env_steps > self.final_start:
+                    self.final_return_sum[r] += metrics["episode_return_sum"][r, i]
+                    self.final_count[r] += metrics["episode_count"][r, i]
+            finished = ret[r, :num_iters][~np.isnan(ret[r, :num_iters])]
+            if finished.size:
+                self.latest_return[r] = finished[-1]
+        self.file.flush()
+
+    def final_returns(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.final_count > 0, self.final_return_sum / self.final_count, np.nan)
+
+    def close(self):
+        self.file.close()
+
+
+def iqm(values: np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle 50% (robust to outlier seeds)."""
+    from scipy.stats import trim_mean
+
+    values = np.asarray(values, float)
+    values = values[~np.isnan(values)]
+    return float(trim_mean(values, 0.25)) if values.size else float("nan")
+
+
+def _json_float(x: float):
+    return None if x is None or not math.isfinite(float(x)) else float(x)
+
+
+def write_summary(path: Path, config: Config, grid: RunGrid, final_returns: np.ndarray, steps_per_second: float, extra: dict | None = None):
+    finite = final_returns[~np.isnan(final_returns)]
+    summary = {
+        "env": config.env_id,
+        "algo": config.algo,
+        "runs": [
+            {
+                "run": run.index,
+                "seed": run.seed,
+                "hparams": run.hparams.as_dict(),
+                "final_return": _json_float(final_returns[r]),
+            }
+            for r, run in enumerate(grid.runs)
+        ],
+        "final_return_median": _json_float(np.median(finite)) if finite.size else None,
+        "final_return_iqm": _json_float(iqm(final_returns)),
+        "env_steps_per_second": steps_per_second,
+    }
+    summary.update(extra or {})
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def progress_bar(total_env_steps: int) -> Progress:
+    """A rich progress bar over env steps (all runs together), with steps/s and the median return."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f} env steps"),
+        TextColumn("{task.fields[rate]} steps/s"),
+        TextColumn("median return {task.fields[median_return]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )

@@ -1,0 +1,148 @@
+"""GAE and the PPO / DeepMDP / Deep SPI objectives, as pure functions of arrays (the paper's notation).
+
+Deep SPI puts the world-model losses inside the clipped surrogate through the U-advantage
+`U_i = A_i - (alpha_R L_R,i + alpha_P L_P,i)`; DeepMDP adds their mean outside the trust region;
+PPO has no world model. Nothing is stop-gradiented: encoder, policy and world model move together.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+def gae(rewards, values, next_values, terminated, done, gamma, gae_lambda):
+    """Generalised advantage estimation over a rollout [T, N] -> (advantages, returns) [T, N].
+
+    `next_values` is V(s') of each transition's true successor, so truncated episodes bootstrap
+    from their final observation; only `terminated` zeroes the bootstrap, and `done` (terminated or
+    truncated) cuts the lambda-trace.
+    """
+    deltas = rewards + gamma * next_values * (1.0 - terminated) - values
+
+    def backward(next_advantage, step):
+        delta, done_t = step
+        advantage = delta + gamma * gae_lambda * (1.0 - done_t) * next_advantage
+        return advantage, advantage
+
+    _, advantages = jax.lax.scan(
+        backward, jnp.zeros_like(deltas[0]), (deltas, done.astype(deltas.dtype)), reverse=True
+    )
+    return advantages, advantages + values
+
+
+def smooth_l1(x, beta: float = 1.0):
+    """Elementwise smooth-L1 (Huber with threshold beta): quadratic near 0, linear beyond."""
+    abs_x = jnp.abs(x)
+    return jnp.where(abs_x < beta, 0.5 * x**2 / beta, abs_x - 0.5 * beta)
+
+
+def reward_loss(reward_pred, reward):
+    """L_R,i = smooth_l1(R_bar(z_i, a_i) - r_i)  [B]."""
+    return smooth_l1(reward_pred - reward)
+
+
+def transition_loss(next_latent_pred, next_latent, valid):
+    """L_P,i = sum over latent dims of smooth_l1(sample of P_bar(.|z_i,a_i) - z'_i), 0 where invalid  [B]."""
+    per_dim = smooth_l1(next_latent_pred - next_latent)
+    return jnp.sum(per_dim.reshape(per_dim.shape[0], -1), axis=-1) * valid
+
+
+def normalize(advantages):
+    """Minibatch-normalised advantages."""
+    return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+
+def u_advantage(advantages_norm, loss_r, loss_p, reward_coef, transition_coef):
+    """U_i = A_i - (alpha_R L_R,i + alpha_P L_P,i)."""
+    return advantages_norm - (reward_coef * loss_r + transition_coef * loss_p)
+
+
+def clipped_surrogate(advantage, rho, clip_coef):
+    """mean_i max(-U_i rho_i, -U_i clip(rho_i, 1-eps, 1+eps)): PPO's pessimistic surrogate (to minimise)."""
+    unclipped = -advantage * rho
+    clipped = -advantage * jnp.clip(rho, 1.0 - clip_coef, 1.0 + clip_coef)
+    return jnp.mean(jnp.maximum(unclipped, clipped))
+
+
+def masked_log_softmax(logits, action_mask):
+    masked = jnp.where(action_mask, logits, -1e9)
+    return jax.nn.log_softmax(masked, axis=-1)
+
+
+def entropy(log_probs):
+    """Mean policy entropy over the batch."""
+    return jnp.mean(-jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1))
+
+
+class LossInputs(NamedTuple):
+    """One minibatch of network outputs and rollout data, all [B] unless noted."""
+
+    log_probs: jax.Array  # [B, A], current policy, illegal actions masked
+    value: jax.Array
+    reward_pred: jax.Array
+    next_latent_pred: jax.Array  # [B, *z]
+    next_latent: jax.Array  # [B, *z]
+    action: jax.Array
+    old_log_prob: jax.Array
+    advantages: jax.Array
+    returns: jax.Array
+    reward: jax.Array
+    transition_valid: jax.Array
+
+
+class LossTerms(NamedTuple):
+    total: jax.Array
+    policy_loss: jax.Array
+    value_loss: jax.Array
+    entropy: jax.Array
+    reward_loss: jax.Array
+    transition_loss: jax.Array
+    approx_kl: jax.Array
+    clip_fraction: jax.Array
+    ratio_min: jax.Array
+    ratio_max: jax.Array
+
+
+def loss(algo: str, x: LossInputs, hp) -> LossTerms:
+    """The total loss of `algo` in {"deepspi", "deepmdp", "ppo"} on one minibatch, and its parts."""
+    log_prob = jnp.take_along_axis(x.log_probs, x.action[:, None], axis=-1)[:, 0]
+    log_rho = log_prob - x.old_log_prob
+    rho = jnp.exp(log_rho)
+    advantages = normalize(x.advantages)
+    valid = x.transition_valid.astype(rho.dtype)
+    loss_r = reward_loss(x.reward_pred, x.reward)
+    loss_p = transition_loss(x.next_latent_pred, x.next_latent, valid)
+
+    if algo == "deepspi":
+        policy_loss = clipped_surrogate(
+            u_advantage(advantages, loss_r, loss_p, hp.reward_coef, hp.transition_coef), rho, hp.clip_coef
+        )
+        auxiliary = 0.0
+    elif algo == "deepmdp":
+        policy_loss = clipped_surrogate(advantages, rho, hp.clip_coef)
+        auxiliary = jnp.mean(hp.reward_coef * loss_r + hp.transition_coef * loss_p)
+    elif algo == "ppo":
+        policy_loss = clipped_surrogate(advantages, rho, hp.clip_coef)
+        auxiliary = 0.0
+    else:
+        raise ValueError(f"unknown algo {algo!r}")
+
+    value_loss = 0.5 * jnp.mean((x.value - x.returns) ** 2)
+    ent = entropy(x.log_probs)
+    total = policy_loss + hp.vf_coef * value_loss - hp.ent_coef * ent + auxiliary
+    mean_loss_p = jnp.sum(loss_p) / jnp.maximum(jnp.sum(valid), 1.0)
+    return LossTerms(
+        total=total,
+        policy_loss=policy_loss,
+        value_loss=value_loss,
+        entropy=ent,
+        reward_loss=jnp.mean(loss_r),
+        transition_loss=mean_loss_p,
+        approx_kl=jnp.mean((rho - 1.0) - log_rho),
+        clip_fraction=jnp.mean((jnp.abs(rho - 1.0) > hp.clip_coef).astype(rho.dtype)),
+        ratio_min=jnp.min(rho),
+        ratio_max=jnp.max(rho),
+    )

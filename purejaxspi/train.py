@@ -1,0 +1,253 @@
+"""make_train(config, env): the whole training iteration as one pure, jittable function.
+
+One iteration reads top to bottom: `rollout -> advantages -> update`. Iterations are scanned in
+chunks, and the chunk is vmapped once over the run axis (seeds x hyperparameter settings); the host
+sees the program only between chunks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from purejaxspi import objectives
+from purejaxspi.config import Config, HParams
+from purejaxspi.envs.base import BatchedEnv, Timestep
+from purejaxspi.networks import Agent
+
+
+class RunState(NamedTuple):
+    """Everything one run carries from iteration to iteration."""
+
+    params: Any
+    spectral: Any  # power-iteration vectors of the spectrally normalised layers
+    adam_state: Any
+    env_state: Any
+    obs: jax.Array  # [N, *obs]
+    action_mask: jax.Array  # [N, A]
+    key: jax.Array
+    iteration: jax.Array
+
+
+class Transition(NamedTuple):
+    """One rollout step for all envs; stacked by the scan to [T, N, ...]."""
+
+    obs: jax.Array
+    action_mask: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    timestep: Timestep
+
+
+METRIC_NAMES = (
+    "episode_return_sum",
+    "episode_length_sum",
+    "episode_count",
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "reward_loss",
+    "transition_loss",
+    "approx_kl",
+    "clip_fraction",
+    "ratio_min",
+    "ratio_max",
+    "learning_rate",
+    "total_loss",
+)
+
+
+class Trainer(NamedTuple):
+    """The pure functions of one training program (all vmapped over runs, not yet jitted).
+
+    init(keys [R], hparams [R]) -> RunState [R]
+    train_chunk(state [R], hparams [R], num_iterations) -> (state [R], metrics {name: [R, num_iterations]})
+    train(keys [R], hparams [R]) -> (state [R], metrics {name: [R, config.num_iterations]})
+    """
+
+    config: Config
+    agent: Agent
+    init: Callable
+    train_chunk: Callable
+    train: Callable
+
+
+def make_train(config: Config, env: BatchedEnv) -> Trainer:
+    spec = env.spec
+    agent = Agent(
+        family=spec.family,
+        num_actions=spec.num_actions,
+        world_model=config.world_model,
+        density=config.density,
+        num_components=config.num_components,
+        lipschitz=config.lipschitz,
+    )
+    adam = optax.scale_by_adam(eps=1e-5)
+
+    def policy(params, spectral, obs, action_mask):
+        logits, value = agent.apply({"params": params, "spectral": spectral}, obs)
+        return objectives.masked_log_softmax(logits, action_mask), value
+
+    def init_run(key, hp: HParams) -> RunState:
+        del hp
+        net_key, env_key, sample_key, run_key = jax.random.split(key, 4)
+        env_state, obs, action_mask = env.reset(env_key)
+        dummy_action = jnp.zeros((obs.shape[0],), jnp.int32)
+        variables = agent.init(net_key, obs, dummy_action, sample_key, method=Agent.init_all)
+        params, spectral = variables["params"], variables.get("spectral", {})
+        return RunState(params, spectral, adam.init(params), env_state, obs, action_mask, run_key, jnp.int32(0))
+
+    # ---- rollout: num_steps env steps of the current policy --------------------------------------
+    def rollout(state: RunState):
+        def env_step(carry, _):
+            env_state, obs, action_mask, key = carry
+            key, action_key, step_key = jax.random.split(key, 3)
+            log_probs, value = policy(state.params, state.spectral, obs, action_mask)
+            action = jax.random.categorical(action_key, log_probs)
+            log_prob = jnp.take_along_axis(log_probs, action[:, None], axis=-1)[:, 0]
+            env_state, timestep = env.step(env_state, action, step_key)
+            transition = Transition(obs, action_mask, action, log_prob, value, timestep)
+            return (env_state, timestep.obs, timestep.action_mask, key), transition
+
+        carry = (state.env_state, state.obs, state.action_mask, state.key)
+        (env_state, obs, action_mask, key), traj = jax.lax.scan(env_step, carry, None, config.num_steps)
+        return state._replace(env_state=env_state, obs=obs, action_mask=action_mask, key=key), traj
+
+    # ---- advantages: GAE with V(s') of the true successor ------------------------------------------
+    def advantages(state: RunState, traj: Transition, hp: HParams):
+        ts = traj.timestep
+        flat_next = ts.next_obs.reshape((-1,) + ts.next_obs.shape[2:])
+        _, next_values = agent.apply({"params": state.params, "spectral": state.spectral}, flat_next)
+        next_values = next_values.reshape(ts.reward.shape)
+        return objectives.gae(
+            ts.reward,
+            traj.value,
+            next_values,
+            ts.terminated.astype(jnp.float32),
+            ts.episode_done.astype(jnp.float32),
+            hp.gamma,
+            hp.gae_lambda,
+        )
+
+    # ---- update: update_epochs x num_minibatches gradient steps ------------------------------------
+    def minibatch_loss(params, spectral, batch, hp: HParams, key):
+        obs, next_obs = batch["obs"], batch["next_obs"]
+        variables = {"params": params, "spectral": spectral}
+        if config.world_model:
+            out, mutated = agent.apply(
+                variables, obs, batch["action"], next_obs, key,
+                method=Agent.with_world_model, mutable=["spectral"],
+            )
+            reward_pred, next_latent_pred, next_latent = out.reward_pred, out.next_latent_pred, out.next_latent
+            logits, value = out.logits, out.value
+            spectral = mutated["spectral"]
+        else:
+            logits, value = agent.apply(variables, obs)
+            reward_pred, next_latent_pred = batch["reward"], jnp.zeros((obs.shape[0], 1))
+            next_latent = next_latent_pred
+        inputs = objectives.LossInputs(
+            log_probs=objectives.masked_log_softmax(logits, batch["action_mask"]),
+            value=value,
+            reward_pred=reward_pred,
+            next_latent_pred=next_latent_pred,
+            next_latent=next_latent,
+            action=batch["action"],
+            old_log_prob=batch["log_prob"],
+            advantages=batch["advantages"],
+            returns=batch["returns"],
+            reward=batch["reward"],
+            transition_valid=batch["transition_valid"],
+        )
+        terms = objectives.loss(config.algo, inputs, hp)
+        return terms.total, (terms, spectral)
+
+    def update(state: RunState, traj: Transition, adv, returns, hp: HParams):
+        ts = traj.timestep
+        batch = {
+            "obs": traj.obs,
+            "next_obs": ts.next_obs,
+            "action": traj.action,
+            "action_mask": traj.action_mask,
+            "log_prob": traj.log_prob,
+            "advantages": adv,
+            "returns": returns,
+            "reward": ts.reward,
+            "transition_valid": ts.transition_valid,
+        }
+        batch = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
+        learning_rate = hp.learning_rate * (1.0 - state.iteration / config.num_iterations)
+        grad_fn = jax.value_and_grad(minibatch_loss, has_aux=True)
+
+        def sgd_step(carry, minibatch):
+            params, spectral, adam_state, key = carry
+            key, sample_key = jax.random.split(key)
+            (_, (terms, spectral)), grads = grad_fn(params, spectral, minibatch, hp, sample_key)
+            grads = _clip_by_global_norm(grads, hp.max_grad_norm)
+            updates, adam_state = adam.update(grads, adam_state)
+            params = optax.apply_updates(params, jax.tree.map(lambda u: -learning_rate * u, updates))
+            return (params, spectral, adam_state, key), terms
+
+        def epoch(carry, _):
+            params, spectral, adam_state, key = carry
+            key, perm_key = jax.random.split(key)
+            perm = jax.random.permutation(perm_key, config.batch_size)
+            minibatches = jax.tree.map(
+                lambda x: x[perm].reshape((config.num_minibatches, config.minibatch_size) + x.shape[1:]), batch
+            )
+            return jax.lax.scan(sgd_step, (params, spectral, adam_state, key), minibatches)
+
+        carry = (state.params, state.spectral, state.adam_state, state.key)
+        (params, spectral, adam_state, key), terms = jax.lax.scan(epoch, carry, None, config.update_epochs)
+        state = state._replace(params=params, spectral=spectral, adam_state=adam_state, key=key)
+        return state, terms, learning_rate
+
+    # ---- one iteration -----------------------------------------------------------------------------
+    def iteration(state: RunState, hp: HParams):
+        state, traj = rollout(state)
+        adv, returns = advantages(state, traj, hp)
+        state, terms, learning_rate = update(state, traj, adv, returns, hp)
+        state = state._replace(iteration=state.iteration + 1)
+        return state, _iteration_metrics(traj.timestep, terms, learning_rate)
+
+    def train_chunk_run(state: RunState, hp: HParams, num_iterations: int):
+        return jax.lax.scan(lambda s, _: iteration(s, hp), state, None, num_iterations)
+
+    init = jax.vmap(init_run)
+
+    def train_chunk(states, hparams, num_iterations: int):
+        return jax.vmap(lambda s, h: train_chunk_run(s, h, num_iterations))(states, hparams)
+
+    def train(keys, hparams):
+        return train_chunk(init(keys, hparams), hparams, config.num_iterations)
+
+    return Trainer(config, agent, init, train_chunk, train)
+
+
+def _clip_by_global_norm(grads, max_norm):
+    norm = optax.global_norm(grads)
+    scale = jnp.minimum(1.0, max_norm / (norm + 1e-12))
+    return jax.tree.map(lambda g: g * scale, grads)
+
+
+def _iteration_metrics(ts: Timestep, terms: objectives.LossTerms, learning_rate) -> dict[str, jax.Array]:
+    done = ts.episode_done.astype(jnp.float32)
+    return {
+        "episode_return_sum": jnp.sum(ts.episode_return * done),
+        "episode_length_sum": jnp.sum(ts.episode_length * done),
+        "episode_count": jnp.sum(done),
+        "policy_loss": terms.policy_loss.mean(),
+        "value_loss": terms.value_loss.mean(),
+        "entropy": terms.entropy.mean(),
+        "reward_loss": terms.reward_loss.mean(),
+        "transition_loss": terms.transition_loss.mean(),
+        "approx_kl": terms.approx_kl.mean(),
+        "clip_fraction": terms.clip_fraction.mean(),
+        "ratio_min": terms.ratio_min.min(),
+        "ratio_max": terms.ratio_max.max(),
+        "learning_rate": learning_rate,
+        "total_loss": terms.total.mean(),
+    }
