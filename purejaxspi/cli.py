@@ -55,7 +55,7 @@ class TrainArgs:
     """alpha_R: weight of the reward-model loss L_R."""
     transition_coef: Optional[tuple[float, ...]] = None
     """alpha_P: weight of the transition-model loss L_P."""
-    density: str = "mixture"
+    density: Optional[str] = None
     """Transition density: deterministic, normal or mixture (of 5 diagonal Gaussians)."""
     lipschitz: bool = True
     """Spectral normalisation + GroupSort in the world model."""
@@ -91,7 +91,7 @@ def resolve(args: TrainArgs) -> tuple[Config, dict[str, list[float]]]:
         num_minibatches=pick(args.num_minibatches, preset.num_minibatches),
         update_epochs=pick(args.update_epochs, preset.update_epochs),
         total_timesteps=pick(args.total_timesteps, preset.total_timesteps),
-        density=args.density,
+        density=pick(args.density, preset.density),
         lipschitz=args.lipschitz,
     )
     grid = {

@@ -28,9 +28,10 @@ CSV_METRICS = (
     "ratio_max",
     "learning_rate",
 )
+# The run's hyperparameter settings are `hp_<name>`; `learning_rate` is the annealed rate in use.
 CSV_COLUMNS = (
     ("run", "seed")
-    + HPARAM_NAMES
+    + tuple(f"hp_{n}" for n in HPARAM_NAMES)
     + ("iteration", "env_steps", "episodic_return", "episode_length", "episodes")
     + CSV_METRICS
     + ("spi_condition",)

@@ -248,6 +248,9 @@ class Agent(nn.Module):
     def setup(self):
         self.encoder = ENCODERS[self.family]()
         self.torso = _dense(TORSO_WIDTH[self.family], math.sqrt(2))
+        # Vector envs: the critic gets its own hidden layer on z, so the value loss (returns in the
+        # hundreds on CartPole) does not swamp the policy's features in a tiny shared torso.
+        self.critic_torso = _dense(TORSO_WIDTH[self.family], math.sqrt(2)) if self.family == "vector" else None
         self.actor = _dense(self.num_actions, 0.01)
         self.critic = _dense(1, 1.0)
         if self.world_model:
@@ -260,8 +263,10 @@ class Agent(nn.Module):
             )
 
     def _policy_value(self, z):
-        h = z.reshape(z.shape[0], -1)
-        h = nn.tanh(self.torso(h)) if self.family == "vector" else nn.relu(self.torso(h))
+        flat = z.reshape(z.shape[0], -1)
+        if self.critic_torso is not None:
+            return self.actor(nn.tanh(self.torso(flat))), self.critic(nn.tanh(self.critic_torso(flat)))[:, 0]
+        h = nn.relu(self.torso(flat))
         return self.actor(h), self.critic(h)[:, 0]
 
     def __call__(self, obs):

@@ -1,0 +1,88 @@
+"""The command line: bad input exits 2 with one line before compiling; a small run writes its outputs."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from purejaxspi.logging import CSV_COLUMNS
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "purejaxspi.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--env", "Cartpole-v1"], "CartPole-v1"),
+        (["--env", "Breakout-Minatar"], "Breakout-MinAtar"),
+        (["--algo", "sac"], "unknown algo"),
+        (["--env", "CartPole-v1", "--num-envs", "3", "--num-steps", "5", "--num-minibatches", "4"], "not divisible"),
+        (["--env", "CartPole-v1", "--num-envs", "0"], "--num-envs must be positive"),
+        (["--env", "CartPole-v1", "--update-epochs", "-1"], "--update-epochs must be positive"),
+        (["--env", "CartPole-v1", "--reward-coef", "0.1", "-0.5"], "--reward-coef must be finite and non-negative"),
+        (["--env", "CartPole-v1", "--transition-coef", "nan"], "--transition-coef must be finite"),
+        (["--env", "CartPole-v1", "--learning-rate", "inf"], "--learning-rate must be finite"),
+        (["--env", "CartPole-v1", "--gamma", "1.5"], "--gamma must lie in [0, 1]"),
+        (["--env", "CartPole-v1", "--num-seeds", "0"], "--num-seeds must be positive"),
+        (["--env", "CartPole-v1", "--density", "beta"], "unknown density"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
+    result = cli("train", *args, "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert not (tmp_path / "run").exists()  # refused before anything was written or compiled
+
+
+def test_envs_lists_every_backend():
+    result = cli("envs", "--json")
+    ids = json.loads(result.stdout)
+    assert "CartPole-v1" in ids["gymnax"] and "Breakout-MinAtar" in ids["gymnax"]
+    assert "pgx/2048" in ids["pgx"] and "pgx/minatar-breakout" in ids["pgx"]
+
+
+def test_unknown_command_exits_2():
+    result = cli("fly")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_train_writes_config_metrics_and_summary(tmp_path):
+    out = tmp_path / "run"
+    result = cli("train", "--env", "CartPole-v1", "--num-seeds", "2", "--learning-rate", "0.001", "0.003",
+                 "--num-envs", "4", "--num-steps", "32", "--total-timesteps", "1280", "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["num_runs"] == 4 and config["varied"] == ["learning_rate"]
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert tuple(rows[0].keys()) == CSV_COLUMNS
+    assert len(rows) == 4 * 10  # one row per run per iteration
+    assert {r["run"] for r in rows} == {"0", "1", "2", "3"}
+    assert {(r["seed"], r["hp_learning_rate"]) for r in rows} == {("0", "0.001"), ("1", "0.001"), ("0", "0.003"), ("1", "0.003")}
+    lr = [float(r["learning_rate"]) for r in rows if r["run"] == "0"]
+    assert lr[0] == pytest.approx(0.001) and lr[-1] < lr[0]  # annealed per run
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env"] == "CartPole-v1" and summary["algo"] == "deepspi"
+    assert [r["run"] for r in summary["runs"]] == [0, 1, 2, 3]
+    for key in ("final_return_median", "final_return_iqm", "env_steps_per_second"):
+        assert key in summary
+    # final_return: mean return of episodes that ended in the last 10% of the run's env steps
+    last = [r for r in rows if r["run"] == "1" and int(r["env_steps"]) > 0.9 * 1280]
+    total = sum(float(r["episodic_return"]) * int(r["episodes"]) for r in last if r["episodes"] != "0")
+    count = sum(int(r["episodes"]) for r in last)
+    assert summary["runs"][1]["final_return"] == pytest.approx(total / count, rel=1e-5)
+
+
+def test_non_finite_loss_stops_and_keeps_metrics(tmp_path):
+    out = tmp_path / "run"
+    result = cli("train", "--env", "CartPole-v1", "--num-seeds", "1", "--learning-rate", "1e30",
+                 "--max-grad-norm", "1e30", "--num-envs", "4", "--num-steps", "32", "--total-timesteps", "2560",
+                 "--chunk-iterations", "2", "--out", str(out), "--quiet")
+    assert result.returncode == 1
+    assert "non-finite loss in run 0" in result.stderr and "iteration" in result.stderr
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert 0 < len(rows) < 20

@@ -1,0 +1,145 @@
+"""objectives.py against numpy references and hand-computed values."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from purejaxspi import objectives
+from purejaxspi.config import HParams
+
+
+def numpy_gae(rewards, values, next_values, terminated, done, gamma, lam):
+    T, N = rewards.shape
+    adv = np.zeros((T, N))
+    running = np.zeros(N)
+    for t in reversed(range(T)):
+        delta = rewards[t] + gamma * next_values[t] * (1 - terminated[t]) - values[t]
+        running = delta + gamma * lam * (1 - done[t]) * running
+        adv[t] = running
+    return adv, adv + values
+
+
+def test_gae_matches_numpy_loop_with_terminations_and_truncations():
+    rng = np.random.default_rng(0)
+    T, N = 17, 5
+    rewards = rng.normal(size=(T, N))
+    values = rng.normal(size=(T, N))
+    next_values = rng.normal(size=(T, N))
+    terminated = (rng.random((T, N)) < 0.1).astype(float)
+    truncated = ((rng.random((T, N)) < 0.1) & (terminated == 0)).astype(float)
+    done = np.maximum(terminated, truncated)
+    adv, ret = objectives.gae(*(jnp.asarray(x, jnp.float32) for x in (rewards, values, next_values, terminated, done)), 0.97, 0.9)
+    ref_adv, ref_ret = numpy_gae(rewards, values, next_values, terminated, done, 0.97, 0.9)
+    np.testing.assert_allclose(adv, ref_adv, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ret, ref_ret, rtol=1e-5, atol=1e-5)
+
+
+def test_truncation_bootstraps_and_termination_does_not():
+    # one step, value of successor 10: truncated keeps gamma*10, terminated drops it
+    r, v, nv = jnp.zeros((1, 2)), jnp.zeros((1, 2)), jnp.full((1, 2), 10.0)
+    term = jnp.array([[1.0, 0.0]])
+    done = jnp.array([[1.0, 1.0]])
+    adv, _ = objectives.gae(r, v, nv, term, done, 0.9, 0.95)
+    np.testing.assert_allclose(adv, [[0.0, 9.0]], atol=1e-6)
+
+
+def test_smooth_l1_values():
+    x = jnp.array([-3.0, -0.5, 0.0, 0.2, 2.0])
+    np.testing.assert_allclose(objectives.smooth_l1(x), [2.5, 0.125, 0.0, 0.02, 1.5], atol=1e-7)
+
+
+HP = HParams(learning_rate=1e-3, clip_coef=0.2, ent_coef=0.01, vf_coef=0.5, gamma=0.99,
+             gae_lambda=0.95, max_grad_norm=0.5, reward_coef=0.1, transition_coef=0.05)
+
+
+def tiny_inputs():
+    log_probs = jnp.log(jnp.array([[0.5, 0.5], [0.2, 0.8], [0.9, 0.1], [0.6, 0.4]]))
+    return objectives.LossInputs(
+        log_probs=log_probs,
+        value=jnp.array([1.0, 0.0, 2.0, -1.0]),
+        reward_pred=jnp.array([0.5, 1.0, 0.0, 3.0]),
+        next_latent_pred=jnp.array([[0.0, 0.5], [2.0, 0.0], [1.0, 1.0], [0.0, 0.0]]),
+        next_latent=jnp.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.0, 4.0]]),
+        action=jnp.array([0, 1, 0, 1]),
+        old_log_prob=jnp.log(jnp.array([0.4, 0.8, 0.5, 0.5])),
+        advantages=jnp.array([1.0, -1.0, 2.0, 0.0]),
+        returns=jnp.array([2.0, 0.0, 1.0, 1.0]),
+        reward=jnp.array([0.0, 1.0, 0.0, 1.0]),
+        transition_valid=jnp.array([True, True, True, False]),
+    )
+
+
+def hand_terms(x, algo):
+    """The three objectives written out in numpy, sample by sample."""
+    lp = np.asarray(x.log_probs)
+    a = np.asarray(x.action)
+    rho = np.exp(lp[np.arange(4), a] - np.asarray(x.old_log_prob))
+    adv = np.asarray(x.advantages)
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    d_r = np.asarray(x.reward_pred) - np.asarray(x.reward)
+    huber = lambda d: np.where(np.abs(d) < 1, 0.5 * d**2, np.abs(d) - 0.5)
+    l_r = huber(d_r)
+    l_p = huber(np.asarray(x.next_latent_pred) - np.asarray(x.next_latent)).sum(-1) * np.asarray(x.transition_valid)
+    u = adv - (HP.reward_coef * l_r + HP.transition_coef * l_p) if algo == "deepspi" else adv
+    eps = HP.clip_coef
+    pg = np.mean(np.maximum(-u * rho, -u * np.clip(rho, 1 - eps, 1 + eps)))
+    v = 0.5 * np.mean((np.asarray(x.value) - np.asarray(x.returns)) ** 2)
+    ent = np.mean(-(np.exp(lp) * lp).sum(-1))
+    aux = np.mean(HP.reward_coef * l_r + HP.transition_coef * l_p) if algo == "deepmdp" else 0.0
+    return pg + HP.vf_coef * v - HP.ent_coef * ent + aux, pg, l_r.mean(), l_p.sum() / 3
+
+
+@pytest.mark.parametrize("algo", ["deepspi", "deepmdp", "ppo"])
+def test_objectives_match_hand_computation(algo):
+    x = tiny_inputs()
+    terms = objectives.loss(algo, x, HP)
+    total, pg, l_r, l_p = hand_terms(x, algo)
+    np.testing.assert_allclose(terms.total, total, rtol=1e-5)
+    np.testing.assert_allclose(terms.policy_loss, pg, rtol=1e-5)
+    np.testing.assert_allclose(terms.reward_loss, l_r, rtol=1e-6)
+    np.testing.assert_allclose(terms.transition_loss, l_p, rtol=1e-6)
+
+
+def test_the_three_objectives_differ_when_the_world_model_errs():
+    x = tiny_inputs()
+    totals = {a: float(objectives.loss(a, x, HP).total) for a in ("deepspi", "deepmdp", "ppo")}
+    assert len({round(t, 6) for t in totals.values()}) == 3
+
+
+def test_deepspi_with_zero_alphas_is_ppo_exactly():
+    x = tiny_inputs()
+    hp0 = HP.replace(reward_coef=0.0, transition_coef=0.0)
+
+    def total(log_probs, algo):
+        return objectives.loss(algo, x._replace(log_probs=log_probs), hp0).total
+
+    assert float(total(x.log_probs, "deepspi")) == float(total(x.log_probs, "ppo"))
+    g_spi = jax.grad(total)(x.log_probs, "deepspi")
+    g_ppo = jax.grad(total)(x.log_probs, "ppo")
+    np.testing.assert_array_equal(g_spi, g_ppo)
+
+
+def test_deepspi_world_model_gradient_is_weighted_by_the_ratio():
+    # inside the surrogate, dpg/dL_R,i = alpha_R * w_i / B with w_i the active branch's (clipped) ratio
+    x = tiny_inputs()
+
+    def total(reward_pred):
+        return objectives.loss("deepspi", x._replace(reward_pred=reward_pred), HP).policy_loss
+
+    g = np.asarray(jax.grad(total)(x.reward_pred))
+    lp = np.asarray(x.log_probs)
+    rho = np.exp(lp[np.arange(4), np.asarray(x.action)] - np.asarray(x.old_log_prob))
+    adv = np.asarray(x.advantages)
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    d = np.asarray(x.reward_pred) - np.asarray(x.reward)
+    huber_grad = np.clip(d, -1, 1)
+    l_r = np.where(np.abs(d) < 1, 0.5 * d**2, np.abs(d) - 0.5)
+    l_p = np.where(np.abs(np.asarray(x.next_latent_pred) - np.asarray(x.next_latent)) < 1,
+                   0.5 * (np.asarray(x.next_latent_pred) - np.asarray(x.next_latent)) ** 2,
+                   np.abs(np.asarray(x.next_latent_pred) - np.asarray(x.next_latent)) - 0.5).sum(-1) * np.asarray(x.transition_valid)
+    u = adv - HP.reward_coef * l_r - HP.transition_coef * l_p
+    clipped = np.clip(rho, 1 - HP.clip_coef, 1 + HP.clip_coef)
+    w = np.where(-u * rho >= -u * clipped, rho, clipped)
+    np.testing.assert_allclose(g, HP.reward_coef * w * huber_grad / 4, rtol=1e-5, atol=1e-8)
+    assert np.count_nonzero(g) == 2  # samples 1 and 2 predict their rewards exactly
