@@ -112,7 +112,8 @@ class TransitionParams(NamedTuple):
 def select_action(x: jax.Array, action: jax.Array, num_actions: int) -> jax.Array:
     """Pick each sample's taken-action slice of an all-actions output [B, A, ...] by one-hot contraction."""
     one_hot = jax.nn.one_hot(action, num_actions, dtype=x.dtype)
-    return jnp.einsum("ba,ba...->b...", one_hot, x)
+    one_hot = one_hot.reshape(one_hot.shape + (1,) * (x.ndim - 2))
+    return jnp.sum(one_hot * x, axis=1)
 
 
 class TransitionModel(nn.Module):
@@ -185,7 +186,7 @@ class ActionSlicedConv(nn.Module):
         kernel, bias = dense.weights(patches.shape[-1])
         kernel = kernel.reshape(-1, self.num_actions, self.features)
         bias = bias.reshape(self.num_actions, self.features)
-        per_sample_kernel = jnp.einsum("ba,pao->bpo", one_hot, kernel)
+        per_sample_kernel = jnp.sum(one_hot[:, None, :, None] * kernel[None], axis=2)  # [B, P, F]
         per_sample_bias = one_hot @ bias
         return jnp.einsum("bhwp,bpo->bhwo", patches, per_sample_kernel) + per_sample_bias[:, None, None, :]
 
