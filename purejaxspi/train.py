@@ -228,7 +228,7 @@ def make_train(config: Config, env: BatchedEnv) -> Trainer:
 
 
 def _clip_by_global_norm(grads, max_norm):
-    norm = optax.global_norm(grads)
+    norm = optax.tree.norm(grads)
     scale = jnp.minimum(1.0, max_norm / (norm + 1e-12))
     return jax.tree.map(lambda g: g * scale, grads)
 
