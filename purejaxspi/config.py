@@ -105,13 +105,14 @@ PRESETS = {
             gae_lambda=0.95, max_grad_norm=0.5, reward_coef=0.01, transition_coef=0.0005,
         ),
     ),
-    # MinAtar (gymnax and pgx): small conv trunk.
+    # MinAtar (gymnax and pgx): small conv trunk. The budget is a CPU smoke test (the default job:
+    # 16 seeds in about 5 minutes on 2 cores); pass --total-timesteps for real runs.
     "minatar": Preset(
-        num_envs=64,
+        num_envs=32,
         num_steps=32,
         num_minibatches=4,
         update_epochs=4,
-        total_timesteps=50_000,
+        total_timesteps=24_576,
         # The paper's mixture head over an 8x8x16 latent costs ~4x the deterministic one on a CPU;
         # `--density mixture` restores it.
         density="deterministic",
