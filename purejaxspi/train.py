@@ -43,24 +43,6 @@ class Transition(NamedTuple):
     timestep: Timestep
 
 
-METRIC_NAMES = (
-    "episode_return_sum",
-    "episode_length_sum",
-    "episode_count",
-    "policy_loss",
-    "value_loss",
-    "entropy",
-    "reward_loss",
-    "transition_loss",
-    "approx_kl",
-    "clip_fraction",
-    "ratio_min",
-    "ratio_max",
-    "learning_rate",
-    "total_loss",
-)
-
-
 class Trainer(NamedTuple):
     """The pure functions of one training program (all vmapped over runs, not yet jitted).
 
