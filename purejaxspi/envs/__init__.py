@@ -5,12 +5,13 @@ from __future__ import annotations
 import difflib
 
 from purejaxspi.envs.base import BatchedEnv, EnvSpec, Timestep
+from purejaxspi.envs.confounding import CONFOUNDING_IDS
 from purejaxspi.envs.gymnax import GYMNAX_IDS
 from purejaxspi.envs.pgx import PGX_IDS
 
 
 def env_ids_by_backend() -> dict[str, tuple[str, ...]]:
-    return {"gymnax": GYMNAX_IDS, "pgx": PGX_IDS}
+    return {"gymnax": GYMNAX_IDS, "pgx": PGX_IDS, "grid": CONFOUNDING_IDS}
 
 
 def all_env_ids() -> tuple[str, ...]:
@@ -37,6 +38,10 @@ def make_env(env_id: str, num_envs: int) -> BatchedEnv:
         from purejaxspi.envs import gymnax
 
         return gymnax.make(env_id, num_envs)
+    if backend == "grid":
+        from purejaxspi.envs import confounding
+
+        return confounding.make(env_id, num_envs)
     from purejaxspi.envs import pgx
 
     return pgx.make(env_id, num_envs)
@@ -48,6 +53,6 @@ __all__ = ["BatchedEnv", "EnvSpec", "Timestep", "make_env", "check_env_id", "all
 def family_of(env_id: str) -> str:
     """The observation family of an env id (vector, minatar, atari, grid), without building the env."""
     backend = check_env_id(env_id)
-    if backend == "pgx" or env_id.endswith("-MinAtar") or env_id == "Pong-misc":
+    if backend in ("pgx", "grid") or env_id.endswith("-MinAtar") or env_id == "Pong-misc":
         return "minatar"
     return "vector"

@@ -1,0 +1,161 @@
+"""ConfoundingGrid-v0: the exact tables reproduce the paper's values and the stepping env obeys them."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from purejaxspi.envs import check_env_id, env_ids_by_backend, family_of, make_env
+from purejaxspi.envs import confounding as cg
+
+T = cg.tables()
+S = T["P"].shape[0]
+
+
+def deterministic_policy(up_at=()):
+    """RIGHT everywhere except UP at the given states."""
+    pi = np.zeros((S, cg.NUM_ACTIONS))
+    pi[:, cg.RIGHT] = 1.0
+    for s in up_at:
+        pi[s] = np.eye(cg.NUM_ACTIONS)[cg.UP]
+    return pi
+
+
+def start_value(pi):
+    return float(cg.policy_value(T["P"], T["R"], T["terminal"], pi, cg.GAMMA)[T["start"]])
+
+
+def test_layout_and_tables_shape():
+    assert S == 16
+    assert T["P"].shape == (16, 4, 16) and T["R"].shape == (16, 4)
+    np.testing.assert_allclose(T["P"].sum(axis=2), 1.0, atol=1e-12)
+    assert tuple(T["coords"][T["start"]]) == (2, 0)
+    assert tuple(T["coords"][T["top_star"]]) == (1, 5)
+    assert tuple(T["coords"][T["bottom_star"]]) == (3, 5)
+    assert T["terminal"].sum() == 4  # G, F and both W cells
+
+
+@pytest.mark.parametrize(
+    "up_at, expected",
+    [((), 4.8035), (("top_star", "bottom_star"), -1.0880), (("top_star",), 8.0103)],
+)
+def test_exact_values_match_the_paper(up_at, expected):
+    pi = deterministic_policy([T[name] for name in up_at])
+    assert start_value(pi) == pytest.approx(expected, abs=1e-3)
+
+
+def test_policy_value_is_jittable():
+    pi = deterministic_policy([T["top_star"]])
+    v = jax.jit(cg.policy_value, static_argnums=4)(T["P"], T["R"], T["terminal"], pi, cg.GAMMA)
+    assert float(v[T["start"]]) == pytest.approx(8.0103, abs=1e-3)
+
+
+def test_registry():
+    assert env_ids_by_backend()["grid"] == ("ConfoundingGrid-v0", "ConfoundingGrid-v0-84")
+    for env_id in cg.CONFOUNDING_IDS:
+        assert check_env_id(env_id) == "grid"
+        assert family_of(env_id) == "minatar"
+
+
+def step_from(env, s, a, key):
+    """One batched step of every env from state `s` with action `a`."""
+    n = env.num_envs
+    state, _, _ = env.reset(jax.random.PRNGKey(0))
+    env_state = (jnp.full((n,), s, jnp.int32), jnp.zeros((n,), jnp.int32))
+    state = state._replace(env_state=env_state)
+    return env.step(state, jnp.full((n,), a, jnp.int32), key)
+
+
+def test_stepping_agrees_with_tables():
+    env = make_env("ConfoundingGrid-v0", 512)
+    step = jax.jit(step_from, static_argnums=0)
+    obs_all = np.asarray(cg.observations())
+    for s in range(S):
+        if T["terminal"][s]:
+            continue
+        for a in range(cg.NUM_ACTIONS):
+            _, ts = step(env, s, a, jax.random.PRNGKey(10 * s + a))
+            # the true successor is identified by its rendered frame (one frame per state)
+            nxt = np.asarray(ts.next_obs)
+            dist = np.abs(nxt[:, None] - obs_all[None]).max(axis=(2, 3, 4))
+            idx = dist.argmin(axis=1)
+            assert dist.min(axis=1).max() < 1e-6
+            support = set(np.flatnonzero(T["P"][s, a] > 0))
+            assert set(idx) == support  # with 512 samples both @ successors appear
+            np.testing.assert_allclose(np.asarray(ts.reward), T["R"][s, a], rtol=1e-6)
+            np.testing.assert_array_equal(np.asarray(ts.terminated), T["terminal"][idx])
+            if len(support) == 2:  # the hazard's epsilon split
+                top = (idx == top_successor(support)).mean()
+                assert abs(top - (1 - cg.EPSILON)) < 0.06
+
+
+def top_successor(support):
+    """The top-corridor successor among the hazard's two."""
+    return next(i for i in support if T["coords"][i][0] == 1)
+
+
+def test_star_observations_differ_only_by_the_agent():
+    for env_id in cg.CONFOUNDING_IDS:
+        obs = np.asarray(cg.observations(env_id))
+        top, bottom = obs[T["top_star"]], obs[T["bottom_star"]]
+        agent = 1.0
+        assert not np.array_equal(top, bottom)
+        no_agent = (top != agent) & (bottom != agent)
+        np.testing.assert_array_equal(top[no_agent], bottom[no_agent])
+        differ = top != bottom
+        assert np.all((top[differ] == agent) | (bottom[differ] == agent))
+
+
+def test_grey_levels():
+    assert cg.GREY["G"] == cg.GREY["F"]
+    distinct = {k: v for k, v in cg.GREY.items() if k != "F"}
+    assert len(set(distinct.values())) == len(distinct)
+    assert cg.AGENT_GREY not in cg.GREY.values()
+    bg = cg.background()
+    (gr, gc), (fr, fc) = (0, 5), (2, 5)
+    assert bg[gr * 3, gc * 3] == bg[fr * 3, fc * 3] == cg.GREY["G"]
+
+
+def test_obs_shapes():
+    assert make_env("ConfoundingGrid-v0", 2).spec.obs_shape == (15, 24, 1)
+    assert make_env("ConfoundingGrid-v0-84", 2).spec.obs_shape == (84, 84, 1)
+    assert cg.observations("ConfoundingGrid-v0-84").shape == (16, 84, 84, 1)
+    # every observation has exactly one agent region and they are all distinct
+    obs = np.asarray(cg.observations()).reshape(S, -1)
+    assert (obs == 1.0).sum(axis=1).tolist() == [1] * S
+    assert len({o.tobytes() for o in obs}) == S
+    big = np.asarray(cg.observations("ConfoundingGrid-v0-84")).reshape(S, -1)
+    assert np.all((big == 1.0).sum(axis=1) >= 1)  # upscaling keeps the agent visible
+    assert len({o.tobytes() for o in big}) == S
+
+
+def test_time_limit_truncates():
+    env = make_env("ConfoundingGrid-v0", 4)
+    step = jax.jit(env.step)
+    state, obs, _ = env.reset(jax.random.PRNGKey(0))
+    left = jnp.full((4,), cg.LEFT, jnp.int32)  # self-loop at the start forever
+    key = jax.random.PRNGKey(1)
+    for t in range(cg.TIME_LIMIT):
+        key, sub = jax.random.split(key)
+        state, ts = step(state, left, sub)
+        last = t == cg.TIME_LIMIT - 1
+        assert bool(ts.truncated.all()) == last and not bool(ts.terminated.any())
+    assert np.all(np.asarray(ts.episode_length) == cg.TIME_LIMIT)
+    assert np.all(np.asarray(state.env_state[1]) == 0)  # auto-reset after truncation
+
+
+def test_make_env_jit_step_runs_an_episode():
+    env = make_env("ConfoundingGrid-v0", 4)
+    state, obs, mask = env.reset(jax.random.PRNGKey(0))
+    assert obs.shape == (4, 15, 24, 1) and mask.shape == (4, 4) and bool(mask.all())
+    step = jax.jit(env.step)
+    right = jnp.full((4,), cg.RIGHT, jnp.int32)
+    returns = []
+    key = jax.random.PRNGKey(2)
+    for _ in range(7):
+        key, sub = jax.random.split(key)
+        state, ts = step(state, right, sub)
+        returns.append(ts)
+    # always RIGHT: I, @, four corridor cells, star -> W on the seventh step with return 5
+    assert bool(returns[-1].terminated.all())
+    np.testing.assert_allclose(np.asarray(returns[-1].episode_return), 5.0)
