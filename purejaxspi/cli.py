@@ -5,9 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import math
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from purejaxspi.config import Config
 from purejaxspi.logging import MetricsLog, progress_bar, write_summary
-from purejaxspi.runs import RunGrid, make_grid
+from purejaxspi.runs import make_grid
 
 
 def chunk_plan(num_iterations: int, chunk_iterations: int) -> list[int]:

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from purejaxspi.config import Config, HParams, PRESETS
+from purejaxspi.config import Config, PRESETS
 from purejaxspi.envs import make_env
 from purejaxspi.runs import make_grid
 from purejaxspi.train import make_train

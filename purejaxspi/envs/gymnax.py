@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from purejaxspi.envs.base import BatchedEnv, EnvSpec, make_batched_env
