@@ -134,7 +134,6 @@ PRESETS = {
         ),
     ),
 }
-PRESETS["grid"] = PRESETS["minatar"]
 
 
 class ConfigError(ValueError):

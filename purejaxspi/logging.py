@@ -145,7 +145,7 @@ def write_summary(path: Path, config: Config, grid: RunGrid, final_returns: np.n
     return summary
 
 
-def progress_bar(total_env_steps: int) -> Progress:
+def progress_bar() -> Progress:
     """A rich progress bar over env steps (all runs together), with steps/s and the median return."""
     return Progress(
         TextColumn("[bold]{task.description}"),

@@ -78,11 +78,11 @@ class NatureCNNEncoder(nn.Module):
         return nn.relu(_conv(64, 3, 1)(x))
 
 
-ENCODERS = {"vector": MLPEncoder, "minatar": MinAtarEncoder, "atari": NatureCNNEncoder, "grid": MinAtarEncoder}
-TORSO_WIDTH = {"vector": 64, "minatar": 256, "atari": 512, "grid": 256}
+ENCODERS = {"vector": MLPEncoder, "minatar": MinAtarEncoder, "atari": NatureCNNEncoder}
+TORSO_WIDTH = {"vector": 64, "minatar": 256, "atari": 512}
 # World-model widths: (reward MLP width, transition hidden width/channels). Small for vector envs,
 # where the agent itself is tiny; the paper's sizes for image latents.
-WORLD_MODEL_WIDTH = {"vector": (64, 64), "minatar": (256, 16), "atari": (256, 64), "grid": (256, 16)}
+WORLD_MODEL_WIDTH = {"vector": (64, 64), "minatar": (256, 16), "atari": (256, 64)}
 
 
 class RewardModel(nn.Module):

@@ -71,7 +71,7 @@ def run_training(
     status = 0
     start = time.perf_counter()
     timed_steps, timed_seconds = 0, 0.0
-    with progress_bar(total_steps) as progress:
+    with progress_bar() as progress:
         task = progress.add_task(
             f"{config.algo} {config.env_id} x{grid.size}", total=total_steps, rate="-", median_return="-",
             visible=show_progress,

@@ -51,7 +51,7 @@ __all__ = ["BatchedEnv", "EnvSpec", "Timestep", "make_env", "check_env_id", "all
 
 
 def family_of(env_id: str) -> str:
-    """The observation family of an env id (vector, minatar, atari, grid), without building the env."""
+    """The observation family of an env id (vector, minatar, atari), without building the env."""
     backend = check_env_id(env_id)
     if backend in ("pgx", "grid") or env_id.endswith("-MinAtar") or env_id == "Pong-misc":
         return "minatar"

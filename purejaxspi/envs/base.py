@@ -42,7 +42,7 @@ class EnvSpec:
 
     env_id: str
     backend: str
-    family: str  # "vector", "minatar", "atari" or "grid": picks the encoder and the preset
+    family: str  # "vector", "minatar" (any H x W x C image) or "atari": picks the encoder and the preset
     obs_shape: tuple[int, ...]
     num_actions: int
 
