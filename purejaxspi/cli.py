@@ -57,6 +57,8 @@ class TrainArgs:
     """Transition density: deterministic, normal or mixture (of 5 diagonal Gaussians)."""
     lipschitz: bool = True
     """Spectral normalisation + GroupSort in the world model."""
+    stochastic: bool = False
+    """Atari: the stochastic ALE (sticky actions with probability 0.3, up to 60 no-op starts)."""
     chunk_iterations: int = 0
     """Iterations per compiled chunk between host updates (0: about 20 chunks per run)."""
     out: Optional[Path] = None
@@ -79,6 +81,8 @@ def resolve(args: TrainArgs) -> tuple[Config, dict[str, list[float]]]:
         raise ConfigError(f"--num-seeds must be positive, got {args.num_seeds}")
     if args.seed < 0:
         raise ConfigError(f"--seed must be non-negative, got {args.seed}")
+    if args.stochastic and family != "atari":
+        raise ConfigError(f"--stochastic applies to Atari (envpool) envs only, not {args.env}")
     preset = PRESETS[family]
     pick = lambda value, default: default if value is None else value  # noqa: E731
     config = Config(
@@ -91,6 +95,7 @@ def resolve(args: TrainArgs) -> tuple[Config, dict[str, list[float]]]:
         total_timesteps=pick(args.total_timesteps, preset.total_timesteps),
         density=pick(args.density, preset.density),
         lipschitz=args.lipschitz,
+        stochastic=args.stochastic,
     )
     grid = {
         name: list(pick(getattr(args, name), (getattr(preset.hparams, name),))) for name in HPARAM_NAMES

@@ -61,6 +61,7 @@ class Config:
     density: str = "mixture"
     num_components: int = 5
     lipschitz: bool = True
+    stochastic: bool = False  # Atari only: sticky actions (0.3) and up to 60 no-op starts
 
     @property
     def batch_size(self) -> int:

@@ -122,7 +122,12 @@ def _json_float(x: float):
     return None if x is None or not math.isfinite(float(x)) else float(x)
 
 
-def write_summary(path: Path, config: Config, grid: RunGrid, final_returns: np.ndarray, steps_per_second: float, extra: dict | None = None):
+def write_summary(
+    path: Path, config: Config, grid: RunGrid, final_returns: np.ndarray, steps_per_second: float,
+    extra: dict | None = None, run_fields: dict[str, list] | None = None,
+):
+    """summary.json; `extra` adds top-level fields, `run_fields` {name: one value per run} per-run ones."""
+    run_fields = run_fields or {}
     finite = final_returns[~np.isnan(final_returns)]
     summary = {
         "env": config.env_id,
@@ -133,6 +138,7 @@ def write_summary(path: Path, config: Config, grid: RunGrid, final_returns: np.n
                 "seed": run.seed,
                 "hparams": run.hparams.as_dict(),
                 "final_return": _json_float(final_returns[r]),
+                **{name: values[r] for name, values in run_fields.items()},
             }
             for r, run in enumerate(grid.runs)
         ],

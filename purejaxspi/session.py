@@ -12,6 +12,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from purejaxspi import hns
 from purejaxspi.config import Config
 from purejaxspi.logging import MetricsLog, progress_bar, write_summary
 from purejaxspi.runs import make_grid
@@ -59,7 +60,7 @@ def run_training(
         )
         + "\n"
     )
-    env = make_env(config.env_id, config.num_envs)
+    env = make_env(config.env_id, config.num_envs, tuple(r.seed for r in grid.runs), config.stochastic)
     trainer = make_train(config, env)
     hparams = grid.hparams()
     init = jax.jit(trainer.init)
@@ -111,7 +112,10 @@ def run_training(
     log.close()
     wall = time.perf_counter() - start
     sps = timed_steps / timed_seconds if timed_seconds else total_steps / wall
-    summary = write_summary(out / "summary.json", config, grid, log.final_returns(), sps)
+    hns_per_run, hns_extra = hns.summary_fields(config.env_id, log.final_returns())
+    summary = write_summary(
+        out / "summary.json", config, grid, log.final_returns(), sps, hns_extra, hns_per_run
+    )
     if status == 0 and show_progress:
         print(
             f"{config.algo} on {config.env_id}: {grid.size} runs, median final return "

@@ -110,7 +110,8 @@ def make_train(config: Config, env: BatchedEnv) -> Trainer:
             traj.value,
             next_values,
             ts.terminated.astype(jnp.float32),
-            ts.episode_done.astype(jnp.float32),
+            # the learning episode's end cuts the trace (with episodic lives, Atari's life loss too)
+            jnp.logical_or(ts.terminated, ts.truncated).astype(jnp.float32),
             hp.gamma,
             hp.gae_lambda,
         )

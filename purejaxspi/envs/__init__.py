@@ -1,4 +1,4 @@
-"""Environment registry: every id by backend, and `make_env(id, num_envs)`."""
+"""Environment registry: every id by backend, and `make_env(id, num_envs, run_seeds)`."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import difflib
 
 from purejaxspi.envs.base import BatchedEnv, EnvSpec, Timestep
 from purejaxspi.envs.confounding import CONFOUNDING_IDS
+from purejaxspi.envs.envpool import atari_ids
 from purejaxspi.envs.gymnax import GYMNAX_IDS
 from purejaxspi.envs.pgx import PGX_IDS
 
 
 def env_ids_by_backend() -> dict[str, tuple[str, ...]]:
-    return {"gymnax": GYMNAX_IDS, "pgx": PGX_IDS, "grid": CONFOUNDING_IDS}
+    return {"gymnax": GYMNAX_IDS, "pgx": PGX_IDS, "grid": CONFOUNDING_IDS, "envpool": atari_ids()}
 
 
 def all_env_ids() -> tuple[str, ...]:
@@ -32,8 +33,15 @@ def check_env_id(env_id: str) -> str:
     raise UnknownEnvError(f"unknown env id {env_id!r}{hint}")
 
 
-def make_env(env_id: str, num_envs: int) -> BatchedEnv:
+def make_env(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stochastic: bool = False) -> BatchedEnv:
+    """`num_envs` environments per run. The pure-JAX backends seed from each run's key and ignore
+    `run_seeds`; envpool (Atari) builds one pool for the grid whose runs have `run_seeds`, in run
+    order, and `stochastic` selects the sticky-action ALE."""
     backend = check_env_id(env_id)
+    if backend == "envpool":
+        from purejaxspi.envs import envpool
+
+        return envpool.make(env_id, num_envs, tuple(run_seeds), stochastic)
     if backend == "gymnax":
         from purejaxspi.envs import gymnax
 
@@ -53,6 +61,8 @@ __all__ = ["BatchedEnv", "EnvSpec", "Timestep", "make_env", "check_env_id", "all
 def family_of(env_id: str) -> str:
     """The observation family of an env id (vector, minatar, atari), without building the env."""
     backend = check_env_id(env_id)
+    if backend == "envpool":
+        return "atari"
     if backend in ("pgx", "grid") or env_id.endswith("-MinAtar") or env_id == "Pong-misc":
         return "minatar"
     return "vector"

@@ -1,0 +1,210 @@
+"""envpool backend: Atari games through envpool's XLA interface, one pool for a whole grid of runs.
+
+The trainer vmaps every run's `reset`/`step` over the run axis, but envpool's XLA calls have no
+batching rule and the pool is one stateful object. So each pool call is a
+`jax.custom_batching.custom_vmap` function whose rule flattens the runs' `[R, N]` actions into one
+`[R * N]` batch, calls the pool once, and reshapes the outputs back to `[R, N, ...]`. The pool's
+handle rides in every run's state (a copy per run under vmap); the rule uses one copy.
+
+Seeding: environment j of the run with seed s is seeded with `s * num_envs + j` (envpool accepts one
+seed per environment), so a run meets the same games alone and inside any grid.
+
+Episode boundaries: envpool resets an environment on the step *after* it ends (a life for learning,
+or the whole game); that step ignores the action and returns the reset frame, so it is marked
+`transition_valid=False`. Learning sees episodic lives and clipped rewards; the reported
+`episode_return` is the unclipped score of the whole game (all lives), `episode_length` envpool's
+own count of steps in that game.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import io_callback
+
+from purejaxspi.envs.base import BatchedEnv, EnvSpec, Timestep
+
+# The paper's Atari preprocessing (envpool's defaults give 84x84 grey, 4 stacked frames, frame-skip 4,
+# fire on reset and the 27,000-step (108k-frame) time limit).
+DETERMINISTIC = {"episodic_life": True, "reward_clip": True, "noop_max": 30, "repeat_action_probability": 0.0}
+# `--stochastic`: the paper's stochastic ALE (sticky actions and longer random no-op starts).
+STOCHASTIC = {**DETERMINISTIC, "noop_max": 60, "repeat_action_probability": 0.3}
+
+
+@functools.lru_cache(maxsize=None)
+def atari_ids() -> tuple[str, ...]:
+    """Every Atari id envpool registers (`Breakout-v5`, ...), read from its ROM folder.
+
+    Listing the ROMs avoids importing envpool (seconds) just to validate an env id; the names follow
+    envpool's rule (`space_invaders.bin` -> `SpaceInvaders-v5`), which tests check against its registry.
+    """
+    spec = importlib.util.find_spec("envpool_assets")
+    roots = list(spec.submodule_search_locations) if spec and spec.submodule_search_locations else []
+    for root in roots:
+        rom_dir = os.path.join(root, "atari", "roms")
+        if os.path.isdir(rom_dir):
+            games = sorted(f.removesuffix(".bin") for f in os.listdir(rom_dir) if f.endswith(".bin"))
+            return tuple("".join(part.capitalize() for part in g.split("_")) + "-v5" for g in games)
+    from envpool.registration import registry
+
+    return tuple(sorted(k for k, v in registry.specs.items() if v[0] == "envpool.atari"))
+
+
+def env_seeds(run_seeds: tuple[int, ...], num_envs: int) -> list[int]:
+    """One seed per pool environment: run r's env j gets `run_seeds[r] * num_envs + j`."""
+    return [int(s) * num_envs + j for s in run_seeds for j in range(num_envs)]
+
+
+def make_pool(env_id: str, run_seeds: tuple[int, ...], num_envs: int, stochastic: bool = False):
+    """The host-side envpool pool of `len(run_seeds) * num_envs` Atari environments (sync mode)."""
+    import envpool
+
+    seeds = env_seeds(run_seeds, num_envs)
+    options = STOCHASTIC if stochastic else DETERMINISTIC
+    return envpool.make(
+        env_id, env_type="gymnasium", num_envs=len(seeds), batch_size=len(seeds), seed=seeds, **options
+    )
+
+
+class PoolStep(NamedTuple):
+    """What the pool hands back for each environment (leading axis: envs)."""
+
+    obs: jax.Array  # [84, 84, 4] uint8, channels last
+    reward: jax.Array  # clipped, for learning
+    raw_reward: jax.Array  # the game's score change
+    terminated: jax.Array  # a life lost or the game over (episodic life)
+    truncated: jax.Array  # the time limit
+    game_over: jax.Array
+    lives: jax.Array
+    elapsed_step: jax.Array  # steps in the current game (envpool's count)
+
+
+class EnvpoolState(NamedTuple):
+    handle: jax.Array  # the pool's handle bytes; the same in every run
+    running_return: jax.Array  # [N] unclipped score of the game so far
+    lives: jax.Array  # [N]
+    resetting: jax.Array  # [N] the last step ended a life or game: this step is envpool's reset
+
+
+def _pool_step(recv_output) -> PoolStep:
+    obs, reward, terminated, truncated, info = recv_output
+    return PoolStep(
+        obs=jnp.transpose(obs, (0, 2, 3, 1)),
+        reward=reward.astype(jnp.float32),
+        raw_reward=info["reward"].astype(jnp.float32),
+        terminated=terminated,
+        truncated=truncated,
+        game_over=info["terminated"].astype(bool),
+        lives=info["lives"].astype(jnp.int32),
+        elapsed_step=info["elapsed_step"].astype(jnp.int32),
+    )
+
+
+def pool_functions(pool, num_runs: int, num_envs: int):
+    """`reset_pool(key)` and `step_pool(handle, action)` for one run, batched over runs by custom_vmap.
+
+    Called under vmap over R = num_runs runs, each call reaches the pool once with all R * N
+    environments. Called without vmap (the natural use for a single-run pool), the action drives
+    every run's environments alike and the first run's outputs come back.
+    """
+    handle0, recv, send, _ = pool.xla()
+    handle_shape = jax.ShapeDtypeStruct(handle0.shape, handle0.dtype)
+
+    def host_reset():
+        # Once per training program (in `init`), not on the hot path: reset every env on the host;
+        # the frames come back through the XLA recv below, ordered after this by the handle.
+        pool.async_reset()
+        return handle0
+
+    def flat_reset():
+        handle = io_callback(host_reset, handle_shape)
+        handle, out = recv(handle)
+        return handle, _pool_step(out)
+
+    def flat_step(handle, action):
+        handle, out = recv(send(handle, action.astype(jnp.int32)))
+        return handle, _pool_step(out)
+
+    def per_run(axis_size, outputs):
+        if axis_size != num_runs:
+            raise ValueError(f"this envpool pool serves {num_runs} runs but is vmapped over {axis_size}")
+        handle, step = outputs
+        step = jax.tree.map(lambda x: x.reshape((axis_size, num_envs) + x.shape[1:]), step)
+        return (handle, step), (False, jax.tree.map(lambda _: True, step))
+
+    def first_run(outputs):
+        handle, step = outputs
+        return handle, jax.tree.map(lambda x: x[:num_envs], step)
+
+    @jax.custom_batching.custom_vmap
+    def reset_pool(key):
+        del key  # envpool seeds its environments when the pool is made
+        return first_run(flat_reset())
+
+    @reset_pool.def_vmap
+    def _reset_rule(axis_size, in_batched, key):
+        del in_batched, key
+        return per_run(axis_size, flat_reset())
+
+    @jax.custom_batching.custom_vmap
+    def step_pool(handle, action):
+        return first_run(flat_step(handle, jnp.tile(action, num_runs)))
+
+    @step_pool.def_vmap
+    def _step_rule(axis_size, in_batched, handle, action):
+        handle_batched, action_batched = in_batched
+        if handle_batched:
+            handle = handle[0]  # every run carries the same handle
+        if not action_batched:
+            action = jnp.broadcast_to(action, (axis_size,) + action.shape)
+        return per_run(axis_size, flat_step(handle, action.reshape(-1)))
+
+    return reset_pool, step_pool
+
+
+def make(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stochastic: bool = False) -> BatchedEnv:
+    """A BatchedEnv of `num_envs` Atari games per run, for the grid whose runs have `run_seeds` (in order)."""
+    pool = make_pool(env_id, tuple(run_seeds), num_envs, stochastic)
+    num_actions = int(pool.action_space.n)
+    spec = EnvSpec(env_id, "envpool", "atari", (84, 84, 4), num_actions)
+    reset_pool, step_pool = pool_functions(pool, len(run_seeds), num_envs)
+    all_legal = jnp.ones((num_envs, num_actions), bool)
+
+    def reset(key):
+        handle, out = reset_pool(key)
+        state = EnvpoolState(handle, jnp.zeros((num_envs,), jnp.float32), out.lives, jnp.zeros((num_envs,), bool))
+        return state, out.obs, all_legal
+
+    def step(state: EnvpoolState, action, key):
+        del key  # the pool's environments carry their own seeded randomness
+        handle, out = step_pool(state.handle, action)
+        episode_done = out.game_over | out.truncated
+        episode_return = state.running_return + out.raw_reward
+        terminated = out.terminated & ~out.truncated
+        timestep = Timestep(
+            obs=out.obs,
+            action_mask=all_legal,
+            reward=out.reward,
+            terminated=terminated,
+            truncated=out.truncated,
+            next_obs=out.obs,
+            transition_valid=~state.resetting,
+            episode_done=episode_done,
+            episode_return=episode_return,
+            episode_length=out.elapsed_step,
+        )
+        new_state = EnvpoolState(
+            handle=handle,
+            running_return=jnp.where(episode_done, 0.0, episode_return),
+            lives=out.lives,
+            resetting=terminated | out.truncated,
+        )
+        return new_state, timestep
+
+    return BatchedEnv(spec=spec, num_envs=num_envs, reset=reset, step=step)
+
