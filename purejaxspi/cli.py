@@ -1,10 +1,11 @@
-"""`purejaxspi train | envs`: the command line, typed with tyro (the CLI is the documentation)."""
+"""`purejaxspi train | eval | plot | envs`: the command line, typed with tyro (the CLI is the documentation)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -65,6 +66,18 @@ class TrainArgs:
     """Output directory (default runs/<env>-<algo>-<time>)."""
     quiet: bool = False
     """No progress bar."""
+    resume: Optional[Path] = None
+    """Continue the run in this directory from its newest checkpoint; its config.json fills every flag left unset."""
+    overwrite: bool = False
+    """Replace the outputs of a run already in --out (otherwise a non-empty --out is refused)."""
+    checkpoint_every: int = 1
+    """Chunks between checkpoints in DIR/checkpoints (0: only after the last chunk)."""
+    keep_checkpoints: int = 3
+    """How many of the newest checkpoints to keep."""
+    tensorboard: bool = False
+    """Also write TensorBoard event files, one sub-run per grid member, under DIR/tensorboard."""
+    wandb: Optional[str] = None
+    """Also log to this Weights & Biases project, one W&B run per grid member (needs `uv sync --extra wandb`)."""
 
 
 def resolve(args: TrainArgs) -> tuple[Config, dict[str, list[float]]]:
@@ -106,15 +119,83 @@ def resolve(args: TrainArgs) -> tuple[Config, dict[str, list[float]]]:
     return config, grid
 
 
+def args_from_record(record: dict) -> TrainArgs:
+    """TrainArgs holding a saved run's settings: the defaults of `train --resume DIR`."""
+    names = {f.name for f in dataclasses.fields(TrainArgs)}
+    config = record["config"]
+    saved = {name: value for name, value in config.items() if name in names}
+    saved.update({name: tuple(v) for name, v in record.get("hparam_values", {}).items() if name in names})
+    saved.update(env=config.get("env_id"), seed=record.get("seed", 0), num_seeds=record.get("num_seeds", 1))
+    return dataclasses.replace(TrainArgs(), **saved)
+
+
+def _resume_dir(argv: list[str]) -> Optional[Path]:
+    """The directory given to --resume, read before the full parse so its config can supply defaults."""
+    for i, arg in enumerate(argv):
+        if arg == "--resume" and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if arg.startswith("--resume="):
+            return Path(arg.split("=", 1)[1])
+    return None
+
+
+def parse_train(argv: list[str]) -> TrainArgs:
+    resume = _resume_dir(argv)
+    if resume is None:
+        return tyro.cli(TrainArgs, args=argv, prog="purejaxspi train", description=TrainArgs.__doc__)
+    from purejaxspi.rundir import RunDirError, read_record
+
+    try:
+        defaults = args_from_record(read_record(resume))
+    except (RunDirError, TypeError) as e:
+        fail(f"--resume {resume}: {e}")
+    return tyro.cli(TrainArgs, args=argv, prog="purejaxspi train", description=TrainArgs.__doc__, default=defaults)
+
+
 def train_cmd(args: TrainArgs) -> int:
     try:
         config, values = resolve(args)
     except ConfigError as e:
         fail(str(e))
-    out = args.out or Path("runs") / f"{config.env_id.replace('/', '_')}-{config.algo}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    from purejaxspi.session import run_training
+    if args.checkpoint_every < 0:
+        fail(f"--checkpoint-every must be non-negative, got {args.checkpoint_every}")
+    if args.keep_checkpoints <= 0:
+        fail(f"--keep-checkpoints must be positive, got {args.keep_checkpoints}")
+    if args.resume and args.overwrite:
+        fail("--resume and --overwrite contradict each other; pick one")
+    if args.resume and args.out and args.out.resolve() != args.resume.resolve():
+        fail(f"--resume {args.resume} continues that directory; drop --out {args.out}")
+    out = args.resume or args.out or Path("runs") / f"{config.env_id.replace('/', '_')}-{config.algo}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    from purejaxspi.checkpoint import CheckpointError
+    from purejaxspi.rundir import RunDirError, check_out_dir, clear_run_outputs, read_record, record_mismatch
+    from purejaxspi.session import Lifecycle, run_training, training_record
 
-    return run_training(config, values, args.seed, args.num_seeds, out, args.chunk_iterations, not args.quiet)
+    try:
+        check_out_dir(out, bool(args.resume), args.overwrite)
+        if args.resume:
+            saved = read_record(out)
+            # a setting added to Config after the run was written counts as its default
+            saved["config"] = {**dataclasses.asdict(Config()), **saved["config"]}
+            mismatch = record_mismatch(saved, training_record(config, values, args.seed, args.num_seeds))
+            if mismatch:
+                fail(f"--resume {out}: the command line differs from {out / 'config.json'} in {mismatch}")
+    except RunDirError as e:
+        fail(str(e))
+    if args.wandb:
+        import importlib.util
+
+        if importlib.util.find_spec("wandb") is None:
+            fail("--wandb needs the wandb package: uv sync --extra wandb")
+    if args.overwrite:
+        clear_run_outputs(out)
+    lifecycle = Lifecycle(bool(args.resume), args.checkpoint_every, args.keep_checkpoints, args.tensorboard, args.wandb)
+    try:
+        return run_training(
+            config, values, args.seed, args.num_seeds, out, args.chunk_iterations, not args.quiet, lifecycle
+        )
+    except (CheckpointError, RunDirError) as e:
+        print(f"purejaxspi: error: {e}", file=sys.stderr, flush=True)
+        os._exit(2)  # orbax's reader threads may still be winding down; their shutdown noise is not the error
 
 
 @dataclasses.dataclass
@@ -139,7 +220,107 @@ def envs_cmd(args: EnvsArgs) -> int:
     return 0
 
 
-COMMANDS = {"train": (TrainArgs, train_cmd), "envs": (EnvsArgs, envs_cmd)}
+@dataclasses.dataclass
+class EvalArgs:
+    """Play episodes with the newest checkpoint of a training run (every run at once); writes DIR/eval.json."""
+
+    run_dir: tyro.conf.Positional[Path]
+    """A `purejaxspi train` output directory."""
+    episodes: int = 10
+    """Episodes per run (played in parallel, one per env)."""
+    greedy: bool = False
+    """Act by the argmax of the policy instead of sampling from it."""
+    max_steps: int = 27_000
+    """Steps after which unfinished episodes are left out (and counted as unfinished)."""
+    seed: int = 0
+    """Evaluation seed (combined with each run's own seed)."""
+    video: bool = False
+    """Also write one episode per run to DIR/videos/ (image observations: MinAtar, Atari, the gridworld)."""
+    video_steps: int = 1000
+    """Longest video, in env steps."""
+    video_format: str = "gif"
+    """gif, or mp4 where imageio has an ffmpeg plugin."""
+
+
+def eval_cmd(args: EvalArgs) -> int:
+    for name in ("episodes", "max_steps", "video_steps"):
+        if getattr(args, name) <= 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.video_format not in ("gif", "mp4"):
+        fail(f"--video-format must be gif or mp4, got {args.video_format!r}")
+    from purejaxspi.checkpoint import CheckpointError
+    from purejaxspi.evaluate import EvalError, evaluate_run_dir, record_videos
+    from purejaxspi.rundir import RunDirError, read_record
+
+    try:
+        read_record(args.run_dir)
+        from rich.console import Console
+
+        with Console(stderr=True).status(f"playing {args.episodes} episodes per run in {args.run_dir}"):
+            report = evaluate_run_dir(args.run_dir, args.episodes, args.greedy, args.max_steps, args.seed)
+            videos = record_videos(args.run_dir, args.video_steps, args.greedy, args.video_format, args.seed) if args.video else []
+    except (CheckpointError, EvalError, RunDirError) as e:
+        fail(str(e))
+    unfinished = sum(args.episodes - r["episodes_finished"] for r in report["runs"])
+    print(
+        f"{report['algo']} on {report['env']} at iteration {report['iteration']}: {len(report['runs'])} runs x "
+        f"{args.episodes} {'greedy' if args.greedy else 'sampled'} episodes, median mean return "
+        f"{report['mean_return_median']}, IQM {report['mean_return_iqm']}"
+        + (f", HNS median {report['hns_median']}" if "hns_median" in report else "")
+        + (f"; {unfinished} episodes unfinished after {args.max_steps} steps" if unfinished else "")
+        + f"; wrote {args.run_dir / 'eval.json'}"
+        + (f" and {len(videos)} videos in {videos[0].parent}" if videos else "")
+    )
+    return 0
+
+
+@dataclasses.dataclass
+class PlotArgs:
+    """Learning curves (IQM or mean over seeds, bootstrap band) and rliable aggregates of training runs."""
+
+    run_dirs: tyro.conf.Positional[tuple[Path, ...]]
+    """One or more `purejaxspi train` output directories."""
+    out: Path = Path("plot.png")
+    """The figure; its numbers go to the same name with .json."""
+    metric: str = "episodic_return"
+    """Any metrics.csv column."""
+    aggregate: str = "iqm"
+    """iqm or mean across seeds, for the curves."""
+    bins: int = 50
+    """Env-step bins along the x axis."""
+    reps: int = 2000
+    """Bootstrap resamples for the confidence intervals."""
+    gap_threshold: Optional[float] = None
+    """Optimality-gap target (default 1 for normalised scores, else the best final score plotted)."""
+    seed: int = 0
+    """Bootstrap seed."""
+
+
+def plot_cmd(args: PlotArgs) -> int:
+    if args.aggregate not in ("iqm", "mean"):
+        fail(f"--aggregate must be iqm or mean, got {args.aggregate!r}")
+    if args.bins <= 0 or args.reps <= 0:
+        fail("--bins and --reps must be positive")
+    if args.out.suffix.lower() not in (".png", ".pdf", ".svg"):
+        fail(f"--out {args.out}: use a .png, .pdf or .svg file name")
+    from purejaxspi.plot import PlotError, plot
+
+    try:
+        summary = plot(list(args.run_dirs), args.out, args.metric, args.aggregate, args.bins, args.reps,
+                       args.seed, args.gap_threshold)
+    except PlotError as e:
+        fail(str(e))
+    print(f"{len(summary['groups'])} settings over {len(summary['envs'])} env(s): wrote {args.out} and "
+          f"{args.out.with_suffix('.json')}")
+    return 0
+
+
+COMMANDS = {
+    "train": (TrainArgs, train_cmd),
+    "eval": (EvalArgs, eval_cmd),
+    "plot": (PlotArgs, plot_cmd),
+    "envs": (EnvsArgs, envs_cmd),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,7 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         fail(f"unknown command {command!r}; choose one of {', '.join(COMMANDS)}")
     cls, fn = COMMANDS[command]
-    args = tyro.cli(cls, args=rest, prog=f"purejaxspi {command}", description=cls.__doc__)
+    if cls is TrainArgs:
+        args = parse_train(rest)
+    else:
+        args = tyro.cli(cls, args=rest, prog=f"purejaxspi {command}", description=cls.__doc__)
     return fn(args) or 0
 
 

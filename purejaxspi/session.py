@@ -1,10 +1,16 @@
-"""One training session on the host: build the program, run it chunk by chunk, write the outputs."""
+"""One training session on the host: build the program, run it chunk by chunk, write the outputs.
+
+Between chunks the host writes metrics rows (and TensorBoard / W&B scalars) and, every
+`checkpoint_every` chunks, an orbax checkpoint of the whole state; `resume` continues from the newest
+checkpoint, rewriting the metrics rows of iterations after it, so a killed run ends as if never stopped.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,19 +18,41 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from purejaxspi import checkpoint
 from purejaxspi import hns
 from purejaxspi.config import Config
-from purejaxspi.logging import MetricsLog, progress_bar, write_summary
+from purejaxspi.logging import CSV_COLUMNS, MetricsLog, progress_bar, write_summary
+from purejaxspi.rundir import run_record, truncate_metrics
 from purejaxspi.runs import make_grid
 
+# Backends whose env state lives outside JAX (an emulator): a checkpoint cannot hold it.
+EXTERNAL_STATE_BACKENDS = ("envpool",)
 
-def chunk_plan(num_iterations: int, chunk_iterations: int) -> list[int]:
-    """Chunk lengths covering num_iterations: equal chunks and at most one shorter remainder."""
+
+@dataclasses.dataclass(frozen=True)
+class Lifecycle:
+    """How a session persists itself: checkpoints, resume, and where else its scalars go."""
+
+    resume: bool = False
+    checkpoint_every: int = 1  # chunks between checkpoints; 0: only after the last chunk
+    keep_checkpoints: int = 3
+    tensorboard: bool = False
+    wandb_project: str | None = None
+
+
+def chunk_plan(num_iterations: int, chunk_iterations: int, start: int = 0) -> list[int]:
+    """Chunk lengths covering iterations [start, num_iterations): equal chunks and at most one shorter remainder.
+
+    The chunk size depends on the whole run's length, so a resumed run chunks the way it began.
+    """
     size = chunk_iterations or max(1, math.ceil(num_iterations / 20))
-    size = min(size, num_iterations)
-    plan = [size] * (num_iterations // size)
-    if num_iterations % size:
-        plan.append(num_iterations % size)
+    remaining = num_iterations - start
+    if remaining <= 0:
+        return []
+    size = min(size, remaining)
+    plan = [size] * (remaining // size)
+    if remaining % size:
+        plan.append(remaining % size)
     return plan
 
 
@@ -38,6 +66,17 @@ def first_nonfinite(metrics: dict[str, np.ndarray]) -> tuple[int, int] | None:
     return int(runs[i]), int(iters[i])
 
 
+def training_record(config: Config, values: dict[str, list[float]], first_seed: int, num_seeds: int) -> dict:
+    """config.json's content for this command line (compared key by key on resume)."""
+    grid = make_grid(values, first_seed, num_seeds)
+    return run_record(dataclasses.asdict(config), values, first_seed, num_seeds, grid.size, list(grid.varied()))
+
+
+def _cursor_template(log: MetricsLog) -> dict[str, np.ndarray]:
+    return {"iteration": np.int64(0), "timed_steps": np.float64(0), "timed_seconds": np.float64(0),
+            **checkpoint.log_cursor(log)}
+
+
 def run_training(
     config: Config,
     values: dict[str, list[float]],
@@ -46,62 +85,98 @@ def run_training(
     out: Path,
     chunk_iterations: int = 0,
     show_progress: bool = True,
+    lifecycle: Lifecycle = Lifecycle(),
 ) -> int:
+    """Train the grid into `out`; raises checkpoint.CheckpointError / rundir.RunDirError (one line) on resume problems."""
     from purejaxspi.envs import make_env
     from purejaxspi.train import make_train
 
     grid = make_grid(values, first_seed, num_seeds)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(
-        json.dumps(
-            {"config": dataclasses.asdict(config), "hparam_values": values, "seed": first_seed,
-             "num_seeds": num_seeds, "num_runs": grid.size, "varied": list(grid.varied())},
-            indent=2,
-        )
-        + "\n"
-    )
+    record = training_record(config, values, first_seed, num_seeds)
     env = make_env(config.env_id, config.num_envs, tuple(r.seed for r in grid.runs), config.stochastic)
     trainer = make_train(config, env)
     hparams = grid.hparams()
     init = jax.jit(trainer.init)
     train_chunk = jax.jit(trainer.train_chunk, static_argnums=2, donate_argnums=0)
+    metrics_path = out / "metrics.csv"
 
-    log = MetricsLog(out / "metrics.csv", config, grid)
-    plan = chunk_plan(config.num_iterations, chunk_iterations)
+    # ---- the starting point: a fresh state, or the newest checkpoint -------------------------------
+    restored = None
+    if lifecycle.resume:
+        template = jax.eval_shape(trainer.init, grid.keys(), hparams)
+        scratch_log = MetricsLog(Path(os.devnull), config, grid)  # the accumulators' shapes, no file
+        scratch_log.close()
+        restored = checkpoint.restore_latest(out, template, _cursor_template(scratch_log))
+    out.mkdir(parents=True, exist_ok=True)
+    if not lifecycle.resume:
+        (out / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+    start_iteration = restored.iteration if restored else 0
+    append = lifecycle.resume and metrics_path.is_file()
+    if append:
+        truncate_metrics(metrics_path, CSV_COLUMNS, start_iteration)
+    log = MetricsLog(metrics_path, config, grid, append=append)
+    timed_steps, timed_seconds = 0.0, 0.0
+    if restored:
+        checkpoint.restore_log_cursor(log, restored.cursor)
+        timed_steps, timed_seconds = float(restored.cursor["timed_steps"]), float(restored.cursor["timed_seconds"])
+        state = jax.device_put(restored.state)
+        if env.spec.backend in EXTERNAL_STATE_BACKENDS:
+            fresh = init(grid.keys(), hparams)
+            state = state._replace(env_state=fresh.env_state, obs=fresh.obs, action_mask=fresh.action_mask)
+            print(
+                f"purejaxspi: note: resumed {out} at iteration {start_iteration}; {env.spec.backend} emulator "
+                f"state is not checkpointed, so every env starts a new episode (parameters, optimiser, keys restored)",
+                file=sys.stderr,
+            )
+        elif show_progress:
+            print(f"resuming {out} at iteration {start_iteration} of {config.num_iterations} ({restored.path})")
+    else:
+        state = init(grid.keys(), hparams)
+        if lifecycle.resume and show_progress:
+            print(f"no checkpoint in {checkpoint.checkpoint_dir(out)} yet; starting {out} from iteration 0")
+
+    sinks = _open_sinks(out, grid, record, lifecycle, start_iteration * config.batch_size if lifecycle.resume else None)
+    manager = checkpoint.open_manager(out, keep=lifecycle.keep_checkpoints)
+    plan = chunk_plan(config.num_iterations, chunk_iterations, start_iteration)
     total_steps = config.num_iterations * config.batch_size * grid.size
     status = 0
     start = time.perf_counter()
-    timed_steps, timed_seconds = 0, 0.0
     with progress_bar() as progress:
         task = progress.add_task(
             f"{config.algo} {config.env_id} x{grid.size}", total=total_steps, rate="-", median_return="-",
-            visible=show_progress,
+            visible=show_progress, completed=start_iteration * config.batch_size * grid.size,
         )
         if not show_progress:
             progress.stop()
-        state = init(grid.keys(), hparams)
-        iteration = 0
-        for chunk_len in plan:
+        iteration = start_iteration
+        for index, chunk_len in enumerate(plan):
             t0 = time.perf_counter()
             state, metrics = train_chunk(state, hparams, chunk_len)
             metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
             elapsed = time.perf_counter() - t0
             steps = chunk_len * config.batch_size * grid.size
-            if iteration > 0 or len(plan) == 1:  # the first chunk includes compilation
+            if index > 0 or len(plan) == 1:  # the first chunk of a process includes compilation
                 timed_steps += steps
                 timed_seconds += elapsed
             bad = first_nonfinite(metrics)
             log.write_chunk(metrics, iteration, None if bad is None else bad[1] + 1)
+            for sink in sinks:
+                sink.update()
             if bad is not None:
                 run, it = bad
                 print(
                     f"purejaxspi: error: non-finite loss in run {run} (seed {grid.runs[run].seed}) at "
-                    f"iteration {iteration + it}; metrics so far are in {out / 'metrics.csv'}",
+                    f"iteration {iteration + it}; metrics so far are in {metrics_path}",
                     file=sys.stderr,
                 )
                 status = 1
                 break
             iteration += chunk_len
+            last = index == len(plan) - 1
+            if last or (lifecycle.checkpoint_every and (index + 1) % lifecycle.checkpoint_every == 0):
+                cursor = {"iteration": np.int64(iteration), "timed_steps": np.float64(timed_steps),
+                          "timed_seconds": np.float64(timed_seconds), **checkpoint.log_cursor(log)}
+                checkpoint.save(manager, iteration, state, cursor)
             finite = log.latest_return[~np.isnan(log.latest_return)]
             progress.update(
                 task,
@@ -109,12 +184,15 @@ def run_training(
                 rate=f"{(timed_steps / timed_seconds) if timed_seconds else steps / elapsed:,.0f}",
                 median_return=f"{np.median(finite):.2f}" if finite.size else "-",
             )
+    manager.close()
+    for sink in sinks:
+        sink.close()
     log.close()
     wall = time.perf_counter() - start
-    sps = timed_steps / timed_seconds if timed_seconds else total_steps / wall
+    sps = timed_steps / timed_seconds if timed_seconds else total_steps / max(wall, 1e-9)
     hns_per_run, hns_extra = hns.summary_fields(config.env_id, log.final_returns())
     summary = write_summary(
-        out / "summary.json", config, grid, log.final_returns(), sps, hns_extra, hns_per_run
+        out / "summary.json", config, grid, log.final_returns(), sps, {**log.probe_summary(), **hns_extra}, hns_per_run
     )
     if status == 0 and show_progress:
         print(
@@ -123,3 +201,16 @@ def run_training(
             f"{sps:,.0f} env steps/s, {wall:.0f}s wall; outputs in {out}"
         )
     return status
+
+
+def _open_sinks(out: Path, grid, record: dict, lifecycle: Lifecycle, purge_step: int | None) -> list:
+    """TensorBoard / W&B writers, each reading the rows appended to metrics.csv from now on."""
+    from purejaxspi.tensorboard import CsvTail, TensorBoardLog, WandbLog
+
+    sinks = []
+    if lifecycle.tensorboard:
+        sinks.append(TensorBoardLog(out, grid, CsvTail(out / "metrics.csv", CSV_COLUMNS), purge_step))
+    if lifecycle.wandb_project:
+        tail = CsvTail(out / "metrics.csv", CSV_COLUMNS)
+        sinks.append(WandbLog(out, grid, tail, lifecycle.wandb_project, record, lifecycle.resume))
+    return sinks

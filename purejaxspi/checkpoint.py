@@ -1,0 +1,123 @@
+"""Checkpoints of the whole training state with orbax: `DIR/checkpoints/<iteration>/`.
+
+A checkpoint holds the vmapped RunState of every run (parameters, optimiser state, env state, obs,
+PRNG keys, iteration counter) and the host's metrics cursor (the MetricsLog accumulators and the
+timing totals). The step number is the count of finished iterations. orbax writes each step into a
+temporary folder and renames it once complete, so a run killed mid-save keeps its previous checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read into this program; the message is one line naming the folder."""
+
+
+class Restored(NamedTuple):
+    iteration: int
+    state: Any
+    cursor: dict[str, np.ndarray]
+    path: Path
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return (run_dir / CHECKPOINT_DIR).absolute()
+
+
+def open_manager(run_dir: Path, keep: int = 3, create: bool = True):
+    """An orbax CheckpointManager over DIR/checkpoints, keeping the newest `keep` steps, saving synchronously."""
+    import orbax.checkpoint as ocp
+
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, create=create, enable_async_checkpointing=False
+    )
+    return ocp.CheckpointManager(checkpoint_dir(run_dir), options=options)
+
+
+def save(manager, iteration: int, state, cursor: dict[str, np.ndarray]) -> None:
+    import orbax.checkpoint as ocp
+
+    manager.save(iteration, args=ocp.args.StandardSave({"state": state, "cursor": cursor}), force=True)
+    manager.wait_until_finished()
+
+
+def latest_step(run_dir: Path) -> int | None:
+    """The newest complete checkpoint's iteration, or None (no checkpoints folder, or none finished)."""
+    if not checkpoint_dir(run_dir).is_dir():
+        return None
+    manager = open_manager(run_dir, create=False)
+    try:
+        return manager.latest_step()
+    finally:
+        manager.close()
+
+
+def restore_latest(run_dir: Path, state_template, cursor_template: dict[str, np.ndarray]) -> Restored | None:
+    """Read the newest checkpoint into the shapes of the templates (arrays or ShapeDtypeStructs).
+
+    Returns None when there is no checkpoint yet; raises CheckpointError when the newest one is
+    corrupt or does not fit this program (other shapes, another network).
+    """
+    step = latest_step(run_dir)
+    if step is None:
+        return None
+    import orbax.checkpoint as ocp
+
+    path = checkpoint_dir(run_dir) / str(step)
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), {"state": state_template, "cursor": cursor_template}
+    )
+    manager = open_manager(run_dir, create=False)
+    try:
+        restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    except Exception as e:  # orbax raises many types (ValueError, KeyError, tensorstore errors, ...)
+        detail = " ".join(str(e).split()).split(" See full TensorStore details")[0][:200] or type(e).__name__
+        raise CheckpointError(f"cannot restore checkpoint {path}: {detail}") from None
+    finally:
+        manager.close()
+    _check_shapes(path, abstract, restored)
+    cursor = {k: np.asarray(v) for k, v in restored["cursor"].items()}
+    return Restored(step, restored["state"], cursor, path)
+
+
+def _check_shapes(path: Path, abstract, restored) -> None:
+    """orbax may restore an array of another shape without complaint; a resumed run must not."""
+    want = jax.tree_util.tree_flatten_with_path(abstract)[0]
+    got = jax.tree.leaves(restored)
+    for (key, spec), leaf in zip(want, got):
+        if tuple(np.shape(leaf)) != tuple(spec.shape):
+            name = jax.tree_util.keystr(key)
+            raise CheckpointError(
+                f"checkpoint {path} does not fit this run: {name} has shape {np.shape(leaf)}, expected {spec.shape}"
+            )
+
+
+def log_cursor(log) -> dict[str, np.ndarray]:
+    """The MetricsLog's per-run accumulators (every array attribute, and arrays in dict attributes)."""
+    cursor = {}
+    for name, value in vars(log).items():
+        if isinstance(value, np.ndarray):
+            cursor[f"log.{name}"] = value.copy()
+        elif isinstance(value, dict) and value and all(isinstance(v, np.ndarray) for v in value.values()):
+            cursor.update({f"log.{name}.{k}": v.copy() for k, v in value.items()})
+    return cursor
+
+
+def restore_log_cursor(log, cursor: dict[str, np.ndarray]) -> None:
+    """Put accumulators saved by `log_cursor` back into a fresh MetricsLog of the same grid."""
+    for key, value in cursor.items():
+        parts = key.split(".")
+        if parts[0] != "log":
+            continue
+        if len(parts) == 2:
+            setattr(log, parts[1], np.asarray(value).copy())
+        else:
+            getattr(log, parts[1])[parts[2]] = np.asarray(value).copy()

@@ -1,0 +1,316 @@
+"""`purejaxspi plot DIR [DIR ...]`: learning curves and rliable's aggregate metrics from run directories.
+
+Runs are grouped into one line per algorithm / setting: the algorithm plus every config field and
+hyperparameter that differs between the loaded runs; seeds are the samples. Curves show the IQM
+(or mean) across seeds per env-step bin with a stratified-bootstrap 95% band; the aggregate panel
+compares final scores (the metric's mean over the last 10% of env steps) across groups and games.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from purejaxspi.rundir import RunDirError, read_record
+
+# rliable passes a RandomState to arch, which warns about it on every bootstrap
+warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
+
+FINAL_FRACTION = 0.1  # final score: the metric's mean over the last share of a run's env steps
+CI = 0.95
+
+
+class PlotError(ValueError):
+    """Input that cannot be plotted; one line."""
+
+
+@dataclasses.dataclass
+class RunCurve:
+    """One run (one seed of one setting) of one env: the metric against env steps."""
+
+    env: str
+    settings: dict  # everything that may tell groups apart: algo, config fields, hp_<name>
+    seed: int
+    steps: np.ndarray
+    values: np.ndarray  # NaN where the cell is empty (e.g. no episode finished)
+    label: str = ""
+
+    def final(self) -> float:
+        cut = (1.0 - FINAL_FRACTION) * self.steps.max()
+        window = self.values[(self.steps > cut) & ~np.isnan(self.values)]
+        return float(window.mean()) if window.size else math.nan
+
+
+def read_run_dir(run_dir: Path, metric: str) -> list[RunCurve]:
+    """Every run of a directory's metrics.csv, reading the columns its header names."""
+    record = read_record(run_dir)
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        raise PlotError(f"{path} not found")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        if metric not in header:
+            choices = [c for c in header if c not in ("run", "seed", "iteration") and not c.startswith("hp_")]
+            raise PlotError(f"{path} has no column {metric!r}; choose --metric from {', '.join(choices)}")
+        data: dict[int, list] = {}
+        seeds, hparams = {}, {}
+        for row in reader:
+            if None in row or any(v is None for v in row.values()):
+                continue  # a line cut off by a kill
+            run = int(row["run"])
+            seeds[run] = int(row["seed"])
+            hparams[run] = {k: float(v) for k, v in row.items() if k.startswith("hp_")}
+            data.setdefault(run, []).append((int(row["env_steps"]), float(row[metric]) if row[metric] else math.nan))
+    config = {k: v for k, v in record["config"].items() if k != "env_id"}
+    curves = []
+    for run, points in sorted(data.items()):
+        points.sort()
+        steps, values = (np.asarray(x, float) for x in zip(*points))
+        curves.append(RunCurve(record["config"]["env_id"], {**config, **hparams[run]}, seeds[run], steps, values))
+    return curves
+
+
+def label_groups(curves: list[RunCurve]) -> list[str]:
+    """Name each run's group by the settings that vary across all runs (the algorithm always)."""
+    keys = sorted({k for c in curves for k in c.settings})
+    varied = [k for k in keys if len({json.dumps(c.settings.get(k)) for c in curves}) > 1 and k != "algo"]
+    for c in curves:
+        parts = [str(c.settings.get("algo", "?"))]
+        for k in varied:
+            value = c.settings.get(k)
+            parts.append(f"{k.removeprefix('hp_')}={value:g}" if isinstance(value, float) else f"{k}={value}")
+        c.label = " ".join(parts)
+    return list(dict.fromkeys(c.label for c in curves))
+
+
+def binned(curve: RunCurve, edges: np.ndarray) -> np.ndarray:
+    """The run's metric averaged in each env-step bin, carried forward over bins without data."""
+    index = np.clip(np.searchsorted(edges, curve.steps, side="left") - 1, 0, len(edges) - 2)
+    sums = np.bincount(index, np.nan_to_num(curve.values), len(edges) - 1)
+    counts = np.bincount(index, ~np.isnan(curve.values), len(edges) - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(counts > 0, sums / counts, np.nan)
+    for i in range(1, len(out)):  # forward fill: the latest value seen
+        if np.isnan(out[i]):
+            out[i] = out[i - 1]
+    return out
+
+
+def curve_estimates(scores: np.ndarray, aggregate: str, reps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Point estimate [B] and CI [2, B] across runs of scores [runs, B], by rliable's stratified bootstrap."""
+    from rliable import library as rly
+    from scipy.stats import trim_mean
+
+    # rliable's aggregate_iqm / aggregate_mean, per bin at once (axis 0 is the runs)
+    func = (lambda s: trim_mean(s, 0.25, axis=0)) if aggregate == "iqm" else (lambda s: np.mean(s, axis=0))  # noqa: E731
+    point, interval = rly.get_interval_estimates(
+        {"g": scores}, func, reps=reps, confidence_interval_size=CI, random_state=np.random.RandomState(seed)
+    )
+    return point["g"], interval["g"]
+
+
+def normalised_finals(curves: list[RunCurve], metric: str) -> tuple[dict[str, dict[str, list[float]]], str]:
+    """{group: {env: [final score per seed]}} and how the scores are scaled (for the axis label)."""
+    envs = sorted({c.env for c in curves})
+    finals = {}
+    for c in curves:
+        finals.setdefault(c.label, {}).setdefault(c.env, []).append(c.final())
+    hns = _hns_table() if metric == "episodic_return" else None
+    if hns is not None and all(env in hns for env in envs):
+        from purejaxspi.hns import human_normalised
+
+        scale = lambda env, x: human_normalised(env, x)  # noqa: E731
+        return {g: {e: [scale(e, x) for x in xs] for e, xs in per.items()} for g, per in finals.items()}, "human-normalised score"
+    if len(envs) == 1:
+        return finals, f"final {metric}"
+    bounds = {e: (np.nanmin([x for per in finals.values() for x in per.get(e, [])]),
+                  np.nanmax([x for per in finals.values() for x in per.get(e, [])])) for e in envs}
+    scale = lambda e, x: (x - bounds[e][0]) / ((bounds[e][1] - bounds[e][0]) or 1.0)  # noqa: E731
+    return ({g: {e: [scale(e, x) for x in xs] for e, xs in per.items()} for g, per in finals.items()},
+            f"final {metric}, min-max normalised per env over the plotted runs")
+
+
+def score_matrices(finals: dict[str, dict[str, list[float]]]) -> dict[str, np.ndarray]:
+    """{group: [runs, envs]} for the groups that have every env (seeds cut to the fewest any env has)."""
+    envs = sorted({e for per in finals.values() for e in per})
+    out = {}
+    for group, per in finals.items():
+        if set(per) != set(envs):
+            continue
+        n = min(len(per[e]) for e in envs)
+        matrix = np.array([per[e][:n] for e in envs], float).T
+        if not np.isnan(matrix).any():
+            out[group] = matrix
+    return out
+
+
+def aggregate_estimates(scores: dict[str, np.ndarray], gap_threshold: float, reps: int, seed: int):
+    """rliable's IQM, median, mean and optimality gap per group, each (point, [low, high])."""
+    from rliable import library as rly, metrics
+
+    func = lambda s: np.array([  # noqa: E731
+        metrics.aggregate_iqm(s), metrics.aggregate_median(s), metrics.aggregate_mean(s),
+        metrics.aggregate_optimality_gap(s, gap_threshold),
+    ])
+    point, interval = rly.get_interval_estimates(
+        scores, func, reps=reps, confidence_interval_size=CI, random_state=np.random.RandomState(seed)
+    )
+    return point, interval
+
+
+def improvement_estimates(scores: dict[str, np.ndarray], reps: int, seed: int, max_pairs: int = 10):
+    """P(X > Y) with CIs for pairs of groups (all pairs, at most max_pairs)."""
+    from rliable import library as rly, metrics
+
+    groups = list(scores)
+    pairs = [(x, y) for i, x in enumerate(groups) for y in groups[i + 1 :]][:max_pairs]
+    if not pairs:
+        return {}, {}
+    paired = {f"{x}  >  {y}": (scores[x], scores[y]) for x, y in pairs}
+    return rly.get_interval_estimates(
+        paired, metrics.probability_of_improvement, reps=reps, confidence_interval_size=CI,
+        random_state=np.random.RandomState(seed),
+    )
+
+
+AGGREGATE_NAMES = ("IQM", "Median", "Mean", "Optimality gap")
+
+
+def plot(run_dirs: list[Path], out: Path, metric: str = "episodic_return", aggregate: str = "iqm",
+         bins: int = 50, reps: int = 2000, seed: int = 0, gap_threshold: float | None = None) -> dict:
+    """Draw the figure into `out` and write the numbers next to it (`out` with .json); returns them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = []
+    for d in run_dirs:
+        try:
+            curves += read_run_dir(d, metric)
+        except RunDirError as e:
+            raise PlotError(str(e)) from None
+    if not curves:
+        raise PlotError("no metrics rows in " + ", ".join(map(str, run_dirs)))
+    groups = label_groups(curves)
+    envs = sorted({c.env for c in curves})
+    colours = {g: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(groups)}
+    summary = {"metric": metric, "aggregate": aggregate, "confidence": CI, "bootstrap_reps": reps,
+               "envs": envs, "groups": {}}
+
+    finals, score_label = normalised_finals(curves, metric)
+    scores = score_matrices(finals)
+    show_aggregates = len(scores) >= 1 and any(m.size > 1 for m in scores.values())
+    show_gap = show_aggregates and metric == "episodic_return"
+    threshold = gap_threshold
+    if threshold is None:
+        threshold = 1.0 if score_label != f"final {metric}" else max(float(np.max(m)) for m in scores.values()) if scores else 1.0
+
+    ncurve = len(envs)
+    nagg = (len(AGGREGATE_NAMES) if show_gap else 3) if show_aggregates else 0
+    poi_point, poi_interval = improvement_estimates(scores, reps, seed) if show_aggregates else ({}, {})
+    width = max(4.5 * ncurve, 3.2 * (nagg + (1 if poi_point else 0)), 8)
+    height = 4.2 + (0.45 * len(scores) + 2.4 if show_aggregates else 0) + 0.3 * len(groups)
+    fig = plt.figure(figsize=(width, height), layout="constrained")
+    top, bottom = (fig.subfigures(2, 1, height_ratios=[4.2, height - 4.2]) if show_aggregates else (fig, None))
+
+    # ---- learning curves: one panel per env -----------------------------------------------------
+    axes = np.atleast_1d(top.subplots(1, ncurve, squeeze=False)[0])
+    for ax, env in zip(axes, envs):
+        env_curves = [c for c in curves if c.env == env]
+        edges = np.linspace(0.0, max(c.steps.max() for c in env_curves), min(bins, max(len(c.steps) for c in env_curves)) + 1)
+        centres = (edges[:-1] + edges[1:]) / 2
+        for group in groups:
+            members = [c for c in env_curves if c.label == group]
+            if not members:
+                continue
+            matrix = np.stack([binned(c, edges) for c in members])
+            drawn = ~np.isnan(matrix).any(axis=0)  # bins before every seed has a value are skipped
+            if not drawn.any():
+                continue
+            point, interval = curve_estimates(matrix[:, drawn], aggregate, reps, seed)
+            ax.plot(centres[drawn], point, color=colours[group], label=f"{group} ({len(members)} seeds)", lw=1.8)
+            ax.fill_between(centres[drawn], interval[0], interval[1], color=colours[group], alpha=0.2, lw=0)
+            summary["groups"].setdefault(group, {})[env] = {
+                "seeds": [c.seed for c in members], "final": [_number(c.final()) for c in members],
+            }
+        ax.set_title(env)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel(f"{metric} ({aggregate.upper() if aggregate == 'iqm' else aggregate} over seeds, {CI:.0%} CI)")
+        ax.grid(alpha=0.3)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 4))
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    top.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=9, frameon=False)
+
+    # ---- aggregate metrics across seeds (and games) with CIs -------------------------------------
+    if show_aggregates:
+        point, interval = aggregate_estimates(scores, threshold, reps, seed)
+        names = AGGREGATE_NAMES if show_gap else AGGREGATE_NAMES[:3]
+        panels = bottom.subplots(1, len(names) + (1 if poi_point else 0), squeeze=False)[0]
+        order = list(scores)
+        for k, (ax, name) in enumerate(zip(panels, names)):
+            for y, group in enumerate(order):
+                lo, hi = interval[group][:, k]
+                ax.barh(y, hi - lo, left=lo, height=0.6, color=colours[group], alpha=0.75)
+                ax.plot([point[group][k]] * 2, [y - 0.3, y + 0.3], color="black", lw=1.5)
+            ax.set_yticks(range(len(order)), order if k == 0 else [""] * len(order), fontsize=9)
+            ax.invert_yaxis()  # groups top to bottom in legend order
+            ax.set_title(name + (f" (threshold {threshold:g})" if name == "Optimality gap" else ""), fontsize=10)
+            ax.set_xlabel(score_label if len(score_label) < 40 else "normalised score", fontsize=9)
+            ax.grid(axis="x", alpha=0.3)
+        if poi_point:
+            ax = panels[-1]
+            for y, pair in enumerate(poi_point):
+                lo, hi = np.ravel(poi_interval[pair])
+                ax.barh(y, hi - lo, left=lo, height=0.6, color="tab:grey", alpha=0.6)
+                ax.plot([float(np.ravel(poi_point[pair])[0])] * 2, [y - 0.3, y + 0.3], color="black", lw=1.5)
+            ax.set_yticks(range(len(poi_point)), list(poi_point), fontsize=8)
+            ax.invert_yaxis()
+            ax.yaxis.tick_right()
+            ax.axvline(0.5, color="black", ls="--", lw=0.8)
+            ax.set_xlim(-0.03, 1.03)
+            ax.set_title("P(X > Y)", fontsize=10)
+            ax.set_xlabel("probability of improvement", fontsize=9)
+        bottom.suptitle(f"Aggregates over {len(envs)} env(s): {score_label}; {CI:.0%} stratified bootstrap CIs", fontsize=10)
+        summary["score"] = score_label
+        summary["aggregates"] = {
+            g: {n: {"point": float(point[g][k]), "ci": [float(interval[g][0, k]), float(interval[g][1, k])]}
+                for k, n in enumerate(names)} for g in order
+        }
+        if show_gap:
+            summary["optimality_gap_threshold"] = threshold
+        summary["probability_of_improvement"] = {
+            p: {"point": float(np.ravel(poi_point[p])[0]), "ci": [float(x) for x in np.ravel(poi_interval[p])]}
+            for p in poi_point
+        }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _number(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+@functools.lru_cache(maxsize=None)
+def _hns_table():
+    try:
+        from purejaxspi import hns
+    except ImportError:
+        return None
+    return hns.reference_scores()

@@ -1,0 +1,110 @@
+"""A run directory on disk: its record (config.json), the refusal to clobber it, and resume bookkeeping.
+
+Everything here is host-side and refuses rather than overwrites: a run's outputs are only removed when
+the user asks for it (`--overwrite`), and metrics rows are only dropped once a checkpoint has been read.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+# Files and folders a training run writes into its directory (what `--overwrite` removes).
+RUN_OUTPUTS = ("config.json", "metrics.csv", "summary.json", "eval.json", "checkpoints", "tensorboard", "videos", "wandb")
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be used as asked; the message is one line."""
+
+
+def run_record(config_dict: dict, values: dict, seed: int, num_seeds: int, num_runs: int, varied: list) -> dict:
+    """What config.json holds: everything that decides a run's numbers, plus the grid's shape."""
+    return {"config": config_dict, "hparam_values": values, "seed": seed, "num_seeds": num_seeds,
+            "num_runs": num_runs, "varied": list(varied)}
+
+
+def read_record(run_dir: Path) -> dict:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise RunDirError(f"{path} not found; is {run_dir} a training run directory?")
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunDirError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise RunDirError(f"{path} has no 'config' object; not a purejaxspi run record")
+    return record
+
+
+def record_mismatch(saved: dict, new: dict, prefix: str = "") -> str | None:
+    """The first setting that differs between two run records, as 'name: saved vs new', or None."""
+    # json round-trip so tuples and lists, ints and floats compare as they would on disk
+    saved, new = json.loads(json.dumps(saved)), json.loads(json.dumps(new))
+    if isinstance(saved, dict) and isinstance(new, dict):
+        for key in list(saved) + [k for k in new if k not in saved]:
+            if key not in saved or key not in new:
+                return f"{prefix}{key}: {'missing' if key not in saved else saved[key]!r} vs {'missing' if key not in new else new[key]!r}"
+            found = record_mismatch(saved[key], new[key], f"{prefix}{key}." if key != "config" else "")
+            if found:
+                return found
+        return None
+    if saved != new:
+        return f"{prefix.rstrip('.')}: {saved!r} vs {new!r}"
+    return None
+
+
+def check_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to write a new run into a directory that already holds something."""
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} exists and is not a directory")
+    if resume or overwrite or not out.exists() or not any(out.iterdir()):
+        return
+    found = sorted(p.name for p in out.iterdir())
+    shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
+    raise RunDirError(
+        f"--out {out} already holds files ({shown}); pass --resume {out} to continue that run or "
+        f"--overwrite to replace it"
+    )
+
+
+def clear_run_outputs(out: Path) -> None:
+    """Remove what a previous run wrote (only the run's own outputs; other files stay)."""
+    for name in RUN_OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def truncate_metrics(path: Path, header: tuple[str, ...], num_iterations: int) -> int:
+    """Keep the header and the rows of iterations < num_iterations (a killed run's later or partial
+    rows are dropped, to be written again); returns the number of rows kept. Atomic: temp file + rename.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    kept = 0
+    with open(path, newline="") as src, open(tmp, "w", newline="") as dst:
+        found = tuple(next(csv.reader([src.readline()]), []))
+        if found and found != header:
+            tmp.unlink()
+            missing = [c for c in header if c not in found]
+            extra = [c for c in found if c not in header]
+            raise RunDirError(
+                f"{path} has other columns than this version writes (missing {missing}, extra {extra}); "
+                f"cannot append to it"
+            )
+        writer = csv.writer(dst)
+        writer.writerow(header)
+        column = header.index("iteration")
+        for line in src:
+            if not line.endswith("\n"):
+                break  # a line cut off by a kill
+            row = next(csv.reader([line]), [])
+            if len(row) == len(header) and row[column].isdigit() and int(row[column]) < num_iterations:
+                writer.writerow(row)
+                kept += 1
+    os.replace(tmp, path)
+    return kept
