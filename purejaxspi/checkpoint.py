@@ -8,6 +8,10 @@ temporary folder and renames it once complete, so a run killed mid-save keeps it
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
+import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -76,13 +80,21 @@ def restore_latest(run_dir: Path, state_template, cursor_template: dict[str, np.
         lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), {"state": state_template, "cursor": cursor_template}
     )
     manager = open_manager(run_dir, create=False)
-    try:
-        restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
-    except Exception as e:  # orbax raises many types (ValueError, KeyError, tensorstore errors, ...)
-        detail = " ".join(str(e).split()).split(" See full TensorStore details")[0][:200] or type(e).__name__
-        raise CheckpointError(f"cannot restore checkpoint {path}: {detail}") from None
-    finally:
-        manager.close()
+    # A failing read makes orbax's remaining reader callbacks print tracebacks; hold them back
+    # and show them only if the restore succeeds (where they would be news).
+    held, failure = io.StringIO(), None
+    with contextlib.redirect_stderr(held):
+        try:
+            restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        except Exception as e:  # orbax raises many types (ValueError, KeyError, tensorstore errors, ...)
+            failure = e
+            time.sleep(0.5)  # let the other reads of the failed restore finish into `held`
+        finally:
+            manager.close()
+    if failure is not None:
+        detail = " ".join(str(failure).split()).split(" See full TensorStore details")[0][:200]
+        raise CheckpointError(f"cannot restore checkpoint {path}: {detail or type(failure).__name__}")
+    sys.stderr.write(held.getvalue())
     _check_shapes(path, abstract, restored)
     cursor = {k: np.asarray(v) for k, v in restored["cursor"].items()}
     return Restored(step, restored["state"], cursor, path)

@@ -114,6 +114,8 @@ def resolve(args: TrainArgs) -> tuple[Config, dict[str, list[float]]]:
         name: list(pick(getattr(args, name), (getattr(preset.hparams, name),))) for name in HPARAM_NAMES
     }
     validate(config, grid)
+    if family == "atari" and (args.seed + args.num_seeds) * config.num_envs > 2**31:
+        raise ConfigError(f"--seed {args.seed} is too large: Atari env seeds (seed * num_envs + j) must fit in int32")
     if args.chunk_iterations < 0:
         raise ConfigError(f"--chunk-iterations must be non-negative, got {args.chunk_iterations}")
     return config, grid
@@ -248,19 +250,27 @@ def eval_cmd(args: EvalArgs) -> int:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.video_format not in ("gif", "mp4"):
         fail(f"--video-format must be gif or mp4, got {args.video_format!r}")
+    if args.video and args.video_format == "mp4":
+        import importlib.util
+
+        if not any(importlib.util.find_spec(m) for m in ("imageio_ffmpeg", "av")):
+            fail("--video-format mp4 needs an imageio ffmpeg plugin (pip install imageio-ffmpeg); gif needs none")
     from purejaxspi.checkpoint import CheckpointError
-    from purejaxspi.evaluate import EvalError, evaluate_run_dir, record_videos
+    from purejaxspi.evaluate import EvalError, check_video, evaluate, load_run, record_videos
     from purejaxspi.rundir import RunDirError, read_record
+    from rich.console import Console
 
     try:
         read_record(args.run_dir)
-        from rich.console import Console
-
         with Console(stderr=True).status(f"playing {args.episodes} episodes per run in {args.run_dir}"):
-            report = evaluate_run_dir(args.run_dir, args.episodes, args.greedy, args.max_steps, args.seed)
-            videos = record_videos(args.run_dir, args.video_steps, args.greedy, args.video_format, args.seed) if args.video else []
+            run = load_run(args.run_dir)
+            if args.video:
+                check_video(run)
+            report = evaluate(run, args.episodes, args.greedy, args.max_steps, args.seed)
+            videos = record_videos(run, args.video_steps, args.greedy, args.video_format, args.seed) if args.video else []
     except (CheckpointError, EvalError, RunDirError) as e:
-        fail(str(e))
+        print(f"purejaxspi: error: {e}", file=sys.stderr, flush=True)
+        os._exit(2)  # as in train: orbax's reader threads may still be winding down
     unfinished = sum(args.episodes - r["episodes_finished"] for r in report["runs"])
     print(
         f"{report['algo']} on {report['env']} at iteration {report['iteration']}: {len(report['runs'])} runs x "

@@ -133,6 +133,8 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 15) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class LoadedRun:
+    run_dir: Path
+    obs_shape: tuple[int, ...]
     config: Config
     grid: RunGrid
     record: dict
@@ -164,7 +166,8 @@ def load_run(run_dir: Path) -> LoadedRun:
     if restored is None:
         raise EvalError(f"no checkpoint in {checkpoint.checkpoint_dir(run_dir)}; train (or resume) the run first")
     state = restored.state
-    return LoadedRun(config, grid, record, state.params, state.spectral, restored.iteration, restored.path)
+    return LoadedRun(run_dir, env.spec.obs_shape, config, grid, record, state.params, state.spectral,
+                     restored.iteration, restored.path)
 
 
 def eval_keys(grid: RunGrid, seed: int) -> jax.Array:
@@ -172,12 +175,11 @@ def eval_keys(grid: RunGrid, seed: int) -> jax.Array:
     return jax.vmap(lambda k: jax.random.fold_in(k, 1_000_003 + seed))(grid.keys())
 
 
-def evaluate_run_dir(run_dir: Path, episodes: int, greedy: bool, max_steps: int, seed: int = 0) -> dict:
+def evaluate(run: LoadedRun, episodes: int, greedy: bool, max_steps: int, seed: int = 0) -> dict:
     """Play `episodes` episodes per run and write DIR/eval.json; returns its content."""
     from purejaxspi.envs import make_env
     from purejaxspi.logging import iqm
 
-    run = load_run(run_dir)
     config, grid = run.config, run.grid
     env = make_env(config.env_id, episodes, tuple(r.seed for r in grid.runs), getattr(config, "stochastic", False))
     agent = _agent(config, env)
@@ -208,25 +210,27 @@ def evaluate_run_dir(run_dir: Path, episodes: int, greedy: bool, max_steps: int,
         hns = np.array([np.nan if row["hns"] is None else row["hns"] for row in rows])
         report["hns_median"] = float(np.nanmedian(hns)) if np.isfinite(hns).any() else None
         report["hns_iqm"] = iqm(hns) if np.isfinite(hns).any() else None
-    (run_dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    (run.run_dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
-def record_videos(run_dir: Path, num_frames: int, greedy: bool, fmt: str = "gif", seed: int = 0) -> list[Path]:
-    """One episode (at most num_frames steps) per run, from env 0, as DIR/videos/run<r>.<fmt>."""
+def check_video(run: LoadedRun) -> None:
+    """Videos are drawn from image observations [H, W, C]; refuse others before any work."""
+    if len(run.obs_shape) != 3:
+        raise EvalError(f"--video draws image observations; {run.config.env_id} has vector observations {run.obs_shape}")
+
+
+def record_videos(run: LoadedRun, num_frames: int, greedy: bool, fmt: str = "gif", seed: int = 0) -> list[Path]:
+    """One episode (at most num_frames steps) per run, from env 0, as DIR/videos/run<r>-seed<s>.<fmt>."""
     from purejaxspi.envs import make_env
 
-    run = load_run(run_dir)
+    check_video(run)
     config, grid = run.config, run.grid
     env = make_env(config.env_id, 1, tuple(r.seed for r in grid.runs), getattr(config, "stochastic", False))
-    if len(env.spec.obs_shape) != 3:
-        raise EvalError(
-            f"--video draws image observations; {config.env_id} has vector observations {env.spec.obs_shape}"
-        )
     frame_scale = 1.0 if env.spec.family == "atari" else 255.0
     record = jax.jit(jax.vmap(make_record(_agent(config, env), env, num_frames, greedy, frame_scale)))
     frames, done = jax.device_get(record(run.params, run.spectral, eval_keys(grid, seed)))
-    folder = run_dir / "videos"
+    folder = run.run_dir / "videos"
     folder.mkdir(exist_ok=True)
     paths = []
     for r, member in enumerate(grid.runs):

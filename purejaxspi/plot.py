@@ -127,7 +127,7 @@ def normalised_finals(curves: list[RunCurve], metric: str) -> tuple[dict[str, di
     if hns is not None and all(env in hns for env in envs):
         from purejaxspi.hns import human_normalised
 
-        scale = lambda env, x: human_normalised(env, x)  # noqa: E731
+        scale = lambda env, x: _nan_if_none(human_normalised(env, x))  # noqa: E731
         return {g: {e: [scale(e, x) for x in xs] for e, xs in per.items()} for g, per in finals.items()}, "human-normalised score"
     if len(envs) == 1:
         return finals, f"final {metric}"
@@ -301,6 +301,10 @@ def plot(run_dirs: list[Path], out: Path, metric: str = "episodic_return", aggre
     plt.close(fig)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _nan_if_none(x: float | None) -> float:
+    return math.nan if x is None else x
 
 
 def _number(x: float) -> float | None:

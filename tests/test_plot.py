@@ -1,0 +1,68 @@
+"""`purejaxspi plot`: learning curves per setting and rliable aggregates, from any metrics.csv column."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import cli
+from purejaxspi.plot import RunCurve, binned, label_groups
+
+
+def test_binned_curves_average_within_bins_and_carry_the_last_value_forward():
+    curve = RunCurve("E", {}, 0, np.array([10.0, 20, 30, 40, 50, 60]), np.array([1.0, 3, np.nan, np.nan, 5, np.nan]))
+    edges = np.array([0.0, 20, 40, 60])
+    np.testing.assert_allclose(binned(curve, edges), [2.0, 2.0, 5.0])
+
+
+def test_groups_are_named_by_what_differs():
+    curves = [RunCurve("E", {"algo": "ppo", "hp_learning_rate": lr, "num_envs": 4}, s, np.ones(1), np.ones(1))
+              for lr in (0.001, 0.003) for s in (0, 1)]
+    assert label_groups(curves) == ["ppo learning_rate=0.001", "ppo learning_rate=0.003"]
+
+
+def _as_other_algo(src, dst, algo, shift):
+    """A copy of a run relabelled as another algorithm, its returns shifted by `shift`."""
+    shutil.copytree(src, dst)
+    record = json.loads((dst / "config.json").read_text())
+    record["config"]["algo"] = algo
+    (dst / "config.json").write_text(json.dumps(record))
+    rows = list(csv.reader(open(src / "metrics.csv")))
+    column = rows[0].index("episodic_return")
+    for row in rows[1:]:
+        if row[column]:
+            row[column] = repr(float(row[column]) + shift)
+    with open(dst / "metrics.csv", "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+
+
+def test_plot_draws_curves_and_aggregates_for_two_algorithms(trained_run, tmp_path):
+    _as_other_algo(trained_run, tmp_path / "better", "deepmdp", 1000.0)
+    out = tmp_path / "fig.png"
+    result = cli("plot", str(trained_run), str(tmp_path / "better"), "--out", str(out), "--reps", "300")
+    assert result.returncode == 0, result.stderr
+    assert out.stat().st_size > 20_000 and out.read_bytes()[:4] == b"\x89PNG"
+    numbers = json.loads(out.with_suffix(".json").read_text())
+    assert set(numbers["groups"]) == {"deepspi", "deepmdp"}
+    assert numbers["groups"]["deepspi"]["CartPole-v1"]["seeds"] == [0, 1, 2, 3]
+    for group, stats in numbers["aggregates"].items():
+        for name in ("IQM", "Median", "Mean", "Optimality gap"):
+            low, high = stats[name]["ci"]
+            assert low <= stats[name]["point"] <= high, (group, name)
+    assert numbers["aggregates"]["deepmdp"]["IQM"]["point"] == pytest.approx(
+        numbers["aggregates"]["deepspi"]["IQM"]["point"] + 1000.0)
+    # every shifted seed beats every original seed
+    assert numbers["probability_of_improvement"]["deepspi  >  deepmdp"]["point"] == 0.0
+
+
+def test_any_metrics_column_can_be_plotted_and_unknown_ones_are_refused(trained_run, tmp_path):
+    result = cli("plot", str(trained_run), "--metric", "entropy", "--aggregate", "mean", "--reps", "200",
+                 "--out", str(tmp_path / "entropy.png"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "entropy.json").read_text())["metric"] == "entropy"
+    result = cli("plot", str(trained_run), "--metric", "episodic_retrun", "--out", str(tmp_path / "x.png"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no column 'episodic_retrun'" in lines[0] and "episodic_return" in lines[0]
