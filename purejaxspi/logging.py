@@ -24,10 +24,13 @@ CSV_METRICS = (
     "transition_loss",
     "approx_kl",
     "clip_fraction",
+    "ratio_outside",
     "ratio_min",
     "ratio_max",
     "learning_rate",
 )
+# Exact diagnostics from envs that offer a probe (the confounding gridworld); empty cells elsewhere.
+PROBE_METRICS = ("init_value", "repr_dist")
 # The run's hyperparameter settings are `hp_<name>`; `learning_rate` is the annealed rate in use.
 CSV_COLUMNS = (
     ("run", "seed")
@@ -35,6 +38,7 @@ CSV_COLUMNS = (
     + ("iteration", "env_steps", "episodic_return", "episode_length", "episodes")
     + CSV_METRICS
     + ("spi_condition",)
+    + PROBE_METRICS
 )
 # The last share of a run's env steps over which `final_return` averages finished episodes.
 FINAL_FRACTION = 0.1
@@ -73,6 +77,7 @@ class MetricsLog:
         self.final_return_sum = np.zeros(grid.size)
         self.final_count = np.zeros(grid.size)
         self.latest_return = np.full(grid.size, np.nan)
+        self.latest_probe = {name: np.full(grid.size, np.nan) for name in PROBE_METRICS}
 
     def write_chunk(self, metrics: dict[str, np.ndarray], first_iteration: int, num_rows: int | None = None):
         """Append rows for iterations [first_iteration, first_iteration + num_rows) of every run."""
@@ -92,6 +97,7 @@ class MetricsLog:
                         value = np.nan  # PPO has no world model: leave these cells empty
                     row.append(value)
                 row.append(bool(metrics["ratio_max"][r, i] < 1.0 / hp["gamma"]))
+                row += [metrics[name][r, i] if name in metrics else np.nan for name in PROBE_METRICS]
                 self.writer.writerow([_fmt(v) for v in row])
                 if env_steps > self.final_start:
                     self.final_return_sum[r] += metrics["episode_return_sum"][r, i]
@@ -99,11 +105,24 @@ class MetricsLog:
             finished = ret[r, :num_iters][~np.isnan(ret[r, :num_iters])]
             if finished.size:
                 self.latest_return[r] = finished[-1]
+            for name in PROBE_METRICS:
+                if name in metrics and num_iters:
+                    self.latest_probe[name][r] = metrics[name][r, num_iters - 1]
         self.file.flush()
 
     def final_returns(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.final_count > 0, self.final_return_sum / self.final_count, np.nan)
+
+    def probe_summary(self) -> dict:
+        """final_<probe> per run (its value after the last iteration) and the median over runs."""
+        summary = {}
+        for name, values in self.latest_probe.items():
+            if np.isnan(values).all():
+                continue
+            summary[f"final_{name}"] = [_json_float(v) for v in values]
+            summary[f"median_final_{name}"] = _json_float(np.nanmedian(values))
+        return summary
 
     def close(self):
         self.file.close()

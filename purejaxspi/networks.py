@@ -274,6 +274,10 @@ class Agent(nn.Module):
         """Policy logits [B, A] and value [B] for observations [B, *obs]."""
         return self._policy_value(self.encoder(obs))
 
+    def encode(self, obs):
+        """The latent z [B, *z] that the policy, value and world model share."""
+        return self.encoder(obs)
+
     def with_world_model(self, obs, action, next_obs, key) -> AgentOutputs:
         """Everything the losses need, encoding s and s' in one pass of the live encoder."""
         batch = obs.shape[0]

@@ -67,6 +67,11 @@ def clipped_surrogate(advantage, rho, clip_coef):
     return jnp.mean(jnp.maximum(unclipped, clipped))
 
 
+def clip_binds(advantage, rho, clip_coef):
+    """Where the clipped branch is the active one, so the sample contributes no policy gradient [B]."""
+    return ((advantage > 0) & (rho > 1.0 + clip_coef)) | ((advantage < 0) & (rho < 1.0 - clip_coef))
+
+
 def masked_log_softmax(logits, action_mask):
     masked = jnp.where(action_mask, logits, -1e9)
     return jax.nn.log_softmax(masked, axis=-1)
@@ -101,7 +106,8 @@ class LossTerms(NamedTuple):
     reward_loss: jax.Array
     transition_loss: jax.Array
     approx_kl: jax.Array
-    clip_fraction: jax.Array
+    clip_fraction: jax.Array  # samples whose surrogate gradient the clip cuts
+    ratio_outside: jax.Array  # samples with rho outside [2 - C, C], C = 1 + clip
     ratio_min: jax.Array
     ratio_max: jax.Array
 
@@ -117,18 +123,17 @@ def loss(algo: str, x: LossInputs, hp) -> LossTerms:
     loss_p = transition_loss(x.next_latent_pred, x.next_latent, valid)
 
     if algo == "deepspi":
-        policy_loss = clipped_surrogate(
-            u_advantage(advantages, loss_r, loss_p, hp.reward_coef, hp.transition_coef), rho, hp.clip_coef
-        )
+        policy_advantage = u_advantage(advantages, loss_r, loss_p, hp.reward_coef, hp.transition_coef)
         auxiliary = 0.0
     elif algo == "deepmdp":
-        policy_loss = clipped_surrogate(advantages, rho, hp.clip_coef)
+        policy_advantage = advantages
         auxiliary = jnp.mean(hp.reward_coef * loss_r + hp.transition_coef * loss_p)
     elif algo == "ppo":
-        policy_loss = clipped_surrogate(advantages, rho, hp.clip_coef)
+        policy_advantage = advantages
         auxiliary = 0.0
     else:
         raise ValueError(f"unknown algo {algo!r}")
+    policy_loss = clipped_surrogate(policy_advantage, rho, hp.clip_coef)
 
     value_loss = 0.5 * jnp.mean((x.value - x.returns) ** 2)
     ent = entropy(x.log_probs)
@@ -142,7 +147,8 @@ def loss(algo: str, x: LossInputs, hp) -> LossTerms:
         reward_loss=jnp.mean(loss_r),
         transition_loss=mean_loss_p,
         approx_kl=jnp.mean((rho - 1.0) - log_rho),
-        clip_fraction=jnp.mean((jnp.abs(rho - 1.0) > hp.clip_coef).astype(rho.dtype)),
+        clip_fraction=jnp.mean(clip_binds(policy_advantage, rho, hp.clip_coef).astype(rho.dtype)),
+        ratio_outside=jnp.mean((jnp.abs(rho - 1.0) > hp.clip_coef).astype(rho.dtype)),
         ratio_min=jnp.min(rho),
         ratio_max=jnp.max(rho),
     )

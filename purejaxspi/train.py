@@ -188,13 +188,22 @@ def make_train(config: Config, env: BatchedEnv) -> Trainer:
         state = state._replace(params=params, spectral=spectral, adam_state=adam_state, key=key)
         return state, terms, learning_rate
 
+    # ---- probe: exact diagnostics of the updated network, for envs with a known model ---------------
+    def probe(state: RunState) -> dict[str, jax.Array]:
+        if env.probe is None:
+            return {}
+        variables = {"params": state.params, "spectral": state.spectral}
+        action_probs = lambda obs: jax.nn.softmax(agent.apply(variables, obs)[0])  # noqa: E731
+        encode = lambda obs: agent.apply(variables, obs, method=Agent.encode)  # noqa: E731
+        return env.probe(action_probs, encode)
+
     # ---- one iteration -----------------------------------------------------------------------------
     def iteration(state: RunState, hp: HParams):
         state, traj = rollout(state)
         adv, returns = advantages(state, traj, hp)
         state, terms, learning_rate = update(state, traj, adv, returns, hp)
         state = state._replace(iteration=state.iteration + 1)
-        return state, _iteration_metrics(traj.timestep, terms, learning_rate)
+        return state, {**_iteration_metrics(traj.timestep, terms, learning_rate), **probe(state)}
 
     def train_chunk_run(state: RunState, hp: HParams, num_iterations: int):
         return jax.lax.scan(lambda s, _: iteration(s, hp), state, None, num_iterations)
@@ -229,6 +238,7 @@ def _iteration_metrics(ts: Timestep, terms: objectives.LossTerms, learning_rate)
         "transition_loss": terms.transition_loss.mean(),
         "approx_kl": terms.approx_kl.mean(),
         "clip_fraction": terms.clip_fraction.mean(),
+        "ratio_outside": terms.ratio_outside.mean(),
         "ratio_min": terms.ratio_min.min(),
         "ratio_max": terms.ratio_max.max(),
         "learning_rate": learning_rate,

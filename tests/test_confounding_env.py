@@ -117,7 +117,7 @@ def test_grey_levels():
 
 
 def test_obs_shapes():
-    assert make_env("ConfoundingGrid-v0", 2).spec.obs_shape == (15, 24, 1)
+    assert make_env("ConfoundingGrid-v0", 2).spec.obs_shape == (10, 16, 1)
     assert make_env("ConfoundingGrid-v0-84", 2).spec.obs_shape == (84, 84, 1)
     assert cg.observations("ConfoundingGrid-v0-84").shape == (16, 84, 84, 1)
     # every observation has exactly one agent region and they are all distinct
@@ -147,7 +147,7 @@ def test_time_limit_truncates():
 def test_make_env_jit_step_runs_an_episode():
     env = make_env("ConfoundingGrid-v0", 4)
     state, obs, mask = env.reset(jax.random.PRNGKey(0))
-    assert obs.shape == (4, 15, 24, 1) and mask.shape == (4, 4) and bool(mask.all())
+    assert obs.shape == (4, 10, 16, 1) and mask.shape == (4, 4) and bool(mask.all())
     step = jax.jit(env.step)
     right = jnp.full((4,), cg.RIGHT, jnp.int32)
     returns = []
@@ -159,3 +159,44 @@ def test_make_env_jit_step_runs_an_episode():
     # always RIGHT: I, @, four corridor cells, star -> W on the seventh step with return 5
     assert bool(returns[-1].terminated.all())
     np.testing.assert_allclose(np.asarray(returns[-1].episode_return), 5.0)
+
+
+def test_probe_scores_hand_policies_exactly():
+    """The in-program probe: V(I) of a policy given as a function of observations, and star distance."""
+    obs = np.asarray(cg.observations())
+    up_at_top = deterministic_policy([T["top_star"]])
+    lookup = {o.tobytes(): s for s, o in enumerate(obs)}
+    by_obs = lambda batch: jnp.asarray([up_at_top[lookup[np.asarray(o).tobytes()]] for o in batch])  # noqa: E731
+    identity = lambda batch: batch  # noqa: E731
+    out = cg.make_probe("ConfoundingGrid-v0")(by_obs, identity)
+    assert float(out["init_value"]) == pytest.approx(8.0103, abs=1e-3)
+    top, bottom = obs[T["top_star"]], obs[T["bottom_star"]]
+    assert float(out["repr_dist"]) == pytest.approx(np.sum((top - bottom) ** 2), rel=1e-6)
+
+
+def test_training_reports_the_exact_value_of_the_updated_network():
+    from purejaxspi.config import Config, PRESETS
+    from purejaxspi.networks import Agent
+    from purejaxspi.runs import make_grid
+    from purejaxspi.train import make_train
+
+    config = Config(env_id="ConfoundingGrid-v0", algo="deepspi", num_envs=4, num_steps=16,
+                    num_minibatches=2, update_epochs=1, total_timesteps=128, density="deterministic")
+    trainer = make_train(config, make_env(config.env_id, config.num_envs))
+    grid = make_grid({k: [v] for k, v in PRESETS["minatar"].hparams.as_dict().items()}, 3, 2)
+    state = jax.jit(trainer.init)(grid.keys(), grid.hparams())
+    state, metrics = jax.jit(trainer.train_chunk, static_argnums=2)(state, grid.hparams(), 2)
+    obs = cg.observations()
+    for run in range(2):
+        variables = jax.tree.map(lambda x: x[run], {"params": state.params, "spectral": state.spectral})
+        logits, _ = trainer.agent.apply(variables, obs)
+        pi = np.asarray(jax.nn.softmax(logits), np.float64)
+        # reference: the same linear system solved in float64 numpy
+        P_pi = np.einsum("sa,sat->st", pi, T["P"]) * (1 - T["terminal"])[:, None]
+        r_pi = (pi * T["R"]).sum(1) * (1 - T["terminal"])
+        v = np.linalg.solve(np.eye(S) - cg.GAMMA * P_pi, r_pi)
+        assert float(metrics["init_value"][run, -1]) == pytest.approx(v[T["start"]], rel=1e-4)
+        z = np.asarray(trainer.agent.apply(variables, obs[jnp.array([T["top_star"], T["bottom_star"]])],
+                                           method=Agent.encode))
+        assert float(metrics["repr_dist"][run, -1]) == pytest.approx(np.sum((z[0] - z[1]) ** 2), rel=1e-4)
+    assert metrics["init_value"].shape == (2, 2)

@@ -90,6 +90,24 @@ def hand_terms(x, algo):
     return pg + HP.vf_coef * v - HP.ent_coef * ent + aux, pg, l_r.mean(), l_p.sum() / 3
 
 
+def hand_diagnostics(x, algo):
+    """(clip fraction, fraction of ratios outside [2 - C, C]) written out sample by sample."""
+    lp = np.asarray(x.log_probs)
+    rho = np.exp(lp[np.arange(4), np.asarray(x.action)] - np.asarray(x.old_log_prob))
+    adv = np.asarray(x.advantages)
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    if algo == "deepspi":
+        huber = lambda d: np.where(np.abs(d) < 1, 0.5 * d**2, np.abs(d) - 0.5)
+        l_r = huber(np.asarray(x.reward_pred) - np.asarray(x.reward))
+        l_p = huber(np.asarray(x.next_latent_pred) - np.asarray(x.next_latent)).sum(-1) * np.asarray(x.transition_valid)
+        adv = adv - (HP.reward_coef * l_r + HP.transition_coef * l_p)
+    C = 1 + HP.clip_coef
+    # the clipped term is the larger one of the max exactly where the clip cuts the gradient
+    binds = [(u > 0 and r > C) or (u < 0 and r < 2 - C) for u, r in zip(adv, rho)]
+    outside = [r > C or r < 2 - C for r in rho]
+    return np.mean(binds), np.mean(outside), rho.min(), rho.max()
+
+
 @pytest.mark.parametrize("algo", ["deepspi", "deepmdp", "ppo"])
 def test_objectives_match_hand_computation(algo):
     x = tiny_inputs()
@@ -99,6 +117,19 @@ def test_objectives_match_hand_computation(algo):
     np.testing.assert_allclose(terms.policy_loss, pg, rtol=1e-5)
     np.testing.assert_allclose(terms.reward_loss, l_r, rtol=1e-6)
     np.testing.assert_allclose(terms.transition_loss, l_p, rtol=1e-6)
+
+
+@pytest.mark.parametrize("algo", ["deepspi", "ppo"])
+def test_spi_diagnostics_match_hand_computation(algo):
+    # ratios 1.25, 1.0, 1.8, 0.8: two outside [0.8, 1.2]; sample 2's negative advantage is not clipped
+    x = tiny_inputs()._replace(advantages=jnp.array([1.0, -1.0, -2.0, 0.0]))
+    terms = objectives.loss(algo, x, HP)
+    clip_fraction, outside, rho_min, rho_max = hand_diagnostics(x, algo)
+    assert (clip_fraction, outside) == (0.25, 0.5)
+    assert float(terms.ratio_outside) == pytest.approx(outside)
+    assert float(terms.clip_fraction) == pytest.approx(clip_fraction)
+    assert float(terms.ratio_min) == pytest.approx(rho_min, rel=1e-5)
+    assert float(terms.ratio_max) == pytest.approx(rho_max, rel=1e-5)
 
 
 def test_the_three_objectives_differ_when_the_world_model_errs():

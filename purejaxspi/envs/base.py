@@ -47,18 +47,25 @@ class EnvSpec:
     num_actions: int
 
 
+# probe(action_probs: obs [B, *obs] -> pi [B, A], encode: obs [B, *obs] -> z [B, *z]) -> {name: scalar}
+Probe = Callable[[Callable[[jax.Array], jax.Array], Callable[[jax.Array], jax.Array]], dict[str, jax.Array]]
+
+
 @dataclasses.dataclass(frozen=True)
 class BatchedEnv:
     """A batch of `num_envs` environments as two pure functions.
 
     reset(key) -> (state, obs [N, *obs_shape], action_mask [N, A])
     step(state, action [N], key) -> (state, Timestep)
+    probe(action_probs, encode) -> {name: scalar}, or None: exact diagnostics of the current network
+        that an env with a known model can compute inside the program (see `Probe`).
     """
 
     spec: EnvSpec
     num_envs: int
     reset: Callable[[jax.Array], tuple[Any, jax.Array, jax.Array]]
     step: Callable[[Any, jax.Array, jax.Array], tuple[Any, Timestep]]
+    probe: Probe | None = None
 
 
 class EpisodeStats(NamedTuple):
@@ -76,6 +83,7 @@ def make_batched_env(
     num_envs: int,
     reset_one: Callable[[jax.Array], tuple[Any, jax.Array, jax.Array]],
     step_one: Callable[[jax.Array, Any, jax.Array], tuple[Any, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]],
+    probe: Probe | None = None,
 ) -> BatchedEnv:
     """Batch single-env pure functions and add auto-reset plus honest episode statistics.
 
@@ -127,4 +135,4 @@ def make_batched_env(
         )
         return AutoResetState(env_state, stats), timestep
 
-    return BatchedEnv(spec=spec, num_envs=num_envs, reset=reset, step=step)
+    return BatchedEnv(spec=spec, num_envs=num_envs, reset=reset, step=step, probe=probe)

@@ -39,8 +39,9 @@ TIME_LIMIT = 200
 GREY = {"#": 0, ">": 60, "I": 80, "@": 110, "*": 150, "W": 190, "G": 225, "F": 225}
 AGENT_GREY = 255
 
-# Env id -> (pixels per cell, final square size or None). The compact one keeps CPU training cheap.
-RENDER = {"ConfoundingGrid-v0": (3, None), "ConfoundingGrid-v0-84": (3, 84)}
+# Env id -> (pixels per cell, final square size or None). The compact one (10 x 16 frames, 2 x 2
+# pixels a cell) keeps CPU training cheap; the -84 one is the paper's 84 x 84 frame.
+RENDER = {"ConfoundingGrid-v0": (2, None), "ConfoundingGrid-v0-84": (3, 84)}
 CONFOUNDING_IDS = tuple(RENDER)
 
 _MOVES = {UP: (-1, 0), DOWN: (1, 0), LEFT: (0, -1), RIGHT: (0, 1)}
@@ -131,7 +132,8 @@ def _upscale_index(src: int, dst: int) -> np.ndarray:
 def render(coords, n_path: int = N_PATH, scale: int = 3, size: int | None = None) -> jax.Array:
     """Observation [H, W, 1] in [0, 1] (grey level / 255) with the agent at `coords` = (row, col).
 
-    The agent is the centre pixel of its cell, so the cell's own grey stays visible around it;
+    The agent is the centre pixel of its cell (the lower right one of a 2 x 2 cell), so the cell's
+    own grey stays visible around it;
     with `size`, the compact frame is nearest-neighbour upscaled to size x size (the paper's 84).
     """
     img = jnp.asarray(background(n_path, scale))
@@ -148,6 +150,31 @@ def observations(env_id: str = "ConfoundingGrid-v0", n_path: int = N_PATH) -> ja
     """The rendered observation of every state, [S, H, W, 1], in `tables` state order."""
     scale, size = RENDER[env_id]
     return jax.vmap(lambda rc: render(rc, n_path, scale, size))(jnp.asarray(cells(n_path)))
+
+
+def make_probe(env_id: str, n_path: int = N_PATH):
+    """The env's exact diagnostics of a network, computed inside the training program.
+
+    init_value: V(I) of the network's policy on every state's observation, by exact policy
+        evaluation on the tables (gamma 0.99), so it has no sampling noise.
+    repr_dist: squared Euclidean distance ||phi(top star) - phi(bottom star)||^2 between the
+        encoder's latents of the two look-alike star states; near 0 means it has merged them (and a
+        1-Lipschitz reward model cannot then tell the bonus from the penalty).
+    """
+    t = tables(n_path)
+    obs = observations(env_id, n_path)
+    P, R, terminal = (jnp.asarray(t[k], jnp.float32) for k in ("P", "R", "terminal"))
+    start, top, bottom = t["start"], t["top_star"], t["bottom_star"]
+
+    def probe(action_probs, encode):
+        values = policy_value(P, R, terminal, action_probs(obs))
+        stars = encode(obs[jnp.array([top, bottom])])
+        return {
+            "init_value": values[start],
+            "repr_dist": jnp.sum(jnp.square(stars[0] - stars[1])),
+        }
+
+    return probe
 
 
 def make(env_id: str, num_envs: int) -> BatchedEnv:
@@ -179,4 +206,4 @@ def make(env_id: str, num_envs: int) -> BatchedEnv:
             terminal[next_s], steps >= TIME_LIMIT,
         )
 
-    return make_batched_env(spec, num_envs, reset_one, step_one)
+    return make_batched_env(spec, num_envs, reset_one, step_one, probe=make_probe(env_id))
