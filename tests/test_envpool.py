@@ -124,6 +124,27 @@ def test_episode_accounting_matches_envpools_own_info_over_whole_games(game, ste
         assert all(game_score > clipped for game_score, clipped in finished)
 
 
+def test_the_nature_cnn_reads_real_frames_into_the_7x7x64_latent_of_the_world_model():
+    from purejaxspi.networks import Agent
+
+    env = make_env(GAME, 3)
+    _, frames, _ = env.reset(jax.random.PRNGKey(0))
+    assert frames.dtype == jnp.uint8 and frames.shape == (3, 84, 84, 4) and int(frames.max()) > 0
+    key, action = jax.random.PRNGKey(1), jnp.array([0, 1, 3])
+    agent = Agent(family="atari", num_actions=env.spec.num_actions)
+    variables = jax.jit(lambda k, x, a: agent.init(k, x, a, k, method=Agent.init_all))(key, frames, action)
+    out = jax.jit(lambda v, x, a, k: agent.apply(v, x, a, x, k, method=Agent.with_world_model))(
+        variables, frames, action, key
+    )
+    assert out.next_latent.shape == out.next_latent_pred.shape == (3, 7, 7, 64)
+    assert variables["params"]["torso"]["kernel"].shape == (7 * 7 * 64, 512)
+    assert out.logits.shape == (3, 4) and np.all(np.isfinite(out.value))
+    # the encoder scales frames by 1/255: a white frame's first-layer input is 1, not 255
+    white = jnp.full((1, 84, 84, 4), 255, jnp.uint8)
+    latent = jax.jit(lambda v, x: agent.apply(v, x, method=lambda m, x: m.encoder(x)))(variables, white)
+    assert float(jnp.max(latent)) < 50.0
+
+
 def test_human_normalised_scores_come_from_the_shipped_table():
     assert len(hns.reference_scores()) == 57
     assert hns.human_normalised("Breakout-v5", 1.7) == pytest.approx(0.0)
@@ -178,13 +199,20 @@ def test_train_cli_on_breakout_writes_metrics_for_both_runs_and_hns(tmp_path):
     assert json.loads((out / "config.json").read_text())["config"]["stochastic"] is False
 
 
-def test_stochastic_flag_is_refused_off_atari(tmp_path):
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--env", "CartPole-v1", "--stochastic"], "--stochastic applies to Atari"),
+        (["--env", GAME, "--seed", "300000000"], "must fit in int32"),
+    ],
+)
+def test_bad_atari_input_exits_2_with_one_line(args, expected, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "purejaxspi.cli", "train", "--env", "CartPole-v1", "--stochastic",
-         "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "purejaxspi.cli", "train", *args, "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=120,
     )
-    assert result.returncode == 2 and "--stochastic applies to Atari" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.returncode == 2 and expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 
 
 def test_stochastic_pool_uses_sticky_actions_and_longer_noop_starts():
