@@ -116,8 +116,6 @@ def resolve(args: TrainArgs) -> tuple[Config, dict[str, list[float]]]:
     validate(config, grid)
     if family == "atari" and (args.seed + args.num_seeds) * config.num_envs > 2**31:
         raise ConfigError(f"--seed {args.seed} is too large: Atari env seeds (seed * num_envs + j) must fit in int32")
-    if family == "atari" and (args.seed + args.num_seeds) * config.num_envs > 2**31:
-        raise ConfigError(f"--seed {args.seed} is too large: Atari env seeds (seed * num_envs + j) must fit in int32")
     if args.chunk_iterations < 0:
         raise ConfigError(f"--chunk-iterations must be non-negative, got {args.chunk_iterations}")
     return config, grid
