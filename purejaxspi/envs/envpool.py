@@ -9,6 +9,10 @@ handle rides in every run's state (a copy per run under vmap); the rule uses one
 Seeding: environment j of the run with seed s is seeded with `s * num_envs + j` (envpool accepts one
 seed per environment), so a run meets the same games alone and inside any grid.
 
+Reset: envpool's XLA interface has only send/recv, so `reset` (run once, in the trainer's `init`)
+resets every emulator through a host callback and receives the first frames with the XLA recv; the
+returned handle orders the two. Calling it again resets all the pool's games.
+
 Episode boundaries: envpool resets an environment on the step *after* it ends (a life for learning,
 or the whole game); that step ignores the action and returns the reset frame, so it is marked
 `transition_valid=False`. Learning sees episodic lives and clipped rewards; the reported
