@@ -79,12 +79,19 @@ def read_run_dir(run_dir: Path, metric: str) -> list[RunCurve]:
 
 
 def label_groups(curves: list[RunCurve]) -> list[str]:
-    """Name each run's group by the settings that vary across all runs (the algorithm always)."""
-    keys = sorted({k for c in curves for k in c.settings})
-    varied = [k for k in keys if len({json.dumps(c.settings.get(k)) for c in curves}) > 1 and k != "algo"]
+    """Name each run's group by the algorithm and the settings that vary among the runs of its env.
+
+    Settings that differ only between envs (a family preset's num_envs or learning rate) do not split
+    groups, so the same grid run on several games forms one group per setting across the games.
+    """
+    varied_in = {}
+    for env in {c.env for c in curves}:
+        members = [c for c in curves if c.env == env]
+        keys = sorted({k for c in members for k in c.settings} - {"algo"})
+        varied_in[env] = [k for k in keys if len({json.dumps(c.settings.get(k)) for c in members}) > 1]
     for c in curves:
         parts = [str(c.settings.get("algo", "?"))]
-        for k in varied:
+        for k in varied_in[c.env]:
             value = c.settings.get(k)
             parts.append(f"{k.removeprefix('hp_')}={value:g}" if isinstance(value, float) else f"{k}={value}")
         c.label = " ".join(parts)
@@ -200,7 +207,14 @@ def plot(run_dirs: list[Path], out: Path, metric: str = "episodic_return", aggre
             raise PlotError(str(e)) from None
     if not curves:
         raise PlotError("no metrics rows in " + ", ".join(map(str, run_dirs)))
-    groups = label_groups(curves)
+    label_groups(curves)
+    seen, unique = set(), []
+    for c in curves:  # the same seed of the same setting loaded twice counts once
+        if (c.env, c.label, c.seed) not in seen:
+            seen.add((c.env, c.label, c.seed))
+            unique.append(c)
+    curves = unique
+    groups = list(dict.fromkeys(c.label for c in curves))
     envs = sorted({c.env for c in curves})
     colours = {g: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(groups)}
     summary = {"metric": metric, "aggregate": aggregate, "confidence": CI, "bootstrap_reps": reps,
@@ -218,7 +232,7 @@ def plot(run_dirs: list[Path], out: Path, metric: str = "episodic_return", aggre
     nagg = (len(AGGREGATE_NAMES) if show_gap else 3) if show_aggregates else 0
     poi_point, poi_interval = improvement_estimates(scores, reps, seed) if show_aggregates else ({}, {})
     width = max(4.5 * ncurve, 3.2 * (nagg + (1 if poi_point else 0)), 8)
-    height = 4.2 + (0.45 * len(scores) + 2.4 if show_aggregates else 0) + 0.3 * len(groups)
+    height = 4.2 + (0.45 * len(scores) + 2.4 if show_aggregates else 0) + 0.3 * len(groups)  # legend rows
     fig = plt.figure(figsize=(width, height), layout="constrained")
     top, bottom = (fig.subfigures(2, 1, height_ratios=[4.2, height - 4.2]) if show_aggregates else (fig, None))
 
@@ -237,12 +251,14 @@ def plot(run_dirs: list[Path], out: Path, metric: str = "episodic_return", aggre
             if not drawn.any():
                 continue
             point, interval = curve_estimates(matrix[:, drawn], aggregate, reps, seed)
-            ax.plot(centres[drawn], point, color=colours[group], label=f"{group} ({len(members)} seeds)", lw=1.8)
+            ax.plot(centres[drawn], point, color=colours[group], label=group, lw=1.8)
             ax.fill_between(centres[drawn], interval[0], interval[1], color=colours[group], alpha=0.2, lw=0)
             summary["groups"].setdefault(group, {})[env] = {
                 "seeds": [c.seed for c in members], "final": [_number(c.final()) for c in members],
             }
-        ax.set_title(env)
+        counts = sorted({len([c for c in env_curves if c.label == g]) for g in groups} - {0})
+        seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+        ax.set_title(f"{env} ({seeds} seed{'s' if counts[-1] > 1 else ''} per line)")
         ax.set_xlabel("env steps")
         ax.set_ylabel(f"{metric} ({aggregate.upper() if aggregate == 'iqm' else aggregate} over seeds, {CI:.0%} CI)")
         ax.grid(alpha=0.3)
@@ -253,7 +269,8 @@ def plot(run_dirs: list[Path], out: Path, metric: str = "episodic_return", aggre
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    top.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=9, frameon=False)
+    columns = max(1, min(3, len(labels), int(width * 12 / max(len(lab) + 6 for lab in labels))))
+    top.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize=9, frameon=False)
 
     # ---- aggregate metrics across seeds (and games) with CIs -------------------------------------
     if show_aggregates:
@@ -286,6 +303,7 @@ def plot(run_dirs: list[Path], out: Path, metric: str = "episodic_return", aggre
             ax.set_xlabel("probability of improvement", fontsize=9)
         bottom.suptitle(f"Aggregates over {len(envs)} env(s): {score_label}; {CI:.0%} stratified bootstrap CIs", fontsize=10)
         summary["score"] = score_label
+        summary["aggregated_groups"] = order  # groups with final scores in every env
         summary["aggregates"] = {
             g: {n: {"point": float(point[g][k]), "ci": [float(interval[g][0, k]), float(interval[g][1, k])]}
                 for k, n in enumerate(names)} for g in order
