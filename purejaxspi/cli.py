@@ -1,4 +1,4 @@
-"""`purejaxspi train | eval | plot | envs`: the command line, typed with tyro (the CLI is the documentation)."""
+"""`purejaxspi train | eval | plot | envs | bench`: the command line, typed with tyro (the CLI is the documentation)."""
 
 from __future__ import annotations
 
@@ -325,11 +325,114 @@ def plot_cmd(args: PlotArgs) -> int:
     return 0
 
 
+@dataclasses.dataclass
+class BenchArgs:
+    """Measure env steps per second of the training program for grids of runs (and sequential runs, env-only).
+
+    Takes the train command's shape flags; unset values come from the env family's preset.
+    """
+
+    env: str = "Breakout-MinAtar"
+    """Environment id (`purejaxspi envs` lists them)."""
+    algo: tuple[str, ...] = ("deepspi",)
+    """One or more of deepspi, deepmdp, ppo (with ppo, each row reports its time per iteration vs ppo)."""
+    num_runs: tuple[int, ...] = (1, 4, 16)
+    """Grid sizes to measure (seeds 0 .. R-1)."""
+    sequential: bool = False
+    """Also time the same runs trained one after another with the 1-run program."""
+    iterations: int = 2
+    """Training iterations per timed call."""
+    repeats: int = 3
+    """Timed calls per measurement; the median is reported."""
+    run_mapping: tuple[str, ...] = ("auto",)
+    """How the program maps over runs, one or more of: auto (the measured best for the backend), vmap, map, chunked."""
+    env_only: bool = True
+    """Also measure the env-only ceiling (random actions through the same env layer)."""
+    json: Optional[Path] = None
+    """Write the rows to this JSON file."""
+    num_envs: Optional[int] = None
+    num_steps: Optional[int] = None
+    num_minibatches: Optional[int] = None
+    update_epochs: Optional[int] = None
+    density: Optional[str] = None
+    lipschitz: bool = True
+    stochastic: bool = False
+    quiet: bool = False
+    """No progress bar."""
+
+
+def bench_plan(args: BenchArgs):
+    """The BenchPlan of the command line; raises ConfigError with one line for bad input."""
+    from purejaxspi.bench import BenchPlan
+    from purejaxspi.envs import check_env_id
+    from purejaxspi.train import RUN_MAPPINGS, resolve_run_mapping
+
+    if not args.algo:
+        raise ConfigError("--algo needs at least one value")
+    if not args.num_runs or any(r <= 0 for r in args.num_runs):
+        raise ConfigError(f"--num-runs takes positive grid sizes, got {list(args.num_runs)}")
+    for name in ("iterations", "repeats"):
+        if getattr(args, name) <= 0:
+            raise ConfigError(f"--{name} must be positive, got {getattr(args, name)}")
+    for mapping in args.run_mapping:
+        if mapping not in RUN_MAPPINGS:
+            raise ConfigError(f"unknown --run-mapping {mapping!r}; choose one of {', '.join(RUN_MAPPINGS)}")
+    if not args.run_mapping:
+        raise ConfigError("--run-mapping needs at least one value")
+    configs = []
+    for algo in dict.fromkeys(args.algo):
+        train_args = TrainArgs(
+            env=args.env, algo=algo, num_seeds=max(args.num_runs), num_envs=args.num_envs, num_steps=args.num_steps,
+            num_minibatches=args.num_minibatches, update_epochs=args.update_epochs, density=args.density,
+            lipschitz=args.lipschitz, stochastic=args.stochastic,
+        )
+        config, values = resolve(train_args)
+        configs.append(config)
+    try:
+        for mapping in args.run_mapping:
+            resolve_run_mapping(mapping, check_env_id(args.env))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return BenchPlan(tuple(configs), values, tuple(args.num_runs), args.iterations, args.repeats,
+                     args.sequential, args.env_only, tuple(dict.fromkeys(args.run_mapping)))
+
+
+def bench_cmd(args: BenchArgs) -> int:
+    try:
+        plan = bench_plan(args)
+    except ConfigError as e:
+        fail(str(e))
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from purejaxspi.bench import count_steps, format_rows, run_bench
+
+    columns = (TextColumn("[bold]bench {task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("compilations and timed calls"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), disable=args.quiet) as progress:
+        task = progress.add_task(f"{args.env} {','.join(args.algo)}", total=count_steps(plan))
+        rows = run_bench(plan, lambda: progress.advance(task))
+    console = Console(width=max(Console().width, 150))  # the whole table, wrapped by the terminal if narrower
+    cells = format_rows(rows)
+    table = Table(title=f"{args.env}, {plan.iterations} iterations x {plan.repeats} repeats (median)")
+    for name in cells[0]:
+        table.add_column(name, justify="right")
+    for row in cells[1:]:
+        table.add_row(*row)
+    console.print(table)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        console.print(f"wrote {args.json}")
+    return 0
+
+
 COMMANDS = {
     "train": (TrainArgs, train_cmd),
     "eval": (EvalArgs, eval_cmd),
     "plot": (PlotArgs, plot_cmd),
     "envs": (EnvsArgs, envs_cmd),
+    "bench": (BenchArgs, bench_cmd),
 }
 
 

@@ -48,7 +48,8 @@ def group_sort(x: jax.Array) -> jax.Array:
 
 
 class _SpectralMixin:
-    def normalized(self, kernel: jax.Array, num_iterations: int) -> jax.Array:
+    def sigma(self, kernel: jax.Array, num_iterations: int) -> jax.Array:
+        """The power-iteration estimate of the kernel's largest singular value (as its [in, out] matrix)."""
         matrix = kernel.reshape(-1, kernel.shape[-1])
         u_var = self.variable(
             "spectral", "u", lambda: _normalize(jnp.ones((matrix.shape[-1],), matrix.dtype))
@@ -56,7 +57,7 @@ class _SpectralMixin:
         u, _, sigma = power_iteration(matrix, u_var.value, num_iterations)
         if self.is_mutable_collection("spectral") and not self.is_initializing():
             u_var.value = u
-        return kernel / sigma
+        return sigma
 
 
 class LipschitzDense(nn.Module, _SpectralMixin):
@@ -68,17 +69,22 @@ class LipschitzDense(nn.Module, _SpectralMixin):
     power_iterations: int = 1
 
     @nn.compact
-    def weights(self, in_features: int):
-        """The (normalised) kernel [in, out] and bias [out]."""
+    def raw_weights(self, in_features: int):
+        """The kernel [in, out], bias [out] and sigma, the kernel's spectral norm estimate (1 without `spectral`)."""
         kernel = self.param("kernel", nn.initializers.orthogonal(self.gain), (in_features, self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        if self.spectral:
-            kernel = self.normalized(kernel, self.power_iterations)
-        return kernel, bias
+        sigma = self.sigma(kernel, self.power_iterations) if self.spectral else 1.0
+        return kernel, bias, sigma
+
+    def weights(self, in_features: int):
+        """The (normalised) kernel [in, out] and bias [out]."""
+        kernel, bias, sigma = self.raw_weights(in_features)
+        return kernel / sigma, bias
 
     def __call__(self, x):
-        kernel, bias = self.weights(x.shape[-1])
-        return x @ kernel + bias
+        # (x @ W) / sigma equals x @ (W / sigma) and skips a pass over the kernel, forward and backward
+        kernel, bias, sigma = self.raw_weights(x.shape[-1])
+        return (x @ kernel) / sigma + bias
 
 
 class LipschitzConv(nn.Module, _SpectralMixin):
@@ -95,6 +101,7 @@ class LipschitzConv(nn.Module, _SpectralMixin):
         shape = (*self.kernel_size, x.shape[-1], self.features)
         kernel = self.param("kernel", nn.initializers.orthogonal(self.gain, column_axis=-1), shape)
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        y = conv2d(x, kernel, 1, "SAME")
         if self.spectral:
-            kernel = self.normalized(kernel, self.power_iterations)
-        return conv2d(x, kernel, 1, "SAME") + bias
+            y = y / self.sigma(kernel, self.power_iterations)
+        return y + bias

@@ -186,7 +186,7 @@ class ActionSlicedConv(nn.Module):
         kernel, bias = dense.weights(patches.shape[-1])
         kernel = kernel.reshape(-1, self.num_actions, self.features)
         bias = bias.reshape(self.num_actions, self.features)
-        per_sample_kernel = jnp.sum(one_hot[:, None, :, None] * kernel[None], axis=2)  # [B, P, F]
+        per_sample_kernel = jnp.einsum("ba,paf->bpf", one_hot, kernel)  # a matmul, also under vmap over runs
         per_sample_bias = one_hot @ bias
         return jnp.einsum("bhwp,bpo->bhwo", patches, per_sample_kernel) + per_sample_bias[:, None, None, :]
 
@@ -289,6 +289,8 @@ class Agent(nn.Module):
             return AgentOutputs(logits, value, empty, z_next, z_next)
         reward_pred = select_action(self.reward_model(z), action, self.num_actions)
         density = self.transition_model(z, action)
+        if self.density == "deterministic":  # its only "sample" is the mean: skip drawing noise it multiplies by 0
+            return AgentOutputs(logits, value, reward_pred, density.mean[:, 0], z_next)
         return AgentOutputs(logits, value, reward_pred, sample_next_latent(density, key), z_next)
 
     def init_all(self, obs, action, key):

@@ -1,8 +1,8 @@
 """make_train(config, env): the whole training iteration as one pure, jittable function.
 
 One iteration reads top to bottom: `rollout -> advantages -> update`. Iterations are scanned in
-chunks, and the chunk is vmapped once over the run axis (seeds x hyperparameter settings); the host
-sees the program only between chunks.
+chunks, and the chunk is mapped once over the run axis (seeds x hyperparameter settings): by vmap, or
+where that is slower (`resolve_run_mapping`), by lax.map; the host sees the program only between chunks.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Transition(NamedTuple):
 
 
 class Trainer(NamedTuple):
-    """The pure functions of one training program (all vmapped over runs, not yet jitted).
+    """The pure functions of one training program (mapped over runs, not yet jitted).
 
     init(keys [R], hparams [R]) -> RunState [R]
     train_chunk(state [R], hparams [R], num_iterations) -> (state [R], metrics {name: [R, num_iterations]})
@@ -58,7 +58,8 @@ class Trainer(NamedTuple):
     train: Callable
 
 
-def make_train(config: Config, env: BatchedEnv) -> Trainer:
+def make_train(config: Config, env: BatchedEnv, run_mapping: str = "auto") -> Trainer:
+    """The training program of `config` on `env`; `run_mapping` (RUN_MAPPINGS) only changes its speed."""
     spec = env.spec
     agent = Agent(
         family=spec.family,
@@ -209,14 +210,52 @@ def make_train(config: Config, env: BatchedEnv) -> Trainer:
         return jax.lax.scan(lambda s, _: iteration(s, hp), state, None, num_iterations)
 
     init = jax.vmap(init_run)
+    mapping = resolve_run_mapping(run_mapping, env.spec.backend)
 
     def train_chunk(states, hparams, num_iterations: int):
-        return jax.vmap(lambda s, h: train_chunk_run(s, h, num_iterations))(states, hparams)
+        return map_over_runs(lambda s, h: train_chunk_run(s, h, num_iterations), states, hparams, mapping)
 
     def train(keys, hparams):
         return train_chunk(init(keys, hparams), hparams, config.num_iterations)
 
     return Trainer(config, agent, init, train_chunk, train)
+
+
+# How train_chunk maps one run's program over the run axis: "vmap" batches every op over runs;
+# "map" runs them one after another inside the one program (lax.map); "chunked" vmaps groups of
+# RUN_CHUNK runs, one group after another. All give the same results up to float rounding.
+RUN_MAPPINGS = ("auto", "vmap", "map", "chunked")
+RUN_CHUNK = 4
+
+
+def resolve_run_mapping(run_mapping: str, env_backend: str, platform: str | None = None) -> str:
+    """The concrete mapping for "auto": the one measured fastest on the platform (benchmarks/README.md).
+
+    envpool (Atari) always takes "vmap": its custom_vmap rule steps one pool for the whole grid and
+    must see every run batched at once.
+    """
+    if run_mapping not in RUN_MAPPINGS:
+        raise ValueError(f"unknown run mapping {run_mapping!r}; choose one of {', '.join(RUN_MAPPINGS)}")
+    if env_backend == "envpool":
+        if run_mapping not in ("auto", "vmap"):
+            raise ValueError(f"Atari (envpool) runs need run mapping vmap, not {run_mapping!r}")
+        return "vmap"
+    if run_mapping != "auto":
+        return run_mapping
+    platform = platform or jax.default_backend()
+    return AUTO_RUN_MAPPING.get(platform, "vmap")
+
+
+# Measured on the 2-core CPU (benchmarks/README.md); accelerators batch runs best with plain vmap.
+AUTO_RUN_MAPPING = {"cpu": "vmap"}
+
+
+def map_over_runs(fn: Callable, states, hparams, mapping: str):
+    """fn(state, hp) applied to every run of states [R], hparams [R] by `mapping` ("vmap", "map", "chunked")."""
+    if mapping == "vmap":
+        return jax.vmap(fn)(states, hparams)
+    batch_size = RUN_CHUNK if mapping == "chunked" else None
+    return jax.lax.map(lambda run: fn(*run), (states, hparams), batch_size=batch_size)
 
 
 def _clip_by_global_norm(grads, max_norm):

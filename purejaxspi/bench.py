@@ -1,0 +1,247 @@
+"""Throughput of the training program: env steps per second for grids of runs, timed on the host.
+
+Each program is compiled ahead of time (its compile time is reported), then called `repeats` times
+from the same starting state, each call ending in `jax.block_until_ready`; the median call counts.
+The programs of one grid size are called in turn, so they share the machine's load alike. Per grid
+size R:
+- the training program over R runs (the trainer's `train_chunk`, `iterations` iterations);
+- with `sequential`, the 1-run training program called for each of the R runs in turn;
+- the env-only ceiling: the same env layer stepped with uniformly random legal actions, no network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from purejaxspi.config import Config
+from purejaxspi.runs import RunGrid, make_grid
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """One compiled program, ready to time: `call()` runs it once to completion."""
+
+    call: Callable[[], Any]
+    env_steps: int  # env steps one call takes, all runs together
+    compile_seconds: float
+    program_bytes: int | None  # arguments + outputs + scratch of the compiled program, where reported
+
+
+def _program_bytes(compiled) -> int | None:
+    try:
+        stats = compiled.memory_analysis()
+    except Exception:  # not every backend reports it
+        return None
+    if stats is None:
+        return None
+    return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes)
+
+
+def compile_program(fn: Callable, calls: list[tuple], env_steps: int) -> Program:
+    """Compile `fn` ahead of time (timed); one call of the Program applies it to each argument tuple in turn."""
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*calls[0]).compile()
+    compile_seconds = time.perf_counter() - start
+
+    def call():
+        for args in calls:
+            jax.block_until_ready(compiled(*args))
+
+    return Program(call, env_steps, compile_seconds, _program_bytes(compiled))
+
+
+def time_interleaved(programs: list[Program], repeats: int, on_call: Callable[[], Any] = lambda: None) -> list[float]:
+    """Median seconds per call of each program, calling them in turn `repeats` times.
+
+    Interleaving exposes every program to the same background load, so their ratios stay fair
+    on a shared machine.
+    """
+    for program in programs:
+        program.call()  # warm-up: the first call of a fresh executable pays one-off costs
+    seconds = [[] for _ in programs]
+    for _ in range(repeats):
+        for i, program in enumerate(programs):
+            start = time.perf_counter()
+            program.call()
+            seconds[i].append(time.perf_counter() - start)
+            on_call()
+    return [statistics.median(s) for s in seconds]
+
+
+def random_rollout(env, num_steps: int) -> Callable:
+    """keys [R] -> summed rewards [R]: `num_steps` steps of every run's envs under uniformly random legal actions."""
+
+    def one_run(key):
+        key, reset_key = jax.random.split(key)
+        state, _, action_mask = env.reset(reset_key)
+
+        def step(carry, _):
+            state, action_mask, key = carry
+            key, action_key, step_key = jax.random.split(key, 3)
+            action = jax.random.categorical(action_key, jnp.where(action_mask, 0.0, -jnp.inf))
+            state, timestep = env.step(state, action, step_key)
+            return (state, timestep.action_mask, key), timestep.reward.sum()
+
+        _, rewards = jax.lax.scan(step, (state, action_mask, key), None, num_steps)
+        return rewards.sum()
+
+    return jax.vmap(one_run)
+
+
+def peak_host_bytes() -> int:
+    """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB, macOS in bytes)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def peak_device_bytes() -> int | None:
+    """The device allocator's peak, where the backend reports one (GPUs; not the CPU)."""
+    stats = jax.local_devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else int(peak)
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchPlan:
+    """What to measure: every grid size x algo x run mapping, `iterations` per timed call, `repeats` calls."""
+
+    configs: tuple[Config, ...]  # one per algo, same env and shapes
+    values: dict[str, list[float]]  # one value per hyperparameter
+    num_runs: tuple[int, ...]
+    iterations: int = 2
+    repeats: int = 3
+    sequential: bool = False
+    env_only: bool = True
+    run_mappings: tuple[str, ...] = ("auto",)
+    first_seed: int = 0
+
+
+def training_program(config: Config, grid: RunGrid, iterations: int, run_mapping: str) -> tuple[Program, str]:
+    """`iterations` training iterations of the whole grid in one program; also the run mapping it uses."""
+    from purejaxspi.envs import make_env
+    from purejaxspi.train import make_train, resolve_run_mapping
+
+    env = make_env(config.env_id, config.num_envs, tuple(r.seed for r in grid.runs), config.stochastic)
+    trainer = make_train(config, env, run_mapping)
+    hparams = grid.hparams()
+    state = jax.block_until_ready(jax.jit(trainer.init)(grid.keys(), hparams))
+    chunk = lambda s, h: trainer.train_chunk(s, h, iterations)  # noqa: E731
+    steps = iterations * config.batch_size * grid.size
+    return compile_program(chunk, [(state, hparams)], steps), resolve_run_mapping(run_mapping, env.spec.backend)
+
+
+def sequential_program(config: Config, grid: RunGrid, iterations: int) -> Program:
+    """The grid's runs trained one after another, each by the same compiled 1-run program."""
+    from purejaxspi.envs import make_env
+    from purejaxspi.train import make_train
+
+    env = make_env(config.env_id, config.num_envs, (grid.runs[0].seed,), config.stochastic)
+    trainer = make_train(config, env, "vmap")
+    init = jax.jit(trainer.init)
+    keys, hparams = grid.keys(), grid.hparams()
+    calls = []
+    for r in range(grid.size):
+        hp = jax.tree.map(lambda x: x[r : r + 1], hparams)
+        calls.append((jax.block_until_ready(init(keys[r : r + 1], hp)), hp))
+    chunk = lambda s, h: trainer.train_chunk(s, h, iterations)  # noqa: E731
+    return compile_program(chunk, calls, iterations * config.batch_size * grid.size)
+
+
+def env_only_program(config: Config, grid: RunGrid, iterations: int) -> Program:
+    """The env-only ceiling: as many random-action env steps as `iterations` training iterations take."""
+    from purejaxspi.envs import make_env
+
+    env = make_env(config.env_id, config.num_envs, tuple(r.seed for r in grid.runs), config.stochastic)
+    steps = iterations * config.batch_size * grid.size
+    return compile_program(random_rollout(env, iterations * config.num_steps), [(grid.keys(),)], steps)
+
+
+def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> list[dict]:
+    """One row per (num_runs, algo, run mapping): throughput, compile time, memory, the env-only ceiling.
+
+    For each grid size every program is compiled first, then all are timed in turn (`time_interleaved`).
+    `on_step()` is called after each compilation and each timed call (a progress bar's hook).
+    """
+    rows = []
+    for num_runs in plan.num_runs:
+        grid = make_grid(plan.values, plan.first_seed, num_runs)
+        programs, mappings = {}, {}
+        if plan.env_only:
+            programs["env_only"] = env_only_program(plan.configs[0], grid, plan.iterations)
+            on_step()
+        for config in plan.configs:
+            for mapping in plan.run_mappings:
+                key = config.algo, mapping
+                programs[key], mappings[key] = training_program(config, grid, plan.iterations, mapping)
+                on_step()
+            if plan.sequential:
+                programs[config.algo, "sequential"] = sequential_program(config, grid, plan.iterations)
+                on_step()
+        seconds = dict(zip(programs, time_interleaved(list(programs.values()), plan.repeats, on_step)))
+        rate = {name: programs[name].env_steps / seconds[name] for name in programs}
+        for config in plan.configs:
+            for mapping in plan.run_mappings:
+                key = config.algo, mapping
+                row = {
+                    "env": config.env_id,
+                    "algo": config.algo,
+                    "num_runs": num_runs,
+                    "run_mapping": mappings[key],
+                    "steps_per_second": rate[key],
+                    "seconds_per_iteration": seconds[key] / plan.iterations,
+                    "compile_seconds": programs[key].compile_seconds,
+                    "program_bytes": programs[key].program_bytes,
+                    "peak_host_bytes": peak_host_bytes(),
+                    "peak_device_bytes": peak_device_bytes(),
+                    "env_only_steps_per_second": rate.get("env_only"),
+                }
+                if plan.sequential:
+                    row["sequential_steps_per_second"] = rate[config.algo, "sequential"]
+                    row["speedup_over_sequential"] = row["steps_per_second"] / row["sequential_steps_per_second"]
+                rows.append(row)
+    add_cost_ratios(rows)
+    return rows
+
+
+def count_steps(plan: BenchPlan) -> int:
+    """How many times run_bench calls `on_step`: compilations plus timed calls."""
+    per_grid = len(plan.configs) * (len(plan.run_mappings) + plan.sequential) + plan.env_only
+    return len(plan.num_runs) * per_grid * (1 + plan.repeats)
+
+
+def add_cost_ratios(rows: list[dict]) -> None:
+    """Time per iteration relative to ppo's at the same grid size and run mapping (where ppo was measured)."""
+    ppo = {(r["num_runs"], r["run_mapping"]): r["seconds_per_iteration"] for r in rows if r["algo"] == "ppo"}
+    for row in rows:
+        key = row["num_runs"], row["run_mapping"]
+        if key in ppo:
+            row["time_per_iteration_vs_ppo"] = row["seconds_per_iteration"] / ppo[key]
+
+
+def _mb(x: int | None) -> str:
+    return "-" if x is None else f"{x / 2**20:,.0f}"
+
+
+def format_rows(rows: list[dict]) -> list[list[str]]:
+    """The printed table's cells, one list per row (header first)."""
+    header = ["algo", "runs", "mapping", "env steps/s", "sequential", "grid/seq", "s/iter", "vs ppo",
+              "compile s", "program MB", "host peak MB", "device peak MB", "env-only steps/s"]
+    fmt = lambda x, spec: "-" if x is None else format(x, spec)  # noqa: E731
+    cells = [header]
+    for r in rows:
+        cells.append([
+            r["algo"], str(r["num_runs"]), r["run_mapping"], fmt(r["steps_per_second"], ",.0f"),
+            fmt(r.get("sequential_steps_per_second"), ",.0f"), fmt(r.get("speedup_over_sequential"), ".2f"),
+            fmt(r["seconds_per_iteration"], ".3f"), fmt(r.get("time_per_iteration_vs_ppo"), ".2f"),
+            fmt(r["compile_seconds"], ".1f"), _mb(r["program_bytes"]), _mb(r["peak_host_bytes"]),
+            _mb(r["peak_device_bytes"]), fmt(r["env_only_steps_per_second"], ",.0f"),
+        ])
+    return cells
