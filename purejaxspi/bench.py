@@ -33,6 +33,7 @@ class Program:
     env_steps: int  # env steps one call takes, all runs together
     compile_seconds: float
     program_bytes: int | None  # arguments + outputs + scratch of the compiled program, where reported
+    env: Any = None  # kept alive with the program: envpool's compiled steps hold a raw handle to its pool
 
 
 def _program_bytes(compiled) -> int | None:
@@ -45,7 +46,7 @@ def _program_bytes(compiled) -> int | None:
     return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes)
 
 
-def compile_program(fn: Callable, calls: list[tuple], env_steps: int) -> Program:
+def compile_program(fn: Callable, calls: list[tuple], env_steps: int, env: Any = None) -> Program:
     """Compile `fn` ahead of time (timed); one call of the Program applies it to each argument tuple in turn."""
     start = time.perf_counter()
     compiled = jax.jit(fn).lower(*calls[0]).compile()
@@ -55,7 +56,7 @@ def compile_program(fn: Callable, calls: list[tuple], env_steps: int) -> Program
         for args in calls:
             jax.block_until_ready(compiled(*args))
 
-    return Program(call, env_steps, compile_seconds, _program_bytes(compiled))
+    return Program(call, env_steps, compile_seconds, _program_bytes(compiled), env)
 
 
 def time_interleaved(programs: list[Program], repeats: int, on_call: Callable[[], Any] = lambda: None) -> list[float]:
@@ -135,7 +136,8 @@ def training_program(config: Config, grid: RunGrid, iterations: int, run_mapping
     state = jax.block_until_ready(jax.jit(trainer.init)(grid.keys(), hparams))
     chunk = lambda s, h: trainer.train_chunk(s, h, iterations)  # noqa: E731
     steps = iterations * config.batch_size * grid.size
-    return compile_program(chunk, [(state, hparams)], steps), resolve_run_mapping(run_mapping, env.spec.backend)
+    mapping = resolve_run_mapping(run_mapping, env.spec.backend, env.spec.family)
+    return compile_program(chunk, [(state, hparams)], steps, env), mapping
 
 
 def sequential_program(config: Config, grid: RunGrid, iterations: int) -> Program:
@@ -152,7 +154,7 @@ def sequential_program(config: Config, grid: RunGrid, iterations: int) -> Progra
         hp = jax.tree.map(lambda x: x[r : r + 1], hparams)
         calls.append((jax.block_until_ready(init(keys[r : r + 1], hp)), hp))
     chunk = lambda s, h: trainer.train_chunk(s, h, iterations)  # noqa: E731
-    return compile_program(chunk, calls, iterations * config.batch_size * grid.size)
+    return compile_program(chunk, calls, iterations * config.batch_size * grid.size, env)
 
 
 def env_only_program(config: Config, grid: RunGrid, iterations: int) -> Program:
@@ -161,7 +163,7 @@ def env_only_program(config: Config, grid: RunGrid, iterations: int) -> Program:
 
     env = make_env(config.env_id, config.num_envs, tuple(r.seed for r in grid.runs), config.stochastic)
     steps = iterations * config.batch_size * grid.size
-    return compile_program(random_rollout(env, iterations * config.num_steps), [(grid.keys(),)], steps)
+    return compile_program(random_rollout(env, iterations * config.num_steps), [(grid.keys(),)], steps, env)
 
 
 def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> list[dict]:

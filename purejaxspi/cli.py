@@ -345,7 +345,7 @@ class BenchArgs:
     repeats: int = 3
     """Timed calls per measurement; the median is reported."""
     run_mapping: tuple[str, ...] = ("auto",)
-    """How the program maps over runs, one or more of: auto (the measured best for the backend), vmap, map, chunked."""
+    """How the program maps over runs, one or more of: auto (the measured best for the platform and env family), vmap, map, chunked."""
     env_only: bool = True
     """Also measure the env-only ceiling (random actions through the same env layer)."""
     json: Optional[Path] = None
@@ -364,7 +364,7 @@ class BenchArgs:
 def bench_plan(args: BenchArgs):
     """The BenchPlan of the command line; raises ConfigError with one line for bad input."""
     from purejaxspi.bench import BenchPlan
-    from purejaxspi.envs import check_env_id
+    from purejaxspi.envs import check_env_id, family_of
     from purejaxspi.train import RUN_MAPPINGS, resolve_run_mapping
 
     if not args.algo:
@@ -390,7 +390,7 @@ def bench_plan(args: BenchArgs):
         configs.append(config)
     try:
         for mapping in args.run_mapping:
-            resolve_run_mapping(mapping, check_env_id(args.env))
+            resolve_run_mapping(mapping, check_env_id(args.env), family_of(args.env))
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return BenchPlan(tuple(configs), values, tuple(args.num_runs), args.iterations, args.repeats,

@@ -210,7 +210,7 @@ def make_train(config: Config, env: BatchedEnv, run_mapping: str = "auto") -> Tr
         return jax.lax.scan(lambda s, _: iteration(s, hp), state, None, num_iterations)
 
     init = jax.vmap(init_run)
-    mapping = resolve_run_mapping(run_mapping, env.spec.backend)
+    mapping = resolve_run_mapping(run_mapping, env.spec.backend, env.spec.family)
 
     def train_chunk(states, hparams, num_iterations: int):
         return map_over_runs(lambda s, h: train_chunk_run(s, h, num_iterations), states, hparams, mapping)
@@ -228,8 +228,8 @@ RUN_MAPPINGS = ("auto", "vmap", "map", "chunked")
 RUN_CHUNK = 4
 
 
-def resolve_run_mapping(run_mapping: str, env_backend: str, platform: str | None = None) -> str:
-    """The concrete mapping for "auto": the one measured fastest on the platform (benchmarks/README.md).
+def resolve_run_mapping(run_mapping: str, env_backend: str, family: str, platform: str | None = None) -> str:
+    """The concrete mapping for "auto": the one measured fastest for the platform and observation family.
 
     envpool (Atari) always takes "vmap": its custom_vmap rule steps one pool for the whole grid and
     must see every run batched at once.
@@ -243,11 +243,13 @@ def resolve_run_mapping(run_mapping: str, env_backend: str, platform: str | None
     if run_mapping != "auto":
         return run_mapping
     platform = platform or jax.default_backend()
-    return AUTO_RUN_MAPPING.get(platform, "vmap")
+    return AUTO_RUN_MAPPING.get((platform, family), "vmap")
 
 
-# Measured on the 2-core CPU (benchmarks/README.md); accelerators batch runs best with plain vmap.
-AUTO_RUN_MAPPING = {"cpu": "vmap"}
+# Measured on the 2-core CPU with 16 runs (benchmarks/README.md): vmap wins for the small MLPs of
+# vector envs, but batching the conv trunk and world model over runs loses to sequential runs for
+# image envs, where lax.map matches them. Accelerators batch runs best with plain vmap.
+AUTO_RUN_MAPPING = {("cpu", "vector"): "vmap", ("cpu", "minatar"): "map"}
 
 
 def map_over_runs(fn: Callable, states, hparams, mapping: str):

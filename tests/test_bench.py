@@ -42,14 +42,16 @@ def test_every_run_mapping_gives_the_metrics_of_plain_vmap():
             np.testing.assert_allclose(metrics[name], expected, rtol=1e-5, atol=1e-6, err_msg=f"{mapping}: {name}")
 
 
-def test_auto_mapping_keeps_atari_on_vmap_and_refuses_others_there():
-    assert resolve_run_mapping("auto", "envpool", "cpu") == "vmap"
-    assert resolve_run_mapping("auto", "gymnax", "gpu") == "vmap"
-    assert resolve_run_mapping("map", "gymnax", "cpu") == "map"
+def test_auto_mapping_follows_the_measurements_and_keeps_atari_on_vmap():
+    assert resolve_run_mapping("auto", "envpool", "atari", "cpu") == "vmap"
+    assert resolve_run_mapping("auto", "gymnax", "minatar", "gpu") == "vmap"
+    assert resolve_run_mapping("auto", "gymnax", "minatar", "cpu") == "map"  # measured: vmap loses there
+    assert resolve_run_mapping("auto", "gymnax", "vector", "cpu") == "vmap"
+    assert resolve_run_mapping("chunked", "pgx", "minatar", "cpu") == "chunked"
     with pytest.raises(ValueError, match="envpool"):
-        resolve_run_mapping("map", "envpool", "cpu")
+        resolve_run_mapping("map", "envpool", "atari", "cpu")
     with pytest.raises(ValueError, match="unknown run mapping"):
-        resolve_run_mapping("pmap", "gymnax", "cpu")
+        resolve_run_mapping("pmap", "gymnax", "vector", "cpu")
 
 
 def test_cost_ratio_is_time_per_iteration_over_ppos_at_the_same_grid():
