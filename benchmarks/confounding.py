@@ -5,8 +5,8 @@ network's policy exactly every iteration (`init_value`, V(I) on the tabular mode
 far apart the encoder keeps the two look-alike star states (`repr_dist`). Writes
 `benchmarks/results/confounding.json` and a plot of init_value over env steps.
 
-    uv run python benchmarks/confounding.py --quick    # 8 seeds x 32k steps, under 10 minutes on 2 cores
-    uv run python benchmarks/confounding.py            # 16 seeds x 98k steps
+    uv run python benchmarks/confounding.py --quick    # 8 seeds x 49k steps, under 10 minutes on 2 cores
+    uv run python benchmarks/confounding.py            # 16 seeds x 131k steps
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ RESULTS = Path(__file__).parent / "results"
 @dataclasses.dataclass
 class Args:
     quick: bool = False
-    """CPU-sized version: 8 seeds x 32,768 env steps per algorithm (under 10 minutes on 2 cores)."""
+    """CPU-sized version: 8 seeds x 49,152 env steps per algorithm (under 10 minutes on 2 cores)."""
     num_seeds: int = 0
     """Seeds per algorithm (0: 8 with --quick, 16 otherwise)."""
     total_timesteps: int = 0
-    """Env steps per run (0: 32,768 with --quick, 98,304 otherwise)."""
+    """Env steps per run (0: 49,152 with --quick, 131,072 otherwise)."""
     env: str = "ConfoundingGrid-v0"
     """ConfoundingGrid-v0 (compact frames) or ConfoundingGrid-v0-84 (the paper's 84x84)."""
     out: Path = RESULTS
@@ -76,6 +76,19 @@ def read_curve(metrics_csv: Path, column: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(steps), values
 
 
+def spi_diagnostics(metrics_csv: Path) -> dict[str, float]:
+    """How far each algorithm's updates stray from the old policy, over all runs and iterations."""
+    _, ratio_max = read_curve(metrics_csv, "ratio_max")
+    _, outside = read_curve(metrics_csv, "ratio_outside")
+    _, condition = read_curve(metrics_csv, "spi_condition")
+    return {
+        "median_ratio_max": float(np.nanmedian(ratio_max)),
+        "max_ratio_max": float(np.nanmax(ratio_max)),
+        "median_ratio_outside": float(np.nanmedian(outside)),
+        "spi_condition_share": float(np.nanmean(condition)),
+    }
+
+
 def plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], references: dict[str, float], path: Path, title: str):
     import matplotlib
 
@@ -103,7 +116,7 @@ def plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], references: dict[str,
 def main(args: Args) -> dict:
     from purejaxspi.cli import TrainArgs, resolve
 
-    total = args.total_timesteps or (32_768 if args.quick else 98_304)
+    total = args.total_timesteps or (49_152 if args.quick else 131_072)
     num_seeds = args.num_seeds or (8 if args.quick else 16)
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict = {"env": args.env, "num_seeds": num_seeds, "total_timesteps": total, "exact": exact_values()}
@@ -124,6 +137,7 @@ def main(args: Args) -> dict:
             "final_return": [run["final_return"] for run in summary["runs"]],
             "env_steps_per_second": summary["env_steps_per_second"],
             "wall_seconds": time.perf_counter() - start,
+            **spi_diagnostics(run_dir / "metrics.csv"),
         }
         curves[algo] = read_curve(run_dir / "metrics.csv", "init_value")
     results["config"] = dataclasses.asdict(config)
@@ -132,7 +146,9 @@ def main(args: Args) -> dict:
          f"{args.env}: {num_seeds} seeds per algorithm, median and quartiles")
     for algo in ALGOS:
         print(f"{algo:8s} median final V(I) {results[algo]['median_final_init_value']:.3f}  "
-              f"median repr_dist {results[algo]['median_final_repr_dist']:.3f}")
+              f"median repr_dist {results[algo]['median_final_repr_dist']:.3f}  "
+              f"max ratio {results[algo]['max_ratio_max']:.2f}  "
+              f"SPI condition held in {100 * results[algo]['spi_condition_share']:.0f}% of updates")
     print(f"wrote {args.out / 'confounding.json'} and {args.out / 'confounding.png'}")
     return results
 

@@ -54,7 +54,9 @@ def test_registry():
     assert env_ids_by_backend()["grid"] == ("ConfoundingGrid-v0", "ConfoundingGrid-v0-84")
     for env_id in cg.CONFOUNDING_IDS:
         assert check_env_id(env_id) == "grid"
-        assert family_of(env_id) == "minatar"
+        assert family_of(env_id) == make_env(env_id, 1).spec.family
+    # compact frames take the MinAtar trunk, the paper's 84 x 84 frames the Nature CNN
+    assert [family_of(i) for i in cg.CONFOUNDING_IDS] == ["minatar", "atari"]
 
 
 def step_from(env, s, a, key):
@@ -98,7 +100,7 @@ def test_star_observations_differ_only_by_the_agent():
     for env_id in cg.CONFOUNDING_IDS:
         obs = np.asarray(cg.observations(env_id))
         top, bottom = obs[T["top_star"]], obs[T["bottom_star"]]
-        agent = 1.0
+        agent = obs.max()
         assert not np.array_equal(top, bottom)
         no_agent = (top != agent) & (bottom != agent)
         np.testing.assert_array_equal(top[no_agent], bottom[no_agent])
@@ -125,7 +127,7 @@ def test_obs_shapes():
     assert (obs == 1.0).sum(axis=1).tolist() == [1] * S
     assert len({o.tobytes() for o in obs}) == S
     big = np.asarray(cg.observations("ConfoundingGrid-v0-84")).reshape(S, -1)
-    assert np.all((big == 1.0).sum(axis=1) >= 1)  # upscaling keeps the agent visible
+    assert np.all((big == 255.0).sum(axis=1) >= 1)  # upscaling keeps the agent visible; Nature CNN scale
     assert len({o.tobytes() for o in big}) == S
 
 

@@ -63,6 +63,10 @@ def family_of(env_id: str) -> str:
     backend = check_env_id(env_id)
     if backend == "envpool":
         return "atari"
-    if backend in ("pgx", "grid") or env_id.endswith("-MinAtar") or env_id == "Pong-misc":
+    if backend == "grid":
+        from purejaxspi.envs.confounding import RENDER
+
+        return RENDER[env_id][2]
+    if backend == "pgx" or env_id.endswith("-MinAtar") or env_id == "Pong-misc":
         return "minatar"
     return "vector"

@@ -39,9 +39,12 @@ TIME_LIMIT = 200
 GREY = {"#": 0, ">": 60, "I": 80, "@": 110, "*": 150, "W": 190, "G": 225, "F": 225}
 AGENT_GREY = 255
 
-# Env id -> (pixels per cell, final square size or None). The compact one (10 x 16 frames, 2 x 2
-# pixels a cell) keeps CPU training cheap; the -84 one is the paper's 84 x 84 frame.
-RENDER = {"ConfoundingGrid-v0": (2, None), "ConfoundingGrid-v0-84": (3, 84)}
+# Env id -> (pixels per cell, final square size or None, observation family). The compact one
+# (10 x 16 frames, 2 x 2 pixels a cell, MinAtar trunk) keeps CPU training cheap; the -84 one is the
+# paper's 84 x 84 frame through the Nature CNN, whose grey levels stay 0..255 as Atari frames do.
+RENDER = {"ConfoundingGrid-v0": (2, None, "minatar"), "ConfoundingGrid-v0-84": (3, 84, "atari")}
+# Observations are grey / 255 for the MinAtar trunk; the Nature CNN divides by 255 itself.
+OBS_SCALE = {"minatar": 1.0 / 255.0, "atari": 1.0}
 CONFOUNDING_IDS = tuple(RENDER)
 
 _MOVES = {UP: (-1, 0), DOWN: (1, 0), LEFT: (0, -1), RIGHT: (0, 1)}
@@ -129,8 +132,8 @@ def _upscale_index(src: int, dst: int) -> np.ndarray:
     return (np.arange(dst) * src) // dst
 
 
-def render(coords, n_path: int = N_PATH, scale: int = 3, size: int | None = None) -> jax.Array:
-    """Observation [H, W, 1] in [0, 1] (grey level / 255) with the agent at `coords` = (row, col).
+def render(coords, n_path: int = N_PATH, scale: int = 3, size: int | None = None, unit: float = 1 / 255) -> jax.Array:
+    """Observation [H, W, 1] (grey level x `unit`) with the agent at `coords` = (row, col).
 
     The agent is the centre pixel of its cell (the lower right one of a 2 x 2 cell), so the cell's
     own grey stays visible around it;
@@ -143,13 +146,13 @@ def render(coords, n_path: int = N_PATH, scale: int = 3, size: int | None = None
         rows = _upscale_index(img.shape[0], size)
         cols = _upscale_index(img.shape[1], size)
         img = img[rows][:, cols]
-    return (img.astype(jnp.float32) / 255.0)[..., None]
+    return (img.astype(jnp.float32) * unit)[..., None]
 
 
 def observations(env_id: str = "ConfoundingGrid-v0", n_path: int = N_PATH) -> jax.Array:
     """The rendered observation of every state, [S, H, W, 1], in `tables` state order."""
-    scale, size = RENDER[env_id]
-    return jax.vmap(lambda rc: render(rc, n_path, scale, size))(jnp.asarray(cells(n_path)))
+    scale, size, family = RENDER[env_id]
+    return jax.vmap(lambda rc: render(rc, n_path, scale, size, OBS_SCALE[family]))(jnp.asarray(cells(n_path)))
 
 
 def make_probe(env_id: str, n_path: int = N_PATH):
@@ -179,19 +182,20 @@ def make_probe(env_id: str, n_path: int = N_PATH):
 
 def make(env_id: str, num_envs: int) -> BatchedEnv:
     """Batched ConfoundingGrid: state is (state index, step count); @'s split uses the step key."""
-    scale, size = RENDER[env_id]
+    scale, size, family = RENDER[env_id]
+    unit = OBS_SCALE[family]
     t = tables()
     P = jnp.asarray(t["P"], jnp.float32)
     R = jnp.asarray(t["R"], jnp.float32)
     terminal = jnp.asarray(t["terminal"])
     coords = jnp.asarray(t["coords"])
     start = t["start"]
-    obs_shape = tuple(render(coords[start], N_PATH, scale, size).shape)
-    spec = EnvSpec(env_id, "grid", "minatar", obs_shape, NUM_ACTIONS)
+    obs_shape = tuple(render(coords[start], N_PATH, scale, size, unit).shape)
+    spec = EnvSpec(env_id, "grid", family, obs_shape, NUM_ACTIONS)
     all_legal = jnp.ones((NUM_ACTIONS,), bool)
 
     def obs_of(s):
-        return render(coords[s], N_PATH, scale, size)
+        return render(coords[s], N_PATH, scale, size, unit)
 
     def reset_one(key):
         state = (jnp.int32(start), jnp.int32(0))
