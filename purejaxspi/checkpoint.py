@@ -1,8 +1,9 @@
 """Checkpoints of the whole training state with orbax: `DIR/checkpoints/<iteration>/`.
 
-A checkpoint holds the vmapped RunState of every run (parameters, optimiser state, env state, obs,
-PRNG keys, iteration counter) and the host's metrics cursor (the MetricsLog accumulators and the
-timing totals). The step number is the count of finished iterations. orbax writes each step into a
+A checkpoint holds the vmapped RunState of every run of the grid (parameters, optimiser state, env
+state, obs, PRNG keys, iteration counter) and the host's metrics cursor (the MetricsLog accumulators and
+the timing totals). Sharded arrays are saved as they lie, each process writing its devices' shards;
+the runs that pad a grid to the device count are never saved, so any device count can resume it. The step number is the count of finished iterations. orbax writes each step into a
 temporary folder and renames it once complete, so a run killed mid-save keeps its previous checkpoint.
 """
 
@@ -65,9 +66,10 @@ def latest_step(run_dir: Path) -> int | None:
 
 
 def restore_latest(run_dir: Path, state_template, cursor_template: dict[str, np.ndarray]) -> Restored | None:
-    """Read the newest checkpoint into the shapes of the templates (arrays or ShapeDtypeStructs).
+    """Read the newest checkpoint into host (numpy) arrays of the templates' shapes (arrays or ShapeDtypeStructs).
 
-    Returns None when there is no checkpoint yet; raises CheckpointError when the newest one is
+    The state comes back whole on every process, whatever devices wrote it; the caller lays it out
+    over its own devices (`sharding.RunLayout.place`). Returns None when there is no checkpoint yet; raises CheckpointError when the newest one is
     corrupt or does not fit this program (other shapes, another network).
     """
     step = latest_step(run_dir)
@@ -77,7 +79,7 @@ def restore_latest(run_dir: Path, state_template, cursor_template: dict[str, np.
 
     path = checkpoint_dir(run_dir) / str(step)
     abstract = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), {"state": state_template, "cursor": cursor_template}
+        lambda x: np.zeros(np.shape(x), x.dtype), {"state": state_template, "cursor": cursor_template}
     )
     manager = open_manager(run_dir, create=False)
     # A failing read makes orbax's remaining reader callbacks print tracebacks; hold them back

@@ -78,6 +78,10 @@ class TrainArgs:
     """Also write TensorBoard event files, one sub-run per grid member, under DIR/tensorboard."""
     wandb: Optional[str] = None
     """Also log to this Weights & Biases project, one W&B run per grid member (needs `uv sync --extra wandb`)."""
+    devices: Optional[int] = None
+    """Shard the runs over the first N devices (default: all); a grid N does not divide is padded with copies of its last run, left out of every output."""
+    distributed: bool = False
+    """Join other processes through jax.distributed (implied when JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES or JAX_PROCESS_ID is set)."""
 
 
 def resolve(args: TrainArgs) -> tuple[Config, dict[str, list[float]]]:
@@ -167,7 +171,20 @@ def train_cmd(args: TrainArgs) -> int:
         fail("--resume and --overwrite contradict each other; pick one")
     if args.resume and args.out and args.out.resolve() != args.resume.resolve():
         fail(f"--resume {args.resume} continues that directory; drop --out {args.out}")
+    if args.devices is not None and args.devices <= 0:
+        fail(f"--devices must be positive, got {args.devices}")
+    from purejaxspi import distributed
+    from purejaxspi.sharding import DeviceError, make_layout
+
+    try:
+        if distributed.requested(args.distributed):
+            distributed.initialize()
+        make_layout(1, args.devices)  # the device count is possible here
+    except (DeviceError, distributed.DistributedError) as e:
+        fail(str(e))
     out = args.resume or args.out or Path("runs") / f"{config.env_id.replace('/', '_')}-{config.algo}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    if args.out is None and args.resume is None and distributed.process_count() > 1:
+        fail("with several processes give --out: each process would name its own default directory")
     from purejaxspi.checkpoint import CheckpointError
     from purejaxspi.rundir import RunDirError, check_out_dir, clear_run_outputs, read_record, record_mismatch
     from purejaxspi.session import Lifecycle, run_training, training_record
@@ -188,14 +205,17 @@ def train_cmd(args: TrainArgs) -> int:
 
         if importlib.util.find_spec("wandb") is None:
             fail("--wandb needs the wandb package: uv sync --extra wandb")
-    if args.overwrite:
+    distributed.barrier("purejaxspi: run directory checked")  # before process 0 changes anything in it
+    if args.overwrite and distributed.is_writer():
         clear_run_outputs(out)
+    distributed.barrier("purejaxspi: run directory ready")
     lifecycle = Lifecycle(bool(args.resume), args.checkpoint_every, args.keep_checkpoints, args.tensorboard, args.wandb)
     try:
         return run_training(
-            config, values, args.seed, args.num_seeds, out, args.chunk_iterations, not args.quiet, lifecycle
+            config, values, args.seed, args.num_seeds, out, args.chunk_iterations, not args.quiet, lifecycle,
+            args.devices,
         )
-    except (CheckpointError, RunDirError) as e:
+    except (CheckpointError, RunDirError, DeviceError) as e:
         print(f"purejaxspi: error: {e}", file=sys.stderr, flush=True)
         os._exit(2)  # orbax's reader threads may still be winding down; their shutdown noise is not the error
 

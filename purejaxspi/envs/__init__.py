@@ -33,15 +33,17 @@ def check_env_id(env_id: str) -> str:
     raise UnknownEnvError(f"unknown env id {env_id!r}{hint}")
 
 
-def make_env(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stochastic: bool = False) -> BatchedEnv:
+def make_env(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stochastic: bool = False,
+             local_runs=None) -> BatchedEnv:
     """`num_envs` environments per run. The pure-JAX backends seed from each run's key and ignore
-    `run_seeds`; envpool (Atari) builds one pool for the grid whose runs have `run_seeds`, in run
-    order, and `stochastic` selects the sticky-action ALE."""
+    `run_seeds` and `local_runs`; envpool (Atari) builds one pool for the grid whose runs have
+    `run_seeds`, in run order (with `local_runs`, a sharding.LocalRuns, one pool per device of this
+    process for that device's runs), and `stochastic` selects the sticky-action ALE."""
     backend = check_env_id(env_id)
     if backend == "envpool":
         from purejaxspi.envs import envpool
 
-        return envpool.make(env_id, num_envs, tuple(run_seeds), stochastic)
+        return envpool.make(env_id, num_envs, tuple(run_seeds), stochastic, local_runs)
     if backend == "gymnax":
         from purejaxspi.envs import gymnax
 

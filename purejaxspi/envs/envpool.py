@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from jax.experimental import io_callback
 
 from purejaxspi.envs.base import BatchedEnv, EnvSpec, Timestep
+from purejaxspi.sharding import LocalRuns
 
 # The paper's Atari preprocessing (envpool's defaults give 84x84 grey, 4 stacked frames, frame-skip 4,
 # fire on reset and the 27,000-step (108k-frame) time limit).
@@ -109,13 +110,8 @@ def _pool_step(recv_output) -> PoolStep:
     )
 
 
-def pool_functions(pool, num_runs: int, num_envs: int):
-    """`reset_pool(key)` and `step_pool(handle, action)` for one run, batched over runs by custom_vmap.
-
-    Called under vmap over R = num_runs runs, each call reaches the pool once with all R * N
-    environments. Called without vmap (the natural use for a single-run pool), the action drives
-    every run's environments alike and the first run's outputs come back.
-    """
+def pool_calls(pool):
+    """`reset()` and `step(handle, action [B])` of one pool of B environments, as traceable calls."""
     handle0, recv, send, _ = pool.xla()
     handle_shape = jax.ShapeDtypeStruct(handle0.shape, handle0.dtype)
 
@@ -125,14 +121,49 @@ def pool_functions(pool, num_runs: int, num_envs: int):
         pool.async_reset()
         return handle0
 
-    def flat_reset():
+    def reset():
         handle = io_callback(host_reset, handle_shape)
         handle, out = recv(handle)
         return handle, _pool_step(out)
 
-    def flat_step(handle, action):
+    def step(handle, action):
         handle, out = recv(send(handle, action.astype(jnp.int32)))
         return handle, _pool_step(out)
+
+    return reset, step
+
+
+def on_this_device(calls: dict[int, tuple], which: int, axis_name: str | None, axis_size: int):
+    """Call number `which` of the pool of the device running the program.
+
+    The program is one SPMD program for every device, and each envpool call names its own pool; so
+    with several devices the call branches on the device's index along `axis_name` (inside
+    `shard_map`). Branches for other processes' devices reuse a local pool and never run.
+    """
+    if axis_size == 1:
+        return next(iter(calls.values()))[which]
+    fallback = next(iter(calls.values()))
+    branches = [calls.get(p, fallback)[which] for p in range(axis_size)]
+
+    def call(*args):
+        return jax.lax.switch(jax.lax.axis_index(axis_name), branches, *args)
+
+    return call
+
+
+def pool_functions(pools: dict[int, object], num_runs: int, num_envs: int, axis_name: str | None = None,
+                   axis_size: int = 1):
+    """`reset_pool(key)` and `step_pool(handle, action)` for one run, batched over runs by custom_vmap.
+
+    `pools` maps a device's index along `axis_name` to the pool of its `num_runs` runs (one entry,
+    index 0, without sharding). Called under vmap over those runs, each call reaches the device's
+    pool once with all num_runs * N environments. Called without vmap (the natural use for a
+    single-run pool), the action drives every run's environments alike and the first run's outputs
+    come back.
+    """
+    calls = {position: pool_calls(pool) for position, pool in pools.items()}
+    flat_reset = on_this_device(calls, 0, axis_name, axis_size)
+    flat_step = on_this_device(calls, 1, axis_name, axis_size)
 
     def per_run(axis_size, outputs):
         if axis_size != num_runs:
@@ -171,12 +202,23 @@ def pool_functions(pool, num_runs: int, num_envs: int):
     return reset_pool, step_pool
 
 
-def make(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stochastic: bool = False) -> BatchedEnv:
-    """A BatchedEnv of `num_envs` Atari games per run, for the grid whose runs have `run_seeds` (in order)."""
-    pool = make_pool(env_id, tuple(run_seeds), num_envs, stochastic)
-    num_actions = int(pool.action_space.n)
+def make(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stochastic: bool = False,
+         local_runs: LocalRuns | None = None) -> BatchedEnv:
+    """A BatchedEnv of `num_envs` Atari games per run, for the grid whose runs have `run_seeds` (in order).
+
+    With `local_runs` (a grid sharded over devices) each of this process's devices gets a pool of its
+    own runs' environments, and the env serves the program `shard_map`ped over that layout.
+    """
+    if local_runs is None:
+        local_runs = LocalRuns(None, 1, (0,), (tuple(range(len(run_seeds))),))
+    pools = {
+        position: make_pool(env_id, tuple(run_seeds[r] for r in runs), num_envs, stochastic)
+        for position, runs in zip(local_runs.positions, local_runs.runs)
+    }
+    runs_per_pool = len(local_runs.runs[0])
+    num_actions = int(next(iter(pools.values())).action_space.n)
     spec = EnvSpec(env_id, "envpool", "atari", (84, 84, 4), num_actions)
-    reset_pool, step_pool = pool_functions(pool, len(run_seeds), num_envs)
+    reset_pool, step_pool = pool_functions(pools, runs_per_pool, num_envs, local_runs.axis_name, local_runs.axis_size)
     all_legal = jnp.ones((num_envs, num_actions), bool)
 
     def reset(key):
