@@ -21,6 +21,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,8 @@ ALGOS = ("ppo", "deepmdp", "deepspi")
 # Seaquest; there the top of the range is the best final return any run of the benchmark reached.
 PPO_REFERENCE_10M = {"Asterix-MinAtar": 15.0, "Breakout-MinAtar": 28.0, "Freeway-MinAtar": 58.0,
                      "SpaceInvaders-MinAtar": 131.0}
+# rliable hands arch a RandomState, which arch warns about on every bootstrap
+warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
 CPU_BUDGET = 65_536
 ACCELERATOR_BUDGET = 10_000_000
 RESULTS = Path(__file__).parent / "results"
