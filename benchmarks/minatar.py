@@ -1,7 +1,10 @@
 """PPO, DeepMDP and Deep SPI on the five MinAtar games (gymnax): final returns and world-model losses.
 
-Every (game, algorithm) pair trains all its seeds in one call of the training program. The script
-then reports, per game, the IQM of the final return over seeds with a 95% bootstrap CI; the rliable
+Every (game, algorithm) pair trains all its seeds in one call of the training program, then plays
+`--eval-episodes` episodes per seed with the final policy (actions sampled from it): a seed's final
+return is their mean. (Freeway's episodes last 2,500 steps, longer than a CPU budget gives each of
+the 32 training envs, so the training episodes alone would leave it without a score.) The script
+reports, per game, the IQM of the final return over seeds with a 95% bootstrap CI; the rliable
 aggregates (IQM, median, mean, optimality gap) of scores normalised per game to [random policy,
 gymnax's published PPO score at 10M steps]; and the paper's second claim, Deep SPI's final
 transition loss against DeepMDP's at the same coefficients, paired by (game, seed) and tested with a
@@ -65,6 +68,10 @@ class Args:
     """Bootstrap resamples for every CI."""
     random_steps: int = 4000
     """Steps of 64 envs under a uniformly random policy, per game, for the bottom of the normalised range."""
+    eval_episodes: int = 32
+    """Evaluation episodes per seed with the final policy."""
+    eval_max_steps: int = 10_000
+    """Cap on an evaluation episode's length (Freeway's last 2,500 steps)."""
 
 
 # ---- measuring -------------------------------------------------------------------------------------
@@ -134,6 +141,20 @@ def train_pair(game: str, algo: str, args: Args, budget: int, density: str | Non
     return json.loads((run_dir / "summary.json").read_text())
 
 
+def evaluate_pair(run_dir: Path, episodes: int, max_steps: int) -> list[float]:
+    """Mean return per seed of `episodes` episodes of the final policy (DIR/eval.json, reused if it matches)."""
+    from purejaxspi.evaluate import EvalError, evaluate, load_run
+
+    saved = run_dir / "eval.json"
+    report = json.loads(saved.read_text()) if saved.is_file() else {}
+    if (report.get("episodes"), report.get("max_steps"), report.get("greedy"), report.get("seed")) != (episodes, max_steps, False, 0):
+        try:
+            report = evaluate(load_run(run_dir), episodes, False, max_steps, 0)
+        except EvalError as e:
+            fail(str(e))
+    return [math.nan if r["mean_return"] is None else r["mean_return"] for r in report["runs"]]
+
+
 # ---- statistics ------------------------------------------------------------------------------------
 
 
@@ -198,6 +219,7 @@ def plot(results: dict, curves: dict, path: Path, reps: int):
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, 1.0])
     axes = np.atleast_1d(top.subplots(1, len(games), squeeze=False)[0])
     for ax, game in zip(axes, games):
+        drawn_any = False
         for algo in algos:
             runs = curves[game][algo]
             edges = np.linspace(0.0, max(c.steps.max() for c in runs), min(40, len(runs[0].steps)) + 1)
@@ -205,16 +227,26 @@ def plot(results: dict, curves: dict, path: Path, reps: int):
             drawn = ~np.isnan(matrix).any(axis=0)
             if not drawn.any():
                 continue
+            drawn_any = True
             centres = ((edges[:-1] + edges[1:]) / 2)[drawn]
             point, interval = curve_estimates(matrix[:, drawn], "iqm", reps, 0)
             ax.plot(centres, point, color=colours[algo], label=algo, lw=1.6)
             ax.fill_between(centres, interval[0], interval[1], color=colours[algo], alpha=0.2, lw=0)
+        for j, algo in enumerate(algos):  # the final policy's evaluation, IQM and CI over seeds
+            final = results["per_game"][game]["iqm"][algo]
+            x = results["budget"] * (1.02 + 0.02 * j)
+            ax.errorbar([x], [final["point"]], yerr=[[final["point"] - final["ci"][0]], [final["ci"][1] - final["point"]]],
+                        fmt="D", ms=4, color=colours[algo], capsize=2, label="final policy (eval)" if j == 0 else None)
         ax.axhline(results["per_game"][game]["random_return"], color="grey", ls=":", lw=1, label="random policy")
+        if not drawn_any:
+            ax.text(0.45, 0.9, "no training episode ended\nwithin the budget", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=9, color="grey")
         ax.set_title(game, fontsize=10)
+        ax.set_xlim(0, results["budget"] * (1.04 + 0.02 * len(algos)))
         ax.set_xlabel("env steps per run")
         ax.grid(alpha=0.3)
         ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 4))
-    axes[0].set_ylabel(f"episodic return (IQM over seeds, {CI:.0%} CI)")
+    axes[0].set_ylabel(f"return: training episodes, then the final policy\n(IQM over seeds, {CI:.0%} CI)")
     axes[0].legend(fontsize=8)
 
     ax_agg, ax_loss = bottom.subplots(1, 2)
@@ -231,7 +263,7 @@ def plot(results: dict, curves: dict, path: Path, reps: int):
     ax_agg.invert_yaxis()
     ax_agg.set_xlabel("normalised final return (0: random policy, 1: gymnax PPO at 10M steps)")
     ax_agg.set_title(f"Aggregates over {len(games)} games\n{CI:.0%} stratified bootstrap CIs", fontsize=10)
-    ax_agg.legend(fontsize=8)
+    ax_agg.legend(fontsize=8, loc="lower right")
     ax_agg.grid(axis="x", alpha=0.3)
 
     if "transition_loss" in results:
@@ -299,6 +331,8 @@ def main(args: Args) -> dict:
     for algo in args.algos:
         if algo not in KNOWN_ALGOS:
             fail(f"unknown algo {algo!r}; choose from {', '.join(KNOWN_ALGOS)}")
+    if args.eval_episodes < 1 or args.eval_max_steps < 1:
+        fail("--eval-episodes and --eval-max-steps must be positive")
     if args.num_seeds < 2:
         fail("--num-seeds must be at least 2 for confidence intervals")
 
@@ -318,17 +352,20 @@ def main(args: Args) -> dict:
     results: dict = {
         "games": list(args.games), "algos": list(args.algos), "num_seeds": args.num_seeds, "budget": budget,
         "density": config["density"], "backend": jax.default_backend(), "confidence": CI,
-        "bootstrap_reps": args.reps, "ppo_reference_10m": PPO_REFERENCE_10M, "per_game": {},
+        "bootstrap_reps": args.reps, "eval_episodes": args.eval_episodes, "eval_max_steps": args.eval_max_steps,
+        "ppo_reference_10m": PPO_REFERENCE_10M, "per_game": {},
     }
     curves: dict = {}
     for game in args.games:
         entry = {"random_return": random_policy_return(game, args.random_steps), "final_return": {},
-                 "final_transition_loss": {}, "iqm": {}, "env_steps_per_second": {}}
+                 "training_final_return": {}, "final_transition_loss": {}, "iqm": {}, "env_steps_per_second": {}}
         curves[game] = {}
         for algo in args.algos:
             summary = summaries[game][algo]
-            returns = [math.nan if r["final_return"] is None else r["final_return"] for r in summary["runs"]]
+            returns = evaluate_pair(Path(summary["run_dir"]), args.eval_episodes, args.eval_max_steps)
             entry["final_return"][algo] = returns
+            # the training episodes that ended in the last 10% of env steps (summary.json's final_return)
+            entry["training_final_return"][algo] = [r["final_return"] for r in summary["runs"]]
             point, low, high = iqm_with_ci(np.asarray(returns), args.reps)
             entry["iqm"][algo] = {"point": point, "ci": [low, high]}
             entry["env_steps_per_second"][algo] = summary["env_steps_per_second"]
