@@ -4,7 +4,9 @@ Each program is compiled ahead of time (its compile time is reported), then call
 from the same starting state, each call ending in `jax.block_until_ready`; the median call counts.
 The programs of one grid size are called in turn, so they share the machine's load alike. Per grid
 size R:
-- the training program over R runs (the trainer's `train_chunk`, `iterations` iterations);
+- the training program over R runs (the trainer's `train_chunk`, `iterations` iterations), sharded
+  over each device count D asked for (the first D devices; R padded to a multiple of D, as `train`
+  does; throughput counts the R real runs only);
 - with `sequential`, the 1-run training program called for each of the R runs in turn;
 - the env-only ceiling: the same env layer stepped with uniformly random legal actions, no network.
 """
@@ -12,6 +14,7 @@ size R:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import resource
 import statistics
 import sys
@@ -23,6 +26,7 @@ import jax.numpy as jnp
 
 from purejaxspi.config import Config
 from purejaxspi.runs import RunGrid, make_grid
+from purejaxspi.sharding import make_layout, shard_trainer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +116,7 @@ def peak_device_bytes() -> int | None:
 
 @dataclasses.dataclass(frozen=True)
 class BenchPlan:
-    """What to measure: every grid size x algo x run mapping, `iterations` per timed call, `repeats` calls."""
+    """What to measure: every grid size x algo x run mapping x device count, `iterations` per timed call, `repeats` calls."""
 
     configs: tuple[Config, ...]  # one per algo, same env and shapes
     values: dict[str, list[float]]  # one value per hyperparameter
@@ -123,17 +127,22 @@ class BenchPlan:
     env_only: bool = True
     run_mappings: tuple[str, ...] = ("auto",)
     first_seed: int = 0
+    devices: tuple[int, ...] = (1,)
 
 
-def training_program(config: Config, grid: RunGrid, iterations: int, run_mapping: str) -> tuple[Program, str]:
-    """`iterations` training iterations of the whole grid in one program; also the run mapping it uses."""
+def training_program(config: Config, grid: RunGrid, iterations: int, run_mapping: str,
+                     num_devices: int = 1) -> tuple[Program, str]:
+    """`iterations` training iterations of the whole grid in one program sharded over the first
+    `num_devices` devices; also the run mapping each device applies to its runs."""
     from purejaxspi.envs import make_env
     from purejaxspi.train import make_train, resolve_run_mapping
 
-    env = make_env(config.env_id, config.num_envs, tuple(r.seed for r in grid.runs), config.stochastic)
-    trainer = make_train(config, env, run_mapping)
-    hparams = grid.hparams()
-    state = jax.block_until_ready(jax.jit(trainer.init)(grid.keys(), hparams))
+    layout = make_layout(grid.size, num_devices)
+    env = make_env(config.env_id, config.num_envs, tuple(r.seed for r in grid.runs), config.stochastic,
+                   layout.local_runs())
+    trainer = shard_trainer(make_train(config, env, run_mapping), layout)
+    hparams = layout.place(grid.hparams())
+    state = jax.block_until_ready(jax.jit(trainer.init)(layout.place(grid.keys()), hparams))
     chunk = lambda s, h: trainer.train_chunk(s, h, iterations)  # noqa: E731
     steps = iterations * config.batch_size * grid.size
     mapping = resolve_run_mapping(run_mapping, env.spec.backend, env.spec.family)
@@ -167,7 +176,7 @@ def env_only_program(config: Config, grid: RunGrid, iterations: int) -> Program:
 
 
 def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> list[dict]:
-    """One row per (num_runs, algo, run mapping): throughput, compile time, memory, the env-only ceiling.
+    """One row per (num_runs, algo, run mapping, devices): throughput, compile time, memory, the env-only ceiling.
 
     For each grid size every program is compiled first, then all are timed in turn (`time_interleaved`).
     `on_step()` is called after each compilation and each timed call (a progress bar's hook).
@@ -181,21 +190,23 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
             on_step()
         for config in plan.configs:
             for mapping in plan.run_mappings:
-                key = config.algo, mapping
-                programs[key], mappings[key] = training_program(config, grid, plan.iterations, mapping)
-                on_step()
+                for devices in plan.devices:
+                    key = config.algo, mapping, devices
+                    programs[key], mappings[key] = training_program(config, grid, plan.iterations, mapping, devices)
+                    on_step()
             if plan.sequential:
                 programs[config.algo, "sequential"] = sequential_program(config, grid, plan.iterations)
                 on_step()
         seconds = dict(zip(programs, time_interleaved(list(programs.values()), plan.repeats, on_step)))
         rate = {name: programs[name].env_steps / seconds[name] for name in programs}
         for config in plan.configs:
-            for mapping in plan.run_mappings:
-                key = config.algo, mapping
+            for mapping, devices in itertools.product(plan.run_mappings, plan.devices):
+                key = config.algo, mapping, devices
                 row = {
                     "env": config.env_id,
                     "algo": config.algo,
                     "num_runs": num_runs,
+                    "devices": devices,
                     "run_mapping": mappings[key],
                     "steps_per_second": rate[key],
                     "seconds_per_iteration": seconds[key] / plan.iterations,
@@ -210,22 +221,32 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
                     row["speedup_over_sequential"] = row["steps_per_second"] / row["sequential_steps_per_second"]
                 rows.append(row)
     add_cost_ratios(rows)
+    add_device_scaling(rows)
     return rows
 
 
 def count_steps(plan: BenchPlan) -> int:
     """How many times run_bench calls `on_step`: compilations plus timed calls."""
-    per_grid = len(plan.configs) * (len(plan.run_mappings) + plan.sequential) + plan.env_only
+    per_grid = len(plan.configs) * (len(plan.run_mappings) * len(plan.devices) + plan.sequential) + plan.env_only
     return len(plan.num_runs) * per_grid * (1 + plan.repeats)
 
 
 def add_cost_ratios(rows: list[dict]) -> None:
-    """Time per iteration relative to ppo's at the same grid size and run mapping (where ppo was measured)."""
-    ppo = {(r["num_runs"], r["run_mapping"]): r["seconds_per_iteration"] for r in rows if r["algo"] == "ppo"}
+    """Time per iteration relative to ppo's at the same grid size, run mapping and device count (where ppo was measured)."""
+    key = lambda r: (r["num_runs"], r["run_mapping"], r.get("devices", 1))  # noqa: E731
+    ppo = {key(r): r["seconds_per_iteration"] for r in rows if r["algo"] == "ppo"}
     for row in rows:
-        key = row["num_runs"], row["run_mapping"]
-        if key in ppo:
-            row["time_per_iteration_vs_ppo"] = row["seconds_per_iteration"] / ppo[key]
+        if key(row) in ppo:
+            row["time_per_iteration_vs_ppo"] = row["seconds_per_iteration"] / ppo[key(row)]
+
+
+def add_device_scaling(rows: list[dict]) -> None:
+    """Throughput relative to one device's for the same grid, algo and run mapping (where one device was measured)."""
+    key = lambda r: (r["num_runs"], r["algo"], r["run_mapping"])  # noqa: E731
+    one = {key(r): r["steps_per_second"] for r in rows if r.get("devices", 1) == 1}
+    for row in rows:
+        if key(row) in one:
+            row["speedup_over_one_device"] = row["steps_per_second"] / one[key(row)]
 
 
 def _mb(x: int | None) -> str:
@@ -234,13 +255,14 @@ def _mb(x: int | None) -> str:
 
 def format_rows(rows: list[dict]) -> list[list[str]]:
     """The printed table's cells, one list per row (header first)."""
-    header = ["algo", "runs", "mapping", "env steps/s", "sequential", "grid/seq", "s/iter", "vs ppo",
+    header = ["algo", "runs", "devices", "mapping", "env steps/s", "vs 1 device", "sequential", "grid/seq", "s/iter", "vs ppo",
               "compile s", "program MB", "host peak MB", "device peak MB", "env-only steps/s"]
     fmt = lambda x, spec: "-" if x is None else format(x, spec)  # noqa: E731
     cells = [header]
     for r in rows:
         cells.append([
-            r["algo"], str(r["num_runs"]), r["run_mapping"], fmt(r["steps_per_second"], ",.0f"),
+            r["algo"], str(r["num_runs"]), str(r.get("devices", 1)), r["run_mapping"], fmt(r["steps_per_second"], ",.0f"),
+            fmt(r.get("speedup_over_one_device"), ".2f"),
             fmt(r.get("sequential_steps_per_second"), ",.0f"), fmt(r.get("speedup_over_sequential"), ".2f"),
             fmt(r["seconds_per_iteration"], ".3f"), fmt(r.get("time_per_iteration_vs_ppo"), ".2f"),
             fmt(r["compile_seconds"], ".1f"), _mb(r["program_bytes"]), _mb(r["peak_host_bytes"]),

@@ -366,6 +366,8 @@ class BenchArgs:
     """Timed calls per measurement; the median is reported."""
     run_mapping: tuple[str, ...] = ("auto",)
     """How the program maps over runs, one or more of: auto (the measured best for the platform and env family), vmap, map, chunked."""
+    devices: tuple[int, ...] = ()
+    """Device counts to shard each grid over, e.g. 1 2 4 (default: every device); the first D devices take the runs."""
     env_only: bool = True
     """Also measure the env-only ceiling (random actions through the same env layer)."""
     json: Optional[Path] = None
@@ -399,6 +401,8 @@ def bench_plan(args: BenchArgs):
             raise ConfigError(f"unknown --run-mapping {mapping!r}; choose one of {', '.join(RUN_MAPPINGS)}")
     if not args.run_mapping:
         raise ConfigError("--run-mapping needs at least one value")
+    if any(d <= 0 for d in args.devices):
+        raise ConfigError(f"--devices takes positive device counts, got {list(args.devices)}")
     configs = []
     for algo in dict.fromkeys(args.algo):
         train_args = TrainArgs(
@@ -413,8 +417,15 @@ def bench_plan(args: BenchArgs):
             resolve_run_mapping(mapping, check_env_id(args.env), family_of(args.env))
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    from purejaxspi.sharding import DeviceError, make_layout
+
+    devices = tuple(dict.fromkeys(args.devices)) or (None,)
+    try:
+        devices = tuple(make_layout(1, d).num_devices for d in devices)
+    except DeviceError as e:
+        raise ConfigError(str(e)) from None
     return BenchPlan(tuple(configs), values, tuple(args.num_runs), args.iterations, args.repeats,
-                     args.sequential, args.env_only, tuple(dict.fromkeys(args.run_mapping)))
+                     args.sequential, args.env_only, tuple(dict.fromkeys(args.run_mapping)), devices=devices)
 
 
 def bench_cmd(args: BenchArgs) -> int:
@@ -433,7 +444,7 @@ def bench_cmd(args: BenchArgs) -> int:
     with Progress(*columns, console=Console(stderr=True), disable=args.quiet) as progress:
         task = progress.add_task(f"{args.env} {','.join(args.algo)}", total=count_steps(plan))
         rows = run_bench(plan, lambda: progress.advance(task))
-    console = Console(width=max(Console().width, 150))  # the whole table, wrapped by the terminal if narrower
+    console = Console(width=max(Console().width, 180))  # the whole table, wrapped by the terminal if narrower
     cells = format_rows(rows)
     table = Table(title=f"{args.env}, {plan.iterations} iterations x {plan.repeats} repeats (median)")
     for name in cells[0]:

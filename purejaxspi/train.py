@@ -3,6 +3,7 @@
 One iteration reads top to bottom: `rollout -> advantages -> update`. Iterations are scanned in
 chunks, and the chunk is mapped once over the run axis (seeds x hyperparameter settings): by vmap, or
 where that is slower (`resolve_run_mapping`), by lax.map; the host sees the program only between chunks.
+With several devices `sharding.shard_trainer` runs these same functions on each device's slice of runs.
 """
 
 from __future__ import annotations
