@@ -23,8 +23,8 @@ import numpy as np
 
 from purejaxspi import checkpoint
 from purejaxspi import hns
-from purejaxspi.distributed import is_writer
 from purejaxspi.config import Config
+from purejaxspi.distributed import is_writer
 from purejaxspi.logging import CSV_COLUMNS, MetricsLog, progress_bar, write_summary
 from purejaxspi.rundir import run_record, truncate_metrics
 from purejaxspi.runs import make_grid
@@ -149,7 +149,8 @@ def run_training(
         if lifecycle.resume and show_progress:
             print(f"no checkpoint in {checkpoint.checkpoint_dir(out)} yet; starting {out} from iteration 0")
 
-    sinks = _open_sinks(out, grid, record, lifecycle, start_iteration * config.batch_size if lifecycle.resume else None) if writer else []
+    purge_step = start_iteration * config.batch_size if lifecycle.resume else None
+    sinks = _open_sinks(out, grid, record, lifecycle, purge_step) if writer else []
     manager = checkpoint.open_manager(out, keep=lifecycle.keep_checkpoints)
     plan = chunk_plan(config.num_iterations, chunk_iterations, start_iteration)
     total_steps = config.num_iterations * config.batch_size * grid.size
@@ -157,7 +158,7 @@ def run_training(
     start = time.perf_counter()
     with progress_bar() as progress:
         task = progress.add_task(
-            f"{config.algo} {config.env_id} x{grid.size}" + (f" on {layout.num_devices} devices" if layout.num_devices > 1 else ""),
+            f"{config.algo} {config.env_id} x{grid.size}" + (f" on {layout.num_devices} devices" * (layout.num_devices > 1)),
             total=total_steps, rate="-", median_return="-",
             visible=show_progress, completed=start_iteration * config.batch_size * grid.size,
         )

@@ -92,7 +92,8 @@ def one_and_four_devices(tmp_path_factory):
     """The 8-run grid trained on one device and sharded over four, in one child process."""
     root = tmp_path_factory.mktemp("sharded")
     run_commands(4, (*GRID, "--num-seeds", "4", "--devices", "1", "--out", str(root / "one")),
-                 (*GRID, "--num-seeds", "4", "--devices", "4", "--out", str(root / "four")))
+                 (*GRID, "--num-seeds", "4", "--devices", "4", "--out", str(root / "four")),
+                 ("eval", str(root / "four"), "--episodes", "1"))  # a sharded checkpoint, read back whole
     return root / "one", root / "four"
 
 
@@ -104,6 +105,7 @@ def test_eight_runs_sharded_over_four_devices_train_as_on_one(one_and_four_devic
     runs = json.loads((four / "summary.json").read_text())["runs"]
     assert [r["run"] for r in runs] == list(range(8))
     assert sorted(p.name for p in (four / "checkpoints").iterdir()) == ["10", "5"]
+    assert len(json.loads((four / "eval.json").read_text())["runs"]) == 8
 
 
 def test_a_padded_grid_checkpoints_its_own_runs_and_resumes_on_another_device_count(one_and_four_devices, tmp_path):
@@ -215,6 +217,7 @@ def cli(*args, env=None):
         (("train", "--env", "CartPole-v1", "--devices", "2"), {}, "--devices 2: only 1 cpu device(s) here"),
         (("train", "--env", "CartPole-v1", "--devices", "0"), {}, "--devices must be positive"),
         (("train", "--env", "CartPole-v1"), {"JAX_PROCESS_ID": "one"}, "JAX_PROCESS_ID must be a non-negative integer"),
+        (("train", "--env", "CartPole-v1", "--distributed"), {}, "cannot join the processes"),
         (("bench", "--env", "CartPole-v1", "--devices", "1", "3"), {}, "--devices 3: only 1 cpu device(s) here"),
     ],
 )
