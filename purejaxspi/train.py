@@ -232,8 +232,8 @@ RUN_CHUNK = 4
 def resolve_run_mapping(run_mapping: str, env_backend: str, family: str, platform: str | None = None) -> str:
     """The concrete mapping for "auto": the one measured fastest for the platform and observation family.
 
-    envpool (Atari) always takes "vmap": its custom_vmap rule steps one pool for the whole grid and
-    must see every run batched at once.
+    envpool (Atari) always takes "vmap": its custom_vmap rule steps one pool for the whole grid (or
+    for a device's slice of it) and must see every run batched at once.
     """
     if run_mapping not in RUN_MAPPINGS:
         raise ValueError(f"unknown run mapping {run_mapping!r}; choose one of {', '.join(RUN_MAPPINGS)}")

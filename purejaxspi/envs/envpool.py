@@ -1,10 +1,15 @@
-"""envpool backend: Atari games through envpool's XLA interface, one pool for a whole grid of runs.
+"""envpool backend: Atari games through envpool's XLA interface, one pool for a whole grid of runs (per device).
 
 The trainer vmaps every run's `reset`/`step` over the run axis, but envpool's XLA calls have no
 batching rule and the pool is one stateful object. So each pool call is a
 `jax.custom_batching.custom_vmap` function whose rule flattens the runs' `[R, N]` actions into one
 `[R * N]` batch, calls the pool once, and reshapes the outputs back to `[R, N, ...]`. The pool's
 handle rides in every run's state (a copy per run under vmap); the rule uses one copy.
+
+Sharded over devices (`local_runs`), each device of this process gets a pool of its own runs only,
+and the rule sees just that device's runs. envpool bakes a pool's identity into each of its XLA
+calls, while the devices run one SPMD program; so every pool call branches (`lax.switch`) on the
+device's index along the mesh axis and reaches the pool of the device it runs on.
 
 Seeding: environment j of the run with seed s is seeded with `s * num_envs + j` (envpool accepts one
 seed per environment), so a run meets the same games alone and inside any grid.
