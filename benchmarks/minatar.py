@@ -263,7 +263,7 @@ def plot(results: dict, curves: dict, path: Path, reps: int):
     ax_agg.invert_yaxis()
     ax_agg.set_xlabel("normalised final return (0: random policy, 1: gymnax PPO at 10M steps)")
     ax_agg.set_title(f"Aggregates over {len(games)} games\n{CI:.0%} stratified bootstrap CIs", fontsize=10)
-    ax_agg.legend(fontsize=8, loc="lower right")
+    ax_agg.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=len(algos), frameon=False)
     ax_agg.grid(axis="x", alpha=0.3)
 
     if "transition_loss" in results:
