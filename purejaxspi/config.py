@@ -107,7 +107,7 @@ PRESETS = {
         ),
     ),
     # MinAtar (gymnax and pgx): small conv trunk. The budget is a CPU smoke test (the default job:
-    # 16 seeds in about 5 minutes on 2 cores); pass --total-timesteps for real runs.
+    # 16 seeds in under 2 minutes on 2 cores); pass --total-timesteps for real runs.
     "minatar": Preset(
         num_envs=32,
         num_steps=32,
