@@ -80,32 +80,15 @@ class Args:
 def random_policy_return(env_id: str, num_steps: int, num_envs: int = 64, seed: int = 0) -> float:
     """Mean return of the episodes a uniformly random policy finishes (the normalised range's zero)."""
     import jax
-    import jax.numpy as jnp
 
+    from purejaxspi.bench import random_rollout
     from purejaxspi.envs import make_env
 
-    env = make_env(env_id, num_envs)
-
-    @jax.jit
-    def play(key):
-        key, reset_key = jax.random.split(key)
-        state, _, mask = env.reset(reset_key)
-
-        def step(carry, _):
-            state, mask, key = carry
-            key, action_key, step_key = jax.random.split(key, 3)
-            action = jax.random.categorical(action_key, jnp.where(mask, 0.0, -jnp.inf))
-            state, ts = env.step(state, action, step_key)
-            done = ts.episode_done.astype(jnp.float32)
-            return (state, ts.action_mask, key), (jnp.sum(done * ts.episode_return), jnp.sum(done))
-
-        _, (returns, counts) = jax.lax.scan(step, (state, mask, key), None, num_steps)
-        return returns.sum(), counts.sum()
-
-    total, count = play(jax.random.PRNGKey(seed))
-    if float(count) == 0:
+    play = jax.jit(random_rollout(make_env(env_id, num_envs), num_steps))
+    _, returns, episodes = play(jax.random.PRNGKey(seed)[None])
+    if float(episodes[0]) == 0:
         fail(f"{env_id}: no random episode finished in {num_steps} steps; raise --random-steps")
-    return float(total) / float(count)
+    return float(returns[0]) / float(episodes[0])
 
 
 def train_pair(game: str, algo: str, args: Args, budget: int, density: str | None, run_dir: Path) -> dict:

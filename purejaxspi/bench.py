@@ -82,7 +82,8 @@ def time_interleaved(programs: list[Program], repeats: int, on_call: Callable[[]
 
 
 def random_rollout(env, num_steps: int) -> Callable:
-    """keys [R] -> summed rewards [R]: `num_steps` steps of every run's envs under uniformly random legal actions."""
+    """keys [R] -> (summed rewards, summed returns of finished episodes, finished episodes), each [R]:
+    `num_steps` steps of every run's envs under uniformly random legal actions."""
 
     def one_run(key):
         key, reset_key = jax.random.split(key)
@@ -92,11 +93,12 @@ def random_rollout(env, num_steps: int) -> Callable:
             state, action_mask, key = carry
             key, action_key, step_key = jax.random.split(key, 3)
             action = jax.random.categorical(action_key, jnp.where(action_mask, 0.0, -jnp.inf))
-            state, timestep = env.step(state, action, step_key)
-            return (state, timestep.action_mask, key), timestep.reward.sum()
+            state, ts = env.step(state, action, step_key)
+            done = ts.episode_done.astype(jnp.float32)
+            return (state, ts.action_mask, key), (ts.reward.sum(), jnp.sum(done * ts.episode_return), done.sum())
 
-        _, rewards = jax.lax.scan(step, (state, action_mask, key), None, num_steps)
-        return rewards.sum()
+        _, sums = jax.lax.scan(step, (state, action_mask, key), None, num_steps)
+        return tuple(x.sum() for x in sums)
 
     return jax.vmap(one_run)
 
