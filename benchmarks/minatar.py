@@ -145,10 +145,13 @@ def iqm_with_ci(scores: np.ndarray, reps: int, seed: int = 0) -> tuple[float, fl
     """IQM over seeds and its 95% percentile-bootstrap CI (rliable; one task, so plain resampling)."""
     from rliable import library as rly, metrics
 
-    point, interval = rly.get_interval_estimates(
-        {"x": np.asarray(scores, float)[:, None]}, lambda s: np.array([metrics.aggregate_iqm(s)]),
-        reps=reps, confidence_interval_size=CI, random_state=np.random.RandomState(seed),
-    )
+    from purejaxspi.plot import seeded_bootstrap
+
+    with seeded_bootstrap(seed) as random_state:
+        point, interval = rly.get_interval_estimates(
+            {"x": np.asarray(scores, float)[:, None]}, lambda s: np.array([metrics.aggregate_iqm(s)]),
+            reps=reps, confidence_interval_size=CI, random_state=random_state,
+        )
     return float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0])
 
 

@@ -8,6 +8,7 @@ compares final scores (the metric's mean over the last 10% of env steps) across 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -25,6 +26,18 @@ warnings.filterwarnings("ignore", message="random_state is deprecated", category
 
 FINAL_FRACTION = 0.1  # final score: the metric's mean over the last share of a run's env steps
 CI = 0.95
+
+
+@contextlib.contextmanager
+def seeded_bootstrap(seed: int):
+    """Make rliable's bootstrap reproducible: its stratified resampling draws from numpy's global
+    generator, not from the RandomState it is handed, so seed that (and restore it afterwards)."""
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield np.random.RandomState(seed)
+    finally:
+        np.random.set_state(saved)
 
 
 class PlotError(ValueError):
@@ -118,9 +131,10 @@ def curve_estimates(scores: np.ndarray, aggregate: str, reps: int, seed: int) ->
 
     # rliable's aggregate_iqm / aggregate_mean, per bin at once (axis 0 is the runs)
     func = (lambda s: trim_mean(s, 0.25, axis=0)) if aggregate == "iqm" else (lambda s: np.mean(s, axis=0))  # noqa: E731
-    point, interval = rly.get_interval_estimates(
-        {"g": scores}, func, reps=reps, confidence_interval_size=CI, random_state=np.random.RandomState(seed)
-    )
+    with seeded_bootstrap(seed) as random_state:
+        point, interval = rly.get_interval_estimates(
+            {"g": scores}, func, reps=reps, confidence_interval_size=CI, random_state=random_state
+        )
     return point["g"], interval["g"]
 
 
@@ -167,9 +181,10 @@ def aggregate_estimates(scores: dict[str, np.ndarray], gap_threshold: float, rep
         metrics.aggregate_iqm(s), metrics.aggregate_median(s), metrics.aggregate_mean(s),
         metrics.aggregate_optimality_gap(s, gap_threshold),
     ])
-    point, interval = rly.get_interval_estimates(
-        scores, func, reps=reps, confidence_interval_size=CI, random_state=np.random.RandomState(seed)
-    )
+    with seeded_bootstrap(seed) as random_state:
+        point, interval = rly.get_interval_estimates(
+            scores, func, reps=reps, confidence_interval_size=CI, random_state=random_state
+        )
     return point, interval
 
 
@@ -182,10 +197,11 @@ def improvement_estimates(scores: dict[str, np.ndarray], reps: int, seed: int, m
     if not pairs:
         return {}, {}
     paired = {f"{x}  >  {y}": (scores[x], scores[y]) for x, y in pairs}
-    return rly.get_interval_estimates(
-        paired, metrics.probability_of_improvement, reps=reps, confidence_interval_size=CI,
-        random_state=np.random.RandomState(seed),
-    )
+    with seeded_bootstrap(seed) as random_state:
+        return rly.get_interval_estimates(
+            paired, metrics.probability_of_improvement, reps=reps, confidence_interval_size=CI,
+            random_state=random_state,
+        )
 
 
 AGGREGATE_NAMES = ("IQM", "Median", "Mean", "Optimality gap")

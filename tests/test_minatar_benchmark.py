@@ -28,6 +28,7 @@ def test_iqm_and_its_bootstrap_interval(bench):
     assert point == pytest.approx(trim_mean(scores, 0.25))
     assert low < point < high
     assert low > scores.min() and high < scores.max()
+    assert bench.iqm_with_ci(scores, reps=500) == (point, low, high)  # the same seed, the same interval
 
 
 def test_normalise_maps_random_to_zero_and_reference_to_one(bench):
