@@ -1,12 +1,19 @@
-"""PPO, DeepMDP and Deep SPI on the confounding gridworld: does the policy find the top star's bonus?
+"""The paper's confounding gridworld: PPO, DeepMDP and Deep SPI, and the ablations that explain them.
 
-Each algorithm trains 16 seeds in one vmapped call on ConfoundingGrid-v0. The program evaluates the
-network's policy exactly every iteration (`init_value`, V(I) on the tabular model) and measures how
-far apart the encoder keeps the two look-alike star states (`repr_dist`). Writes
-`benchmarks/results/confounding.json` and a plot of init_value over env steps.
+Every run trains all its seeds in one call. The program evaluates the updated network's policy exactly
+on the env's tables every iteration (`init_value`, V(I)) and measures how far apart the encoder keeps
+the two look-alike star states (`repr_dist`, the mean over latent entries of the squared difference).
+The paper reports PPO converging to V(I) ~ 4.80 (always RIGHT) with the stars merged, and Deep SPI
+reaching ~ 8.01 (optimal) with them apart.
 
-    uv run python benchmarks/confounding.py --quick    # 8 seeds x 49k steps, under 10 minutes on 2 cores
-    uv run python benchmarks/confounding.py            # 16 seeds x 131k steps
+    uv run python benchmarks/confounding.py --quick        # 3 algorithms x 4 seeds, under 15 min on 2 cores
+    uv run python benchmarks/confounding.py                # 3 algorithms x 8 seeds, the paper's settings
+    uv run python benchmarks/confounding.py --ablations    # + the variants of ABLATIONS
+    uv run python benchmarks/confounding.py --env ConfoundingGrid-v0-84   # the paper's frames (a GPU job)
+
+Runs already finished in `--runs` are read back, not retrained. Writes `confounding.json`,
+`confounding.png` (V(I) and repr_dist against env steps, median and quartiles) and, with
+`--ablations`, `confounding_ablations.{json,png}` into `--out`.
 """
 
 from __future__ import annotations
@@ -21,26 +28,67 @@ import numpy as np
 import tyro
 
 from purejaxspi.envs import confounding
-from purejaxspi.session import run_training
 
 ALGOS = ("ppo", "deepmdp", "deepspi")
 RESULTS = Path(__file__).parent / "results"
+COMPACT = "ConfoundingGrid-v0"
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One training call: an algorithm under the gridworld preset, with flags that change it."""
+
+    name: str
+    algo: str
+    what: str
+    env: str = COMPACT
+    flags: tuple[tuple[str, object], ...] = ()
+
+
+# The paper's settings (the gridworld preset: deep_spi.py's defaults) with the paper's code's spectral
+# estimate; PPO is the same with no world model.
+def main_variants(env: str, density: str | None) -> list[Variant]:
+    extra = (("density", density),) if density else ()
+    return [
+        Variant(algo, algo, "the paper's settings", env, (("spectral_norm", "reference"),) + extra)
+        for algo in ALGOS
+    ]
+
+
+# What each ablation changes from the main runs (compact frames, 4 seeds).
+ABLATIONS = [
+    Variant("ppo-long", "ppo", "PPO for 262,144 steps: does its curve stay flat?", flags=(("total_timesteps", 262_144),)),
+    Variant("ablate-ppo-marker", "ppo", "the earlier rendering: one-pixel agent, star brighter than the corridor",
+            env="ConfoundingGrid-v0-marker"),
+    Variant("ablate-ppo-minatar-settings", "ppo", "the MinAtar preset's optimiser: 32 x 32, lr 1e-3, clip 0.2",
+            flags=(("learning_rate", (1e-3,)), ("clip_coef", (0.2,)), ("num_envs", 32), ("num_steps", 32))),
+    Variant("ablate-deepspi-det-reference", "deepspi", "deterministic head, the reference's spectral estimate",
+            flags=(("density", "deterministic"), ("spectral_norm", "reference"))),
+    Variant("ablate-deepspi-det-exact", "deepspi", "deterministic head, exact spectral normalisation",
+            flags=(("density", "deterministic"), ("spectral_norm", "exact"))),
+    Variant("ablate-deepspi-det-none", "deepspi", "deterministic head, no Lipschitz constraint (ReLU, no normalisation)",
+            flags=(("density", "deterministic"), ("lipschitz", False))),
+    Variant("ppo84", "ppo", "the paper's 84 x 84 frames through the Nature CNN (2 seeds)",
+            env="ConfoundingGrid-v0-84", flags=(("num_seeds", 2),)),
+]
 
 
 @dataclasses.dataclass
 class Args:
     quick: bool = False
-    """CPU-sized version: 8 seeds x 49,152 env steps per algorithm (under 10 minutes on 2 cores)."""
+    """CPU-sized: 4 seeds x 65,536 steps per algorithm, deterministic transition head (under 15 minutes)."""
+    ablations: bool = False
+    """Also run (or read back) the ablations and write their table and plot."""
     num_seeds: int = 0
-    """Seeds per algorithm (0: 8 with --quick, 16 otherwise)."""
-    total_timesteps: int = 0
-    """Env steps per run (0: 49,152 with --quick, 131,072 otherwise)."""
-    env: str = "ConfoundingGrid-v0"
-    """ConfoundingGrid-v0 (compact frames) or ConfoundingGrid-v0-84 (the paper's 84x84)."""
+    """Seeds per algorithm (0: 4 with --quick, 8 otherwise)."""
+    total_timesteps: int = 65_536
+    """Env steps per run (PPO's V(I) is flat from about 60k steps on the compact frames)."""
+    env: str = COMPACT
+    """ConfoundingGrid-v0 (compact frames, MinAtar trunk) or ConfoundingGrid-v0-84 (the paper's frames, Nature CNN)."""
     out: Path = RESULTS
-    """Where confounding.json and confounding.png go."""
+    """Where the JSON files and plots go."""
     runs: Path = Path("runs") / "confounding"
-    """Where the three training directories (metrics.csv, summary.json) go."""
+    """Where the training directories go (and are read back from)."""
 
 
 def exact_values() -> dict[str, float]:
@@ -76,80 +124,111 @@ def read_curve(metrics_csv: Path, column: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(steps), values
 
 
-def spi_diagnostics(metrics_csv: Path) -> dict[str, float]:
-    """How far each algorithm's updates stray from the old policy, over all runs and iterations."""
-    _, ratio_max = read_curve(metrics_csv, "ratio_max")
-    _, outside = read_curve(metrics_csv, "ratio_outside")
-    _, condition = read_curve(metrics_csv, "spi_condition")
+def train_variant(variant: Variant, num_seeds: int, total_timesteps: int, run_dir: Path) -> float:
+    """Train one variant into `run_dir` unless it finished there already; returns the wall seconds spent."""
+    from purejaxspi.cli import TrainArgs, resolve
+    from purejaxspi.session import run_training
+
+    if (run_dir / "summary.json").exists():
+        return 0.0
+    settings = dict(env=variant.env, algo=variant.algo, num_seeds=num_seeds, total_timesteps=total_timesteps)
+    settings.update(dict(variant.flags))
+    config, values = resolve(TrainArgs(**settings))
+    start = time.perf_counter()
+    status = run_training(config, values, 0, settings["num_seeds"], run_dir, show_progress=True)
+    if status:
+        raise SystemExit(status)
+    return time.perf_counter() - start
+
+
+def summarise(variant: Variant, run_dir: Path) -> dict:
+    """Final V(I) and repr_dist per seed, their medians, and the run's settings and speed."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    record = json.loads((run_dir / "config.json").read_text())
+    steps, values = read_curve(run_dir / "metrics.csv", "init_value")
+    _, dist = read_curve(run_dir / "metrics.csv", "repr_dist")
     return {
-        "median_ratio_max": float(np.nanmedian(ratio_max)),
-        "max_ratio_max": float(np.nanmax(ratio_max)),
-        "median_ratio_outside": float(np.nanmedian(outside)),
-        "spi_condition_share": float(np.nanmean(condition)),
+        "name": variant.name,
+        "algo": variant.algo,
+        "what": variant.what,
+        "env": variant.env,
+        "config": record["config"],
+        "hparams": record.get("hparam_values"),
+        "num_seeds": values.shape[0],
+        "env_steps": int(steps[-1]),
+        "final_init_value": [round(float(v), 4) for v in values[:, -1]],
+        "median_final_init_value": float(np.median(values[:, -1])),
+        "median_final_repr_dist": float(np.median(dist[:, -1])),
+        "median_initial_repr_dist": float(np.median(dist[:, 0])),
+        "median_init_value_at_32k": float(np.median(values[:, min(np.searchsorted(steps, 32_768), len(steps) - 1)])),
+        "env_steps_per_second": summary["env_steps_per_second"],
     }
 
 
-def plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], references: dict[str, float], path: Path, title: str):
+def plot(curves: dict[str, Path], references: dict[str, float], path: Path, title: str) -> None:
+    """V(I) and repr_dist against env steps, one line (median) and band (quartiles) per run directory."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for algo, (steps, values) in curves.items():
-        q25, median, q75 = np.nanpercentile(values, [25, 50, 75], axis=0)
-        (line,) = ax.plot(steps, median, label=f"{algo} (median)")
-        ax.fill_between(steps, q25, q75, color=line.get_color(), alpha=0.2)
+    fig, (ax_v, ax_d) = plt.subplots(1, 2, figsize=(13, 4.8))
+    for name, run_dir in curves.items():
+        for ax, column in ((ax_v, "init_value"), (ax_d, "repr_dist")):
+            steps, values = read_curve(run_dir / "metrics.csv", column)
+            q25, median, q75 = np.nanpercentile(values, [25, 50, 75], axis=0)
+            (line,) = ax.plot(steps, median, label=f"{name} ({values.shape[0]} seeds)")
+            ax.fill_between(steps, q25, q75, color=line.get_color(), alpha=0.2)
     styles = {"optimal": ":", "always_right": "--", "up_at_both_stars": "-."}
     for name, value in references.items():
-        ax.axhline(value, color="grey", linestyle=styles[name], linewidth=1, label=f"{name.replace('_', ' ')} ({value:.2f})")
-    ax.set_xlabel("env steps per run")
-    ax.set_ylabel("exact V(I) of the policy")
-    ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.grid(alpha=0.3)
+        ax_v.axhline(value, color="grey", linestyle=styles[name], linewidth=1,
+                     label=f"{name.replace('_', ' ')} ({value:.2f})")
+    ax_v.set_ylabel("exact V(I) of the policy")
+    ax_d.set_ylabel("repr_dist: mean squared latent difference of the stars")
+    ax_d.set_yscale("log")
+    for ax in (ax_v, ax_d):
+        ax.set_xlabel("env steps per run")
+        ax.grid(alpha=0.3)
+    ax_v.legend(fontsize=7, loc="lower right")
+    fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def main(args: Args) -> dict:
-    from purejaxspi.cli import TrainArgs, resolve
-
-    total = args.total_timesteps or (49_152 if args.quick else 131_072)
-    num_seeds = args.num_seeds or (8 if args.quick else 16)
+    num_seeds = args.num_seeds or (4 if args.quick else 8)
+    density = "deterministic" if args.quick else None
     args.out.mkdir(parents=True, exist_ok=True)
-    results: dict = {"env": args.env, "num_seeds": num_seeds, "total_timesteps": total, "exact": exact_values()}
+    suffix = "_quick" if args.quick else ""
+    results: dict = {"env": args.env, "num_seeds": num_seeds, "total_timesteps": args.total_timesteps,
+                     "exact": exact_values(), "runs": []}
     curves = {}
-    for algo in ALGOS:
-        config, values = resolve(TrainArgs(env=args.env, algo=algo, num_seeds=num_seeds, total_timesteps=total))
-        run_dir = args.runs / f"{algo}-{time.strftime('%Y%m%d-%H%M%S')}"
-        start = time.perf_counter()
-        status = run_training(config, values, 0, num_seeds, run_dir, show_progress=True)
-        if status:
-            raise SystemExit(status)
-        summary = json.loads((run_dir / "summary.json").read_text())
-        results[algo] = {
-            "final_init_value": summary["final_init_value"],
-            "final_repr_dist": summary["final_repr_dist"],
-            "median_final_init_value": summary["median_final_init_value"],
-            "median_final_repr_dist": summary["median_final_repr_dist"],
-            "final_return": [run["final_return"] for run in summary["runs"]],
-            "env_steps_per_second": summary["env_steps_per_second"],
-            "wall_seconds": time.perf_counter() - start,
-            **spi_diagnostics(run_dir / "metrics.csv"),
-        }
-        curves[algo] = read_curve(run_dir / "metrics.csv", "init_value")
-    results["config"] = dataclasses.asdict(config)
-    (args.out / "confounding.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(curves, results["exact"], args.out / "confounding.png",
-         f"{args.env}: {num_seeds} seeds per algorithm, median and quartiles")
-    for algo in ALGOS:
-        print(f"{algo:8s} median final V(I) {results[algo]['median_final_init_value']:.3f}  "
-              f"median repr_dist {results[algo]['median_final_repr_dist']:.3f}  "
-              f"max ratio {results[algo]['max_ratio_max']:.2f}  "
-              f"SPI condition held in {100 * results[algo]['spi_condition_share']:.0f}% of updates")
-    print(f"wrote {args.out / 'confounding.json'} and {args.out / 'confounding.png'}")
+    for variant in main_variants(args.env, density):
+        run_dir = args.runs / f"{variant.name}{suffix}"
+        wall = train_variant(variant, num_seeds, args.total_timesteps, run_dir)
+        results["runs"].append({**summarise(variant, run_dir), "wall_seconds": round(wall, 1)})
+        curves[variant.algo] = run_dir
+    name = f"confounding{suffix}"
+    (args.out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(curves, results["exact"], args.out / f"{name}.png",
+         f"{args.env}: the paper's settings, {num_seeds} seeds, median and quartiles")
+    for run in results["runs"]:
+        print(f"{run['algo']:8s} median final V(I) {run['median_final_init_value']:.3f}  "
+              f"repr_dist {run['median_initial_repr_dist']:.4f} -> {run['median_final_repr_dist']:.4f}")
+    if args.ablations:
+        table = []
+        ablation_curves = {}
+        for variant in ABLATIONS:
+            run_dir = args.runs / variant.name
+            wall = train_variant(variant, 4, args.total_timesteps, run_dir)
+            table.append({**summarise(variant, run_dir), "wall_seconds": round(wall, 1)})
+            ablation_curves[variant.name] = run_dir
+            print(f"{variant.name:30s} median final V(I) {table[-1]['median_final_init_value']:.3f}")
+        (args.out / "confounding_ablations.json").write_text(json.dumps(table, indent=2) + "\n")
+        plot(ablation_curves, results["exact"], args.out / "confounding_ablations.png",
+             "Ablations (compact frames unless named), median and quartiles")
+    print(f"wrote {args.out / (name + '.json')} and its plot")
     return results
 
 

@@ -12,7 +12,7 @@ from typing import Optional
 
 import tyro
 
-from purejaxspi.config import ALGOS, HPARAM_NAMES, PRESETS, Config, ConfigError, validate
+from purejaxspi.config import ALGOS, HPARAM_NAMES, PRESETS, Config, ConfigError, preset_for, validate
 
 
 def fail(message: str, code: int = 2) -> "NoReturn":  # noqa: F821
@@ -58,6 +58,8 @@ class TrainArgs:
     """Transition density: deterministic, normal or mixture (of 5 diagonal Gaussians)."""
     lipschitz: bool = True
     """Spectral normalisation + GroupSort in the world model."""
+    spectral_norm: Optional[str] = None
+    """How spectral normalisation estimates sigma: exact (a 1-Lipschitz layer) or reference (the paper's code: divides by about sigma^2, so a layer's norm is about 1/sigma). Default: exact."""
     stochastic: bool = False
     """Atari: the stochastic ALE (sticky actions with probability 0.3, up to 60 no-op starts)."""
     chunk_iterations: int = 0
@@ -100,7 +102,7 @@ def resolve(args: TrainArgs) -> tuple[Config, dict[str, list[float]]]:
         raise ConfigError(f"--seed must be non-negative, got {args.seed}")
     if args.stochastic and family != "atari":
         raise ConfigError(f"--stochastic applies to Atari (envpool) envs only, not {args.env}")
-    preset = PRESETS[family]
+    preset = preset_for(args.env, family)
     pick = lambda value, default: default if value is None else value  # noqa: E731
     config = Config(
         env_id=args.env,
@@ -112,6 +114,7 @@ def resolve(args: TrainArgs) -> tuple[Config, dict[str, list[float]]]:
         total_timesteps=pick(args.total_timesteps, preset.total_timesteps),
         density=pick(args.density, preset.density),
         lipschitz=args.lipschitz,
+        spectral_norm=pick(args.spectral_norm, "exact"),
         stochastic=args.stochastic,
     )
     grid = {
@@ -378,6 +381,7 @@ class BenchArgs:
     update_epochs: Optional[int] = None
     density: Optional[str] = None
     lipschitz: bool = True
+    spectral_norm: Optional[str] = None
     stochastic: bool = False
     quiet: bool = False
     """No progress bar."""
@@ -408,7 +412,7 @@ def bench_plan(args: BenchArgs):
         train_args = TrainArgs(
             env=args.env, algo=algo, num_seeds=max(args.num_runs), num_envs=args.num_envs, num_steps=args.num_steps,
             num_minibatches=args.num_minibatches, update_epochs=args.update_epochs, density=args.density,
-            lipschitz=args.lipschitz, stochastic=args.stochastic,
+            lipschitz=args.lipschitz, spectral_norm=args.spectral_norm, stochastic=args.stochastic,
         )
         config, values = resolve(train_args)
         configs.append(config)

@@ -1,9 +1,15 @@
 """Lipschitz building blocks for the world model: spectral normalisation and GroupSort.
 
-Spectral normalisation divides a weight by its largest singular value `sigma`, estimated by power
-iteration with a persistent vector `u` (flax collection "spectral", refreshed only when that
-collection is mutable, i.e. during training updates). Both power-iteration vectors are normalised
-before `sigma = v^T W u` is read, so the normalised weight has spectral norm 1, not 1/sigma.
+Spectral normalisation divides a weight by an estimate of its largest singular value, in one of two
+ways (`SPECTRAL_NORMS`):
+
+- "exact": power iteration with a persistent vector `u` (flax collection "spectral", refreshed only
+  when that collection is mutable, i.e. during training updates). Both vectors are normalised before
+  `sigma = v^T W u` is read, so the normalised weight has spectral norm 1.
+- "reference": the estimate of the paper's own code: two power iterations from a fixed start vector
+  whose last vector is left unnormalised, so it reads ||W^T u||^2, about sigma^2, with gradients
+  through it. The "normalised" weight then has norm about 1/sigma(W): the layer is not 1-Lipschitz
+  and becomes steeper as training shrinks W. The paper's results were obtained with it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import jax.numpy as jnp
 
 from purejaxspi.patches import conv2d
 
+SPECTRAL_NORMS = ("exact", "reference")
+REFERENCE_POWER_ITERATIONS = 2
 _EPS = 1e-12
 
 
@@ -34,6 +42,21 @@ def power_iteration(matrix: jax.Array, u: jax.Array, num_iterations: int = 1):
     return u, v, sigma
 
 
+def reference_sigma(matrix: jax.Array, num_iterations: int = REFERENCE_POWER_ITERATIONS) -> jax.Array:
+    """The paper's code's estimate for `matrix` [in, out]: ||W^T u||^2 ~ sigma^2, differentiable.
+
+    Starts from a fixed standard-normal vector on the output side; each iteration normalises it,
+    maps it through the matrix, normalises the image `u` and maps back, unnormalised.
+    """
+    v = jax.random.normal(jax.random.PRNGKey(0), (matrix.shape[-1],), matrix.dtype)
+    for _ in range(num_iterations):
+        v = v / jnp.sqrt(jnp.sum(v**2) + 1e-8)
+        u = matrix @ v
+        u = u / jnp.sqrt(jnp.sum(u**2) + 1e-8)
+        v = matrix.T @ u
+    return u @ (matrix @ v)
+
+
 def group_sort(x: jax.Array) -> jax.Array:
     """GroupSort with groups of 2 (MaxMin): sort each pair of features along the last axis.
 
@@ -47,12 +70,23 @@ def group_sort(x: jax.Array) -> jax.Array:
     return jnp.stack([low, high], axis=-1).reshape(x.shape)
 
 
+def kernel_init(spectral_norm: str, gain: float, column_axis: int = -1):
+    """Orthogonal init for the exact estimate (scale-free there); the reference's LeCun normal for
+    its own estimate, whose layer norm 1/sigma(W) the initial scale sets."""
+    if spectral_norm == "reference":
+        return nn.initializers.lecun_normal()
+    return nn.initializers.orthogonal(gain, column_axis=column_axis)
+
+
 class _SpectralMixin:
-    def sigma(self, kernel: jax.Array, num_iterations: int) -> jax.Array:
-        """The power-iteration estimate of the kernel's largest singular value (as its [in, out] matrix)."""
-        matrix = kernel.reshape(-1, kernel.shape[-1])
+    def sigma(self, matrix: jax.Array, num_iterations: int, spectral_norm: str, name: str = "u") -> jax.Array:
+        """The estimate of the largest singular value of `matrix` [in, out] by `spectral_norm`."""
+        if spectral_norm == "reference":
+            return reference_sigma(matrix)
+        if spectral_norm != "exact":
+            raise ValueError(f"unknown spectral norm {spectral_norm!r}; choose one of {', '.join(SPECTRAL_NORMS)}")
         u_var = self.variable(
-            "spectral", "u", lambda: _normalize(jnp.ones((matrix.shape[-1],), matrix.dtype))
+            "spectral", name, lambda: _normalize(jnp.ones((matrix.shape[-1],), matrix.dtype))
         )
         u, _, sigma = power_iteration(matrix, u_var.value, num_iterations)
         if self.is_mutable_collection("spectral") and not self.is_initializing():
@@ -67,13 +101,15 @@ class LipschitzDense(nn.Module, _SpectralMixin):
     spectral: bool = True
     gain: float = 1.0
     power_iterations: int = 1
+    spectral_norm: str = "exact"
 
     @nn.compact
     def raw_weights(self, in_features: int):
         """The kernel [in, out], bias [out] and sigma, the kernel's spectral norm estimate (1 without `spectral`)."""
-        kernel = self.param("kernel", nn.initializers.orthogonal(self.gain), (in_features, self.features))
+        init = kernel_init(self.spectral_norm if self.spectral else "exact", self.gain)
+        kernel = self.param("kernel", init, (in_features, self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        sigma = self.sigma(kernel, self.power_iterations) if self.spectral else 1.0
+        sigma = self.sigma(kernel, self.power_iterations, self.spectral_norm) if self.spectral else 1.0
         return kernel, bias, sigma
 
     def weights(self, in_features: int):
@@ -95,13 +131,15 @@ class LipschitzConv(nn.Module, _SpectralMixin):
     spectral: bool = True
     gain: float = 1.0
     power_iterations: int = 1
+    spectral_norm: str = "exact"
 
     @nn.compact
     def __call__(self, x):
         shape = (*self.kernel_size, x.shape[-1], self.features)
-        kernel = self.param("kernel", nn.initializers.orthogonal(self.gain, column_axis=-1), shape)
+        init = kernel_init(self.spectral_norm if self.spectral else "exact", self.gain)
+        kernel = self.param("kernel", init, shape)
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         y = conv2d(x, kernel, 1, "SAME")
         if self.spectral:
-            y = y / self.sigma(kernel, self.power_iterations)
+            y = y / self.sigma(kernel.reshape(-1, self.features), self.power_iterations, self.spectral_norm)
         return y + bias

@@ -14,11 +14,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from purejaxspi.lipschitz import LipschitzConv, LipschitzDense, group_sort
+from purejaxspi.lipschitz import LipschitzConv, LipschitzDense, group_sort, kernel_init, power_iteration, reference_sigma
 from purejaxspi.patches import conv2d, extract_patches
 
 DENSITIES = ("deterministic", "normal", "mixture")
-_LOG_STD_MIN, _LOG_STD_MAX = -5.0, 2.0
 
 
 def _dense(features, gain):
@@ -80,9 +79,13 @@ class NatureCNNEncoder(nn.Module):
 
 ENCODERS = {"vector": MLPEncoder, "minatar": MinAtarEncoder, "atari": NatureCNNEncoder}
 TORSO_WIDTH = {"vector": 64, "minatar": 256, "atari": 512}
-# World-model widths: (reward MLP width, transition hidden width/channels). Small for vector envs,
-# where the agent itself is tiny; the paper's sizes for image latents.
-WORLD_MODEL_WIDTH = {"vector": (64, 64), "minatar": (256, 16), "atari": (256, 64)}
+# World-model widths for flat latents: (reward MLP width, transition hidden width). Image latents
+# take the paper's reward MLP (256, 256) and a transition network sized by the latent's channels.
+WORLD_MODEL_WIDTH = {"vector": (64, 64), "minatar": (256, None), "atari": (256, None)}
+# The paper's transition network on a conv latent of C channels: 2C hidden channels, and a last
+# layer split into C / CHANNELS_PER_GROUP feature groups (16 for the Nature CNN's 64), each with
+# its own spectral normalisation.
+CHANNELS_PER_GROUP = 4
 
 
 class RewardModel(nn.Module):
@@ -91,21 +94,22 @@ class RewardModel(nn.Module):
     num_actions: int
     hidden: tuple[int, ...] = (256, 256)
     lipschitz: bool = True
+    spectral_norm: str = "exact"
 
     @nn.compact
     def __call__(self, z):
         x = z.reshape(z.shape[0], -1)
         for width in self.hidden:
-            x = LipschitzDense(width, spectral=self.lipschitz, gain=math.sqrt(2))(x)
+            x = LipschitzDense(width, spectral=self.lipschitz, gain=math.sqrt(2), spectral_norm=self.spectral_norm)(x)
             x = group_sort(x) if self.lipschitz else nn.relu(x)
-        return LipschitzDense(self.num_actions, spectral=self.lipschitz)(x)
+        return LipschitzDense(self.num_actions, spectral=self.lipschitz, spectral_norm=self.spectral_norm)(x)
 
 
 class TransitionParams(NamedTuple):
-    """P_bar(. | z, a) for the taken action: component means/log-stds [B, K, *z] and logits [B, K]."""
+    """P_bar(. | z, a) for the taken action: component means/stds [B, K, *z] and logits [B, K]."""
 
     mean: jax.Array
-    log_std: jax.Array
+    std: jax.Array
     logits: jax.Array
 
 
@@ -116,79 +120,120 @@ def select_action(x: jax.Array, action: jax.Array, num_actions: int) -> jax.Arra
     return jnp.sum(one_hot * x, axis=1)
 
 
+def gaussian_params(loc: jax.Array, raw_scale: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The paper's diagonal Gaussian: mean loc / 2 and std (softplus(raw) + 1e-6) / 2."""
+    return 0.5 * loc, 0.5 * (jax.nn.softplus(raw_scale) + 1e-6)
+
+
 class TransitionModel(nn.Module):
     """P_bar(z' | z, .): a density over the next latent for every action, read at the taken action.
 
-    Conv latents use two 2x2 SAME convolutions; flat latents two dense layers (GroupSort between).
-    `density` is "deterministic" (one point), "normal" (one diagonal Gaussian) or "mixture" of
-    `num_components` diagonal Gaussians, whose weights come from a dense layer on the hidden features.
-    The last convolution emits all actions' outputs; its kernel is contracted with the one-hot
-    action before it is applied, which gives exactly the taken action's slice at 1/A of the cost.
+    Conv latents [H, W, C] (the paper's network): a 2x2 SAME convolution to 2C channels, GroupSort,
+    then a 2x2 SAME convolution in C/4 feature groups that emits every action's parameters and is
+    evaluated at the taken action only. Flat latents: two dense layers. `density` is "deterministic"
+    (one point), "normal" (one diagonal Gaussian) or "mixture" of `num_components` of them, whose
+    weights come from a (spectrally normalised) dense layer on the hidden features.
     """
 
     num_actions: int
     density: str = "mixture"
     num_components: int = 5
-    hidden: int = 64
+    hidden: int | None = 64
     lipschitz: bool = True
+    spectral_norm: str = "exact"
 
     @nn.compact
     def __call__(self, z, action) -> TransitionParams:
         batch, latent_shape = z.shape[0], z.shape[1:]
         k = self.num_components if self.density == "mixture" else 1
         per_component = 1 if self.density == "deterministic" else 2
-        out_per_action = k * per_component
         act = group_sort if self.lipschitz else nn.relu
+        norm = dict(spectral=self.lipschitz, spectral_norm=self.spectral_norm)
         one_hot = jax.nn.one_hot(action, self.num_actions, dtype=z.dtype)
         if z.ndim == 4:
-            h = act(LipschitzConv(self.hidden, spectral=self.lipschitz, gain=math.sqrt(2))(z))
             channels = latent_shape[-1]
-            out = ActionSlicedConv(self.num_actions, out_per_action * channels, self.lipschitz)(h, one_hot)
-            # [B, H, W, K*P*C] -> [B, K, P, H, W, C]
-            out = out.reshape(batch, *latent_shape[:2], k, per_component, channels)
-            out = jnp.moveaxis(out, (1, 2), (3, 4))
+            groups = max(channels // CHANNELS_PER_GROUP, 1)
+            h = act(LipschitzConv(2 * channels, gain=math.sqrt(2), **norm)(z))
+            out = GroupedActionConv(self.num_actions, groups, k * per_component * (channels // groups), **norm)(h, one_hot)
+            # [B, H, W, G, K*P*C/G] -> [B, K, P, H, W, C]
+            out = out.reshape(batch, *latent_shape[:2], groups, k, per_component, channels // groups)
+            out = jnp.moveaxis(out, (4, 5), (1, 2)).reshape(batch, k, per_component, *latent_shape)
         else:
             h = z
             for _ in range(2):
-                h = act(LipschitzDense(self.hidden, spectral=self.lipschitz, gain=math.sqrt(2))(h))
+                h = act(LipschitzDense(self.hidden, gain=math.sqrt(2), **norm)(h))
             dims = latent_shape[-1]
-            out = LipschitzDense(self.num_actions * out_per_action * dims, spectral=self.lipschitz)(h)
+            out = LipschitzDense(self.num_actions * k * per_component * dims, **norm)(h)
             out = select_action(out.reshape(batch, self.num_actions, k, per_component, dims), action, self.num_actions)
-        mean = out[:, :, 0]
         if per_component == 2:
-            log_std = jnp.clip(out[:, :, 1], _LOG_STD_MIN, _LOG_STD_MAX)
+            mean, std = gaussian_params(out[:, :, 0], out[:, :, 1])
         else:
-            log_std = jnp.full_like(mean, -jnp.inf)
+            mean, std = out[:, :, 0], jnp.zeros_like(out[:, :, 0])
         if self.density == "mixture":
-            flat_h = h.reshape(batch, -1)
-            logits = _dense(self.num_actions * k, 0.01)(flat_h).reshape(batch, self.num_actions, k)
-            logits = select_action(logits, action, self.num_actions)
+            logits = LipschitzDense(self.num_actions * k, **norm)(h.reshape(batch, -1))
+            logits = select_action(logits.reshape(batch, self.num_actions, k), action, self.num_actions)
         else:
             logits = jnp.zeros((batch, 1), mean.dtype)
-        return TransitionParams(mean, log_std, logits)
+        return TransitionParams(mean, std, logits)
 
 
-class ActionSlicedConv(nn.Module):
-    """A 2x2 SAME convolution with `num_actions * features` outputs, evaluated only at each sample's action.
+class GroupedActionConv(nn.Module):
+    """A 2x2 SAME convolution in `groups` feature groups with `num_actions * features` outputs per
+    group, evaluated only at each sample's action.
 
-    Its weight is one [4*Cin, A*F] matrix on 2x2 patches (spectrally normalised as a whole when
-    `spectral`); contracting it with the one-hot action first equals slicing the full output.
+    Group g sees hidden channels [g Cin/G, (g+1) Cin/G) through its own [4 Cin/G, A F] matrix,
+    spectrally normalised on its own when `spectral`; contracting that matrix with the one-hot action
+    first equals slicing the full output, at 1/A of the cost. Output [B, H, W, G, F].
     """
 
     num_actions: int
+    groups: int
     features: int
     spectral: bool = True
+    spectral_norm: str = "exact"
 
     @nn.compact
     def __call__(self, h, one_hot):
-        patches = extract_patches(h, 2, 1, "SAME")
-        dense = LipschitzDense(self.num_actions * self.features, spectral=self.spectral, name="kernel")
-        kernel, bias = dense.weights(patches.shape[-1])
-        kernel = kernel.reshape(-1, self.num_actions, self.features)
-        bias = bias.reshape(self.num_actions, self.features)
-        per_sample_kernel = jnp.einsum("ba,paf->bpf", one_hot, kernel)  # a matmul, also under vmap over runs
-        per_sample_bias = one_hot @ bias
-        return jnp.einsum("bhwp,bpo->bhwo", patches, per_sample_kernel) + per_sample_bias[:, None, None, :]
+        batch, height, width, channels = h.shape
+        g = self.groups
+        patches = extract_patches(h, 2, 1, "SAME").reshape(batch, height, width, 4, g, channels // g)
+        patches = jnp.moveaxis(patches, 3, 4).reshape(batch, height, width, g, 4 * (channels // g))
+        dense = GroupedLipschitzKernels(g, self.num_actions * self.features, self.spectral, self.spectral_norm, name="kernel")
+        kernel, bias = dense(patches.shape[-1])
+        kernel = kernel.reshape(g, -1, self.num_actions, self.features)
+        bias = bias.reshape(g, self.num_actions, self.features)
+        per_sample_kernel = jnp.einsum("ba,gpaf->bgpf", one_hot, kernel)  # a matmul, also under vmap over runs
+        per_sample_bias = jnp.einsum("ba,gaf->bgf", one_hot, bias)
+        return jnp.einsum("bhwgp,bgpf->bhwgf", patches, per_sample_kernel) + per_sample_bias[:, None, None]
+
+
+class GroupedLipschitzKernels(nn.Module):
+    """`groups` kernels [in, out] and biases, each divided by its own spectral norm estimate."""
+
+    groups: int
+    features: int
+    spectral: bool = True
+    spectral_norm: str = "exact"
+    power_iterations: int = 1
+
+    @nn.compact
+    def __call__(self, in_features: int):
+        init = kernel_init(self.spectral_norm if self.spectral else "exact", 1.0)
+        kernel = self.param("kernel", lambda key, shape: jax.vmap(lambda k: init(k, shape[1:]))(
+            jax.random.split(key, shape[0])), (self.groups, in_features, self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.groups, self.features))
+        if not self.spectral:
+            return kernel, bias
+        if self.spectral_norm == "reference":
+            sigma = jax.vmap(reference_sigma)(kernel)
+        else:
+            u_var = self.variable(
+                "spectral", "u", lambda: jnp.full((self.groups, self.features), self.features**-0.5, kernel.dtype)
+            )
+            u, _, sigma = jax.vmap(lambda m, u: power_iteration(m, u, self.power_iterations))(kernel, u_var.value)
+            if self.is_mutable_collection("spectral") and not self.is_initializing():
+                u_var.value = u
+        return kernel / sigma[:, None, None], bias
 
 
 def _hash_uniform(seed: jax.Array, shape) -> jax.Array:
@@ -221,8 +266,7 @@ def sample_next_latent(params: TransitionParams, key: jax.Array) -> jax.Array:
     Each component draws mean + std * clip(eps, -1, 1); the sample is the weight-averaged draw.
     """
     eps = jnp.clip(fast_normal(key, params.mean.shape), -1.0, 1.0)
-    std = jnp.exp(params.log_std)
-    draws = params.mean + std * eps
+    draws = params.mean + params.std * eps
     weights = jax.nn.softmax(params.logits, axis=-1)
     weights = weights.reshape(weights.shape + (1,) * (draws.ndim - weights.ndim))
     return jnp.sum(weights * draws, axis=1)
@@ -245,6 +289,7 @@ class Agent(nn.Module):
     density: str = "mixture"
     num_components: int = 5
     lipschitz: bool = True
+    spectral_norm: str = "exact"
 
     def setup(self):
         self.encoder = ENCODERS[self.family]()
@@ -257,10 +302,11 @@ class Agent(nn.Module):
         if self.world_model:
             reward_width, transition_width = WORLD_MODEL_WIDTH[self.family]
             self.reward_model = RewardModel(
-                self.num_actions, (reward_width, reward_width), lipschitz=self.lipschitz
+                self.num_actions, (reward_width, reward_width), self.lipschitz, self.spectral_norm
             )
             self.transition_model = TransitionModel(
-                self.num_actions, self.density, self.num_components, transition_width, self.lipschitz
+                self.num_actions, self.density, self.num_components, transition_width, self.lipschitz,
+                self.spectral_norm,
             )
 
     def _policy_value(self, z):

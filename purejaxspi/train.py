@@ -69,6 +69,7 @@ def make_train(config: Config, env: BatchedEnv, run_mapping: str = "auto") -> Tr
         density=config.density,
         num_components=config.num_components,
         lipschitz=config.lipschitz,
+        spectral_norm=config.spectral_norm,
     )
     adam = optax.scale_by_adam(eps=1e-5)
 

@@ -51,12 +51,12 @@ def test_policy_value_is_jittable():
 
 
 def test_registry():
-    assert env_ids_by_backend()["grid"] == ("ConfoundingGrid-v0", "ConfoundingGrid-v0-84")
+    assert env_ids_by_backend()["grid"] == ("ConfoundingGrid-v0", "ConfoundingGrid-v0-84", "ConfoundingGrid-v0-marker")
     for env_id in cg.CONFOUNDING_IDS:
         assert check_env_id(env_id) == "grid"
         assert family_of(env_id) == make_env(env_id, 1).spec.family
     # compact frames take the MinAtar trunk, the paper's 84 x 84 frames the Nature CNN
-    assert [family_of(i) for i in cg.CONFOUNDING_IDS] == ["minatar", "atari"]
+    assert [family_of(i) for i in cg.CONFOUNDING_IDS] == ["minatar", "atari", "minatar"]
 
 
 def step_from(env, s, a, key):
@@ -72,17 +72,24 @@ def test_stepping_agrees_with_tables():
     env = make_env("ConfoundingGrid-v0", 512)
     step = jax.jit(step_from, static_argnums=0)
     obs_all = np.asarray(cg.observations())
+    bare = np.asarray(cg.render((0, 0), True, cg.RENDER["ConfoundingGrid-v0"]))
     for s in range(S):
         if T["terminal"][s]:
             continue
         for a in range(cg.NUM_ACTIONS):
             _, ts = step(env, s, a, jax.random.PRNGKey(10 * s + a))
             # the true successor is identified by its rendered frame (one frame per state)
+            support = set(np.flatnonzero(T["P"][s, a] > 0))
             nxt = np.asarray(ts.next_obs)
+            if all(T["terminal"][t] for t in support):
+                # a step that ends the episode shows the grid without the agent
+                np.testing.assert_array_equal(nxt, np.broadcast_to(bare, nxt.shape))
+                assert bool(ts.terminated.all())
+                np.testing.assert_allclose(np.asarray(ts.reward), T["R"][s, a], rtol=1e-6)
+                continue
             dist = np.abs(nxt[:, None] - obs_all[None]).max(axis=(2, 3, 4))
             idx = dist.argmin(axis=1)
             assert dist.min(axis=1).max() < 1e-6
-            support = set(np.flatnonzero(T["P"][s, a] > 0))
             assert set(idx) == support  # with 512 samples both @ successors appear
             np.testing.assert_allclose(np.asarray(ts.reward), T["R"][s, a], rtol=1e-6)
             np.testing.assert_array_equal(np.asarray(ts.terminated), T["terminal"][idx])
@@ -96,35 +103,56 @@ def top_successor(support):
     return next(i for i in support if T["coords"][i][0] == 1)
 
 
-def test_star_observations_differ_only_by_the_agent():
-    for env_id in cg.CONFOUNDING_IDS:
-        obs = np.asarray(cg.observations(env_id))
-        top, bottom = obs[T["top_star"]], obs[T["bottom_star"]]
-        agent = obs.max()
-        assert not np.array_equal(top, bottom)
-        no_agent = (top != agent) & (bottom != agent)
-        np.testing.assert_array_equal(top[no_agent], bottom[no_agent])
-        differ = top != bottom
-        assert np.all((top[differ] == agent) | (bottom[differ] == agent))
+def nearest_index(src: int, dst: int) -> np.ndarray:
+    """Source row (or column) of each output pixel of a nearest-neighbour resize: floor((i + 1/2) src / dst)."""
+    return np.floor((np.arange(dst) + 0.5) * src / dst).astype(int)
 
 
-def test_grey_levels():
-    assert cg.GREY["G"] == cg.GREY["F"]
-    distinct = {k: v for k, v in cg.GREY.items() if k != "F"}
-    assert len(set(distinct.values())) == len(distinct)
-    assert cg.AGENT_GREY not in cg.GREY.values()
-    bg = cg.background()
-    (gr, gc), (fr, fc) = (0, 5), (2, 5)
-    assert bg[gr * 3, gc * 3] == bg[fr * 3, fc * 3] == cg.GREY["G"]
+def frame_from_rules(state: int, size: int | None, cell: int = 1) -> np.ndarray:
+    """The reference's frame of a state, computed from its rules in numpy: grey levels per cell type,
+    the agent's whole cell at 255, `cell` pixels a cell, then a nearest resize to size x size."""
+    levels = {"#": 50, ">": 100, "*": 100, "@": 180, "I": 120, "G": 220, "W": 200, "F": 220}
+    grid = np.array([[levels[ch] for ch in row] for row in cg.layout()], np.float64)
+    r, c = T["coords"][state]
+    grid[r, c] = 255
+    grid = np.kron(grid, np.ones((cell, cell)))
+    if size is not None:
+        grid = grid[nearest_index(grid.shape[0], size)][:, nearest_index(grid.shape[1], size)]
+    return grid
+
+
+@pytest.mark.parametrize("env_id, size, cell, unit", [
+    ("ConfoundingGrid-v0-84", 84, 1, 1.0), ("ConfoundingGrid-v0", None, 2, 1 / 255),
+])
+def test_frames_follow_the_reference_rules(env_id, size, cell, unit):
+    obs = np.asarray(cg.observations(env_id))[..., 0]
+    for s in range(S):
+        np.testing.assert_allclose(obs[s], frame_from_rules(s, size, cell) * unit, rtol=1e-6)
+    # the two star frames differ only in the agent's block: 255 where the agent is, 100 (the
+    # corridor's and star's level) under the other star
+    top, bottom = obs[T["top_star"]] / unit, obs[T["bottom_star"]] / unit
+    differ = np.abs(top - bottom) > 1e-3
+    assert differ.any()
+    np.testing.assert_allclose(np.sort(np.unique(np.round(np.stack([top[differ], bottom[differ]])))), [100, 255])
+    rows = np.flatnonzero(differ.any(axis=1))
+    expected_rows = set(np.flatnonzero(np.isin(nearest_index(5 * cell, size or 5 * cell) // cell, [1, 3])))
+    assert set(rows) == expected_rows
+
+
+def test_marker_rendering_keeps_the_earlier_look():
+    obs = np.asarray(cg.observations("ConfoundingGrid-v0-marker"))[..., 0] * 255
+    top = obs[T["top_star"]]
+    assert round(top[3, 11]) == 255 and round(top[2, 10]) == cg.MARKER_GREY["*"]  # one pixel in a visible cell
+    assert cg.MARKER_GREY["*"] != cg.MARKER_GREY[">"]
 
 
 def test_obs_shapes():
     assert make_env("ConfoundingGrid-v0", 2).spec.obs_shape == (10, 16, 1)
     assert make_env("ConfoundingGrid-v0-84", 2).spec.obs_shape == (84, 84, 1)
     assert cg.observations("ConfoundingGrid-v0-84").shape == (16, 84, 84, 1)
-    # every observation has exactly one agent region and they are all distinct
+    # every observation has exactly one agent cell (2 x 2 pixels) and they are all distinct
     obs = np.asarray(cg.observations()).reshape(S, -1)
-    assert (obs == 1.0).sum(axis=1).tolist() == [1] * S
+    assert (obs == 1.0).sum(axis=1).tolist() == [4] * S
     assert len({o.tobytes() for o in obs}) == S
     big = np.asarray(cg.observations("ConfoundingGrid-v0-84")).reshape(S, -1)
     assert np.all((big == 255.0).sum(axis=1) >= 1)  # upscaling keeps the agent visible; Nature CNN scale
@@ -173,7 +201,7 @@ def test_probe_scores_hand_policies_exactly():
     out = cg.make_probe("ConfoundingGrid-v0")(by_obs, identity)
     assert float(out["init_value"]) == pytest.approx(8.0103, abs=1e-3)
     top, bottom = obs[T["top_star"]], obs[T["bottom_star"]]
-    assert float(out["repr_dist"]) == pytest.approx(np.sum((top - bottom) ** 2), rel=1e-6)
+    assert float(out["repr_dist"]) == pytest.approx(np.mean((top - bottom) ** 2), rel=1e-6)
 
 
 def test_training_reports_the_exact_value_of_the_updated_network():
@@ -200,5 +228,5 @@ def test_training_reports_the_exact_value_of_the_updated_network():
         assert float(metrics["init_value"][run, -1]) == pytest.approx(v[T["start"]], rel=1e-4)
         z = np.asarray(trainer.agent.apply(variables, obs[jnp.array([T["top_star"], T["bottom_star"]])],
                                            method=Agent.encode))
-        assert float(metrics["repr_dist"][run, -1]) == pytest.approx(np.sum((z[0] - z[1]) ** 2), rel=1e-4)
+        assert float(metrics["repr_dist"][run, -1]) == pytest.approx(np.mean((z[0] - z[1]) ** 2), rel=1e-4)
     assert metrics["init_value"].shape == (2, 2)

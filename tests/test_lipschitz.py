@@ -4,7 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxspi.lipschitz import LipschitzConv, LipschitzDense, group_sort, power_iteration
+import pytest
+
+from purejaxspi.lipschitz import LipschitzConv, LipschitzDense, group_sort, power_iteration, reference_sigma
 from purejaxspi.patches import conv2d
 
 
@@ -67,3 +69,48 @@ def test_conv_as_patches_matches_lax_conv():
     for stride, padding in [(1, "VALID"), (2, "VALID"), (1, "SAME"), (3, "SAME")]:
         ref = jax.lax.conv_general_dilated(x, k, (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
         np.testing.assert_allclose(conv2d(x, k, stride, padding), ref, rtol=1e-4, atol=1e-4)
+
+
+def matrix_with_spectrum(shape, singular_values, seed=0):
+    u, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(shape[0], shape[0])))
+    v, _ = np.linalg.qr(np.random.default_rng(seed + 1).normal(size=(shape[1], shape[1])))
+    s = np.zeros(shape)
+    s[np.arange(len(singular_values)), np.arange(len(singular_values))] = singular_values
+    return jnp.asarray(u @ s @ v.T, jnp.float32)
+
+
+@pytest.mark.parametrize("shape", [(64, 32), (32, 64), (256, 8)])
+def test_reference_estimate_reads_sigma_squared(shape):
+    """The paper's code's estimate: ||W^T u||^2 ~ sigma^2, so W / estimate has norm ~ 1 / sigma."""
+    sigma = 2.5
+    w = matrix_with_spectrum(shape, [sigma] + [0.25] * (min(shape) - 1))
+    estimate = float(reference_sigma(w))  # its two power iterations
+    assert estimate == pytest.approx(sigma**2, rel=0.05)
+    top = np.linalg.svd(np.asarray(w) / estimate, compute_uv=False)[0]
+    assert top == pytest.approx(1.0 / sigma, rel=0.05)
+    # converged, on any matrix, it is exactly sigma^2
+    w = jax.random.normal(jax.random.PRNGKey(shape[0]), shape)
+    sigma = np.linalg.svd(np.asarray(w), compute_uv=False)[0]
+    assert float(reference_sigma(w, num_iterations=200)) == pytest.approx(sigma**2, rel=1e-3)
+
+
+def test_reference_layer_steepens_as_the_weight_shrinks():
+    layer = LipschitzDense(16, spectral_norm="reference")
+    x = jax.random.normal(jax.random.PRNGKey(1), (4, 32))
+    variables = layer.init(jax.random.PRNGKey(0), x)
+    assert "spectral" not in variables  # no persistent vector: a fixed start each call
+    small = {"params": jax.tree.map(lambda p: 0.1 * p, variables["params"])}
+    y, y_small = layer.apply(variables, x), layer.apply(small, x)
+    # W / sigma(W)^2 scales as 1 / c when W scales by c: the outputs grow tenfold
+    np.testing.assert_allclose(np.asarray(y_small), 10.0 * np.asarray(y), rtol=1e-4, atol=1e-5)
+    grads = jax.grad(lambda p: jnp.sum(layer.apply({"params": p}, x) ** 2))(variables["params"])
+    assert np.isfinite(np.asarray(grads["kernel"])).all()
+
+
+def test_exact_layer_is_scale_free():
+    layer = LipschitzDense(16)
+    x = jax.random.normal(jax.random.PRNGKey(1), (4, 32))
+    variables = layer.init(jax.random.PRNGKey(0), x)
+    scaled = {**variables, "params": jax.tree.map(lambda p: 0.1 * p, variables["params"])}
+    # the persistent u is converged at init (orthogonal kernel), so scaling W leaves W / sigma unchanged
+    np.testing.assert_allclose(layer.apply(scaled, x), layer.apply(variables, x), rtol=1e-3, atol=1e-5)

@@ -68,7 +68,7 @@ def family_of(env_id: str) -> str:
     if backend == "grid":
         from purejaxspi.envs.confounding import RENDER
 
-        return RENDER[env_id][2]
+        return RENDER[env_id].family
     if backend == "pgx" or env_id.endswith("-MinAtar") or env_id == "Pong-misc":
         return "minatar"
     return "vector"

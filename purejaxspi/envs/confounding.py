@@ -22,6 +22,8 @@ Layout for n_path = 5 (0 up, 1 down, 2 left, 3 right; G, W and F are terminal):
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,14 +37,40 @@ EPSILON = 0.2
 GAMMA = 0.99
 TIME_LIMIT = 200
 
-# Grey levels (uint8 values) per cell type. G and F share one on purpose; the agent is brightest.
-GREY = {"#": 0, ">": 60, "I": 80, "@": 110, "*": 150, "W": 190, "G": 225, "F": 225}
-AGENT_GREY = 255
+# The reference's grey levels (uint8) per cell type. The star shares the corridor's level and F shares
+# G's, so nothing but the agent's position tells the two stars, or the goal and the trap, apart.
+GREY = {"#": 50, ">": 100, "*": 100, "@": 180, "I": 120, "G": 220, "W": 200, "F": 220}
+AGENT_GREY = 255  # the agent paints its whole cell, and is not drawn once the episode is done
 
-# Env id -> (pixels per cell, final square size or None, observation family). The compact one
-# (10 x 16 frames, 2 x 2 pixels a cell, MinAtar trunk) keeps CPU training cheap; the -84 one is the
-# paper's 84 x 84 frame through the Nature CNN, whose grey levels stay 0..255 as Atari frames do.
-RENDER = {"ConfoundingGrid-v0": (2, None, "minatar"), "ConfoundingGrid-v0-84": (3, 84, "atari")}
+
+@dataclasses.dataclass(frozen=True)
+class Rendering:
+    """How an env id draws the grid: `cell` pixels a cell, then optionally a nearest-neighbour resize.
+
+    `marker` is the earlier look kept for ablations: other grey levels (a star brighter than the
+    corridor) and the agent as one pixel inside a still visible cell, always drawn.
+    """
+
+    cell: int
+    size: int | None
+    family: str
+    marker: bool = False
+
+    @property
+    def grey(self) -> dict[str, int]:
+        return MARKER_GREY if self.marker else GREY
+
+
+MARKER_GREY = {"#": 0, ">": 60, "I": 80, "@": 110, "*": 150, "W": 190, "G": 225, "F": 225}
+
+# ConfoundingGrid-v0-84 is the reference's frame: the 5 x 8 grid resized to 84 x 84 (no stack), read
+# by the Nature CNN, which divides by 255. ConfoundingGrid-v0 follows the same rules at 2 x 2 pixels a
+# cell (10 x 16) for the MinAtar trunk, cheap enough for CPU experiments.
+RENDER = {
+    "ConfoundingGrid-v0": Rendering(cell=2, size=None, family="minatar"),
+    "ConfoundingGrid-v0-84": Rendering(cell=1, size=84, family="atari"),
+    "ConfoundingGrid-v0-marker": Rendering(cell=2, size=None, family="minatar", marker=True),
+}
 # Observations are grey / 255 for the MinAtar trunk; the Nature CNN divides by 255 itself.
 OBS_SCALE = {"minatar": 1.0 / 255.0, "atari": 1.0}
 CONFOUNDING_IDS = tuple(RENDER)
@@ -121,38 +149,37 @@ def policy_value(P, R, terminal, pi, gamma: float = GAMMA) -> jax.Array:
     return jnp.linalg.solve(jnp.eye(P_pi.shape[0]) - gamma * P_pi, r_pi)
 
 
-def background(n_path: int = N_PATH, scale: int = 3) -> np.ndarray:
-    """The grid without the agent: [5 * scale, (n_path + 3) * scale] uint8 grey levels."""
-    levels = np.array([[GREY[ch] for ch in row] for row in layout(n_path)], np.uint8)
-    return np.kron(levels, np.ones((scale, scale), np.uint8))
+def background(n_path: int = N_PATH, grey: dict[str, int] = GREY) -> np.ndarray:
+    """The grid's grey levels without the agent, one value a cell: [5, n_path + 3] uint8."""
+    return np.array([[grey[ch] for ch in row] for row in layout(n_path)], np.uint8)
 
 
-def _upscale_index(src: int, dst: int) -> np.ndarray:
-    """Nearest-neighbour source index for each of `dst` output pixels."""
-    return (np.arange(dst) * src) // dst
+def render(coords, done, rendering: Rendering, n_path: int = N_PATH) -> jax.Array:
+    """Observation [H, W, 1] (grey level x OBS_SCALE) with the agent at `coords` = (row, col).
 
-
-def render(coords, n_path: int = N_PATH, scale: int = 3, size: int | None = None, unit: float = 1 / 255) -> jax.Array:
-    """Observation [H, W, 1] (grey level x `unit`) with the agent at `coords` = (row, col).
-
-    The agent is the centre pixel of its cell (the lower right one of a 2 x 2 cell), so the cell's
-    own grey stays visible around it;
-    with `size`, the compact frame is nearest-neighbour upscaled to size x size (the paper's 84).
+    The agent's cell turns AGENT_GREY unless `done`; the grid is then blown up to `cell` pixels a
+    cell and, with `size`, resized to size x size by nearest neighbour as the reference does.
     """
-    img = jnp.asarray(background(n_path, scale))
-    centre = jnp.asarray(coords, jnp.int32) * scale + scale // 2
-    img = img.at[centre[0], centre[1]].set(AGENT_GREY)
-    if size is not None:
-        rows = _upscale_index(img.shape[0], size)
-        cols = _upscale_index(img.shape[1], size)
-        img = img[rows][:, cols]
-    return (img.astype(jnp.float32) * unit)[..., None]
+    unit = OBS_SCALE[rendering.family]
+    levels = jnp.asarray(background(n_path, rendering.grey))
+    row, col = jnp.asarray(coords, jnp.int32)
+    if rendering.marker:  # one bright pixel in the cell's lower right, the cell's own grey around it
+        img = jnp.kron(levels, jnp.ones((rendering.cell, rendering.cell), jnp.uint8))
+        last = rendering.cell - 1 if rendering.cell > 1 else 0
+        img = img.at[row * rendering.cell + last, col * rendering.cell + last].set(AGENT_GREY)
+    else:
+        img = jnp.where(done, levels, levels.at[row, col].set(AGENT_GREY))
+        img = jnp.kron(img, jnp.ones((rendering.cell, rendering.cell), jnp.uint8))
+    img = img.astype(jnp.float32)
+    if rendering.size is not None:
+        img = jax.image.resize(img, (rendering.size, rendering.size), method="nearest")
+    return (img * unit)[..., None]
 
 
 def observations(env_id: str = "ConfoundingGrid-v0", n_path: int = N_PATH) -> jax.Array:
-    """The rendered observation of every state, [S, H, W, 1], in `tables` state order."""
-    scale, size, family = RENDER[env_id]
-    return jax.vmap(lambda rc: render(rc, n_path, scale, size, OBS_SCALE[family]))(jnp.asarray(cells(n_path)))
+    """The rendered observation of every state with the agent drawn, [S, H, W, 1], in `tables` order."""
+    rendering = RENDER[env_id]
+    return jax.vmap(lambda rc: render(rc, False, rendering, n_path))(jnp.asarray(cells(n_path)))
 
 
 def make_probe(env_id: str, n_path: int = N_PATH):
@@ -160,9 +187,9 @@ def make_probe(env_id: str, n_path: int = N_PATH):
 
     init_value: V(I) of the network's policy on every state's observation, by exact policy
         evaluation on the tables (gamma 0.99), so it has no sampling noise.
-    repr_dist: squared Euclidean distance ||phi(top star) - phi(bottom star)||^2 between the
-        encoder's latents of the two look-alike star states; near 0 means it has merged them (and a
-        1-Lipschitz reward model cannot then tell the bonus from the penalty).
+    repr_dist: mean over latent entries of (phi(top star) - phi(bottom star))^2, the paper's measure
+        of how far apart the encoder keeps the two look-alike star states; near 0 means it has merged
+        them (and a Lipschitz reward model cannot then tell the bonus from the penalty).
     """
     t = tables(n_path)
     obs = observations(env_id, n_path)
@@ -174,40 +201,39 @@ def make_probe(env_id: str, n_path: int = N_PATH):
         stars = encode(obs[jnp.array([top, bottom])])
         return {
             "init_value": values[start],
-            "repr_dist": jnp.sum(jnp.square(stars[0] - stars[1])),
+            "repr_dist": jnp.mean(jnp.square(stars[0] - stars[1])),
         }
 
     return probe
 
 
 def make(env_id: str, num_envs: int) -> BatchedEnv:
-    """Batched ConfoundingGrid: state is (state index, step count); @'s split uses the step key."""
-    scale, size, family = RENDER[env_id]
-    unit = OBS_SCALE[family]
+    """Batched ConfoundingGrid: state is (state index, step count); @'s split uses the step key.
+
+    The successor frame of a step that ends the episode has no agent (the reference's rule), so the
+    terminal frames of G, F and W are all the bare grid.
+    """
+    rendering = RENDER[env_id]
     t = tables()
     P = jnp.asarray(t["P"], jnp.float32)
     R = jnp.asarray(t["R"], jnp.float32)
     terminal = jnp.asarray(t["terminal"])
     coords = jnp.asarray(t["coords"])
     start = t["start"]
-    obs_shape = tuple(render(coords[start], N_PATH, scale, size, unit).shape)
-    spec = EnvSpec(env_id, "grid", family, obs_shape, NUM_ACTIONS)
+    obs_shape = tuple(render(coords[start], False, rendering).shape)
+    spec = EnvSpec(env_id, "grid", rendering.family, obs_shape, NUM_ACTIONS)
     all_legal = jnp.ones((NUM_ACTIONS,), bool)
-
-    def obs_of(s):
-        return render(coords[s], N_PATH, scale, size, unit)
 
     def reset_one(key):
         state = (jnp.int32(start), jnp.int32(0))
-        return state, obs_of(state[0]), all_legal
+        return state, render(coords[start], False, rendering), all_legal
 
     def step_one(key, state, action):
         s, steps = state
         next_s = jax.random.choice(key, P.shape[0], p=P[s, action]).astype(jnp.int32)
         steps = steps + 1
-        return (
-            (next_s, steps), obs_of(next_s), all_legal, R[s, action],
-            terminal[next_s], steps >= TIME_LIMIT,
-        )
+        terminated, truncated = terminal[next_s], steps >= TIME_LIMIT
+        obs = render(coords[next_s], terminated | truncated, rendering)
+        return (next_s, steps), obs, all_legal, R[s, action], terminated, truncated
 
     return make_batched_env(spec, num_envs, reset_one, step_one, probe=make_probe(env_id))

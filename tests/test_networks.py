@@ -1,0 +1,73 @@
+"""The world model's subtle pieces against plain references: action slicing, grouped convolutions,
+one-hot selection, and the noise generator's distribution."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from purejaxspi.networks import GroupedActionConv, TransitionModel, fast_normal, select_action
+
+
+def grouped_conv_reference(h, kernel, bias, groups):
+    """All actions' outputs of the grouped 2x2 SAME conv by lax.conv with feature_group_count."""
+    g, p, out = kernel.shape
+    cin = h.shape[-1] // groups
+    hwio = jnp.concatenate([kernel[i].reshape(2, 2, cin, out) for i in range(g)], axis=-1)
+    y = jax.lax.conv_general_dilated(h, hwio, (1, 1), ((0, 1), (0, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                     feature_group_count=groups)
+    return y.reshape(*y.shape[:3], g, out) + bias
+
+
+@pytest.mark.parametrize("spectral", [False, True])
+def test_action_sliced_grouped_conv_equals_slicing_the_full_output(spectral):
+    batch, groups, actions, features = 6, 4, 3, 5
+    h = jax.random.normal(jax.random.PRNGKey(0), (batch, 5, 7, 8))
+    action = jnp.array([0, 1, 2, 2, 1, 0])
+    one_hot = jax.nn.one_hot(action, actions)
+    layer = GroupedActionConv(actions, groups, features, spectral=spectral)
+    variables = layer.init(jax.random.PRNGKey(1), h, one_hot)
+    variables = {**variables, "params": jax.tree.map(
+        lambda p: p + 0.1 * jax.random.normal(jax.random.PRNGKey(2), p.shape), variables["params"])}
+    out = layer.apply(variables, h, one_hot)
+    kernel, bias = variables["params"]["kernel"]["kernel"], variables["params"]["kernel"]["bias"]
+    if spectral:  # each group's matrix divided by its own norm
+        sigmas = np.array([np.linalg.svd(np.asarray(k), compute_uv=False)[0] for k in kernel])
+        u = variables["spectral"]["kernel"]["u"]
+        for _ in range(200):  # converge the persistent vectors, as training does
+            _, upd = layer.apply({**variables, "spectral": {"kernel": {"u": u}}}, h, one_hot, mutable=["spectral"])
+            u = upd["spectral"]["kernel"]["u"]
+        out = layer.apply({**variables, "spectral": {"kernel": {"u": u}}}, h, one_hot)
+        kernel = kernel / sigmas[:, None, None]
+    full = grouped_conv_reference(h, kernel, bias, groups).reshape(batch, 5, 7, groups, actions, features)
+    expected = full[jnp.arange(batch), :, :, :, action]
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_transition_model_output_layout():
+    """A [H, W, C] latent gives per-component means [B, K, H, W, C], and the paper's positive stds."""
+    z = jax.random.normal(jax.random.PRNGKey(0), (3, 4, 6, 16))
+    model = TransitionModel(num_actions=4, density="mixture", num_components=5)
+    variables = model.init(jax.random.PRNGKey(1), z, jnp.zeros(3, jnp.int32))
+    out = model.apply(variables, z, jnp.array([0, 1, 3]))
+    assert out.mean.shape == out.std.shape == (3, 5, 4, 6, 16) and out.logits.shape == (3, 5)
+    assert float(out.std.min()) > 0
+    # the hidden layer has twice the latent's channels; the last layer one kernel per 4 latent channels
+    assert variables["params"]["LipschitzConv_0"]["kernel"].shape == (2, 2, 16, 32)
+    assert variables["params"]["GroupedActionConv_0"]["kernel"]["kernel"].shape == (4, 4 * 8, 4 * 5 * 2 * 4)
+
+
+def test_select_action_is_indexing():
+    x = jax.random.normal(jax.random.PRNGKey(0), (7, 4, 3, 2))
+    action = jnp.array([3, 0, 1, 2, 2, 0, 3])
+    np.testing.assert_array_equal(select_action(x, action, 4), x[jnp.arange(7), action])
+
+
+def test_fast_normal_is_standard_normal_and_keyed():
+    draws = np.asarray(fast_normal(jax.random.PRNGKey(0), (200_000,)))
+    assert stats.kstest(draws, "norm").pvalue > 1e-3
+    assert abs(draws.mean()) < 0.01 and abs(draws.std() - 1) < 0.01
+    np.testing.assert_array_equal(draws, np.asarray(fast_normal(jax.random.PRNGKey(0), (200_000,))))
+    other = np.asarray(fast_normal(jax.random.PRNGKey(1), (200_000,)))
+    assert abs(np.corrcoef(draws, other)[0, 1]) < 0.01
