@@ -126,19 +126,27 @@ def read_curve(metrics_csv: Path, column: str) -> tuple[np.ndarray, np.ndarray]:
 
 def train_variant(variant: Variant, num_seeds: int, total_timesteps: int, run_dir: Path) -> float:
     """Train one variant into `run_dir` unless it finished there already; returns the wall seconds spent."""
-    from purejaxspi.cli import TrainArgs, resolve
-    from purejaxspi.session import run_training
+    import purejaxspi as pjs
+    from purejaxspi.algo.config import HPARAM_NAMES
 
     if (run_dir / "summary.json").exists():
         return 0.0
-    settings = dict(env=variant.env, algo=variant.algo, num_seeds=num_seeds, total_timesteps=total_timesteps)
-    settings.update(dict(variant.flags))
-    config, values = resolve(TrainArgs(**settings))
+    settings = {"total_timesteps": total_timesteps, "num_seeds": num_seeds, **dict(variant.flags)}
+    seeds = settings.pop("num_seeds")
+    hparams = {name: settings.pop(name) for name in HPARAM_NAMES if name in settings}
+    config = pjs.make_config(variant.env, variant.algo, **settings)
+    grid = pjs.make_grid(config, num_seeds=seeds, **hparams)
     start = time.perf_counter()
-    status = run_training(config, values, 0, settings["num_seeds"], run_dir, show_progress=True)
-    if status:
-        raise SystemExit(status)
+    pjs.train(config, grid, run_dir, on_progress=progress_lines)
     return time.perf_counter() - start
+
+
+def progress_lines(progress) -> None:
+    """One line per tenth of a training run."""
+    if progress.chunk and progress.chunk % 2 == 0:
+        rate = f"{progress.steps_per_second:,.0f}" if progress.steps_per_second else "-"
+        print(f"  {progress.description}: {progress.completed_steps:,}/{progress.total_steps:,} env steps, "
+              f"{rate} steps/s", flush=True)
 
 
 def summarise(variant: Variant, run_dir: Path) -> dict:

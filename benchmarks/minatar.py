@@ -44,10 +44,10 @@ RESULTS = Path(__file__).parent / "results"
 CI = 0.95
 
 
-def fail(message: str):
-    """Bad input: one line on stderr, exit code 2, nothing trained or overwritten."""
+def fail(message: str, code: int = 2):
+    """Bad input: one line on stderr, exit code 2, nothing trained or overwritten (1: training diverged)."""
     print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(code)
 
 
 @dataclasses.dataclass
@@ -81,7 +81,7 @@ def random_policy_return(env_id: str, num_steps: int, num_envs: int = 64, seed: 
     """Mean return of the episodes a uniformly random policy finishes (the normalised range's zero)."""
     import jax
 
-    from purejaxspi.bench import random_rollout
+    from purejaxspi.analysis.bench import random_rollout
     from purejaxspi.envs import make_env
 
     play = jax.jit(random_rollout(make_env(env_id, num_envs), num_steps))
@@ -93,18 +93,16 @@ def random_policy_return(env_id: str, num_steps: int, num_envs: int = 64, seed: 
 
 def train_pair(game: str, algo: str, args: Args, budget: int, density: str | None, run_dir: Path) -> dict:
     """Train (or read back, or resume) all seeds of one (game, algorithm); returns its summary.json."""
-    from purejaxspi.checkpoint import CheckpointError
-    from purejaxspi.cli import TrainArgs, resolve
-    from purejaxspi.config import ConfigError
-    from purejaxspi.rundir import RunDirError
-    from purejaxspi.session import Lifecycle, run_training, training_record
+    import purejaxspi as pjs
+    from purejaxspi.lifecycle.loop import training_record
 
+    overrides = {"density": density} if density else {}
     try:
-        config, values = resolve(TrainArgs(env=game, algo=algo, num_seeds=args.num_seeds,
-                                           total_timesteps=budget, density=density))
-    except ConfigError as e:
+        config = pjs.make_config(game, algo, total_timesteps=budget, **overrides)
+        grid = pjs.make_grid(config, num_seeds=args.num_seeds)
+    except pjs.UserError as e:
         fail(str(e))
-    record = training_record(config, values, 0, args.num_seeds)
+    record = training_record(config, grid)
     saved = run_dir / "config.json"
     if saved.is_file():
         previous = json.loads(saved.read_text())
@@ -114,19 +112,28 @@ def train_pair(game: str, algo: str, args: Args, budget: int, density: str | Non
             print(f"{game} {algo}: finished earlier, read from {run_dir}")
             return json.loads((run_dir / "summary.json").read_text())
     print(f"{game} {algo}: {args.num_seeds} seeds x {budget:,} env steps ({config.density} transition head)")
-    lifecycle = Lifecycle(resume=saved.is_file(), checkpoint_every=4, keep_checkpoints=1)
+    options = pjs.RunOptions(resume=saved.is_file(), checkpoint_every=4, keep_checkpoints=1)
     try:
-        status = run_training(config, values, 0, args.num_seeds, run_dir, show_progress=True, lifecycle=lifecycle)
-    except (CheckpointError, RunDirError) as e:
+        return pjs.train(config, grid, run_dir, options, on_progress=progress_lines)
+    except pjs.UserError as e:
         fail(str(e))
-    if status:
-        raise SystemExit(status)
-    return json.loads((run_dir / "summary.json").read_text())
+    except pjs.NonFiniteLossError as e:
+        fail(str(e), code=1)
+
+
+def progress_lines(progress) -> None:
+    """One line per chunk of a training run."""
+    for note in progress.notes:
+        print(note)
+    if progress.chunk:
+        rate = f"{progress.steps_per_second:,.0f}" if progress.steps_per_second else "-"
+        print(f"  {progress.description}: {progress.completed_steps:,}/{progress.total_steps:,} env steps, {rate} steps/s",
+              flush=True)
 
 
 def evaluate_pair(run_dir: Path, episodes: int, max_steps: int) -> list[float]:
     """Mean return per seed of `episodes` episodes of the final policy (DIR/eval.json, reused if it matches)."""
-    from purejaxspi.evaluate import EvalError, evaluate, load_run
+    from purejaxspi.lifecycle.evaluate import EvalError, evaluate, load_run
 
     saved = run_dir / "eval.json"
     report = json.loads(saved.read_text()) if saved.is_file() else {}
@@ -145,7 +152,7 @@ def iqm_with_ci(scores: np.ndarray, reps: int, seed: int = 0) -> tuple[float, fl
     """IQM over seeds and its 95% percentile-bootstrap CI (rliable; one task, so plain resampling)."""
     from rliable import library as rly, metrics
 
-    from purejaxspi.plot import seeded_bootstrap
+    from purejaxspi.analysis.stats import seeded_bootstrap
 
     with seeded_bootstrap(seed) as random_state:
         point, interval = rly.get_interval_estimates(
@@ -181,7 +188,7 @@ def paired_wilcoxon(deepspi: np.ndarray, deepmdp: np.ndarray) -> dict:
 
 def final_metric(run_dir: Path, metric: str) -> tuple[list[float], list]:
     """Per run, the metric's mean over the last 10% of env steps; and the runs' curves."""
-    from purejaxspi.plot import read_run_dir
+    from purejaxspi.analysis.plot import read_run_dir
 
     curves = read_run_dir(run_dir, metric)
     return [c.final() for c in curves], curves
@@ -197,7 +204,8 @@ def plot(results: dict, curves: dict, path: Path, reps: int):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from purejaxspi.plot import binned, curve_estimates
+    from purejaxspi.analysis.plot import binned
+    from purejaxspi.analysis.stats import curve_estimates
 
     games, algos = results["games"], results["algos"]
     colours = {a: plt.get_cmap("tab10")(i) for i, a in enumerate(ALGOS)}
@@ -303,9 +311,9 @@ def main(args: Args) -> dict:
     import jax
     from rliable import metrics
 
-    from purejaxspi.config import ALGOS as KNOWN_ALGOS
+    from purejaxspi.algo.config import ALGOS as KNOWN_ALGOS
     from purejaxspi.envs import UnknownEnvError, check_env_id, family_of
-    from purejaxspi.plot import aggregate_estimates
+    from purejaxspi.analysis.stats import aggregate_estimates
 
     for game in args.games:
         try:

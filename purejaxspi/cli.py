@@ -1,4 +1,8 @@
-"""`purejaxspi train | eval | plot | envs | bench`: the command line, typed with tyro (the CLI is the documentation)."""
+"""`purejaxspi train | eval | plot | envs | bench`: the command line, typed with tyro (the CLI is the documentation).
+
+A thin layer over the library: it parses flags, calls the API, renders progress, and turns the
+library's typed errors into one line and exit code 2 (1 for a diverged run).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ import datetime
 import json
 import os
 import sys
+import time
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import tyro
 
-from purejaxspi.config import ALGOS, HPARAM_NAMES, PRESETS, Config, ConfigError, preset_for, validate
+from purejaxspi.algo.config import ALGOS, HPARAM_HELP, HPARAM_NAMES, PRESETS, Config, hparam_values, make_config
+from purejaxspi.errors import ConfigError, NonFiniteLossError, UserError
 
 
 def fail(message: str, code: int = 2) -> "NoReturn":  # noqa: F821
@@ -21,12 +27,38 @@ def fail(message: str, code: int = 2) -> "NoReturn":  # noqa: F821
     raise SystemExit(code)
 
 
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def user_message(error: UserError) -> str:
+    """The error's line, naming the flag where the library names a setting."""
+    message = str(error)
+    setting = getattr(error, "setting", None)
+    if setting and message.startswith(setting):
+        message = flag(setting) + message[len(setting):]
+    return message
+
+
+def _by_preset(value_of) -> str:
+    """A preset-driven default as help text: one value, or the value of each preset."""
+    shown = {name: f"{value_of(p):g}" if isinstance(value_of(p), float) else str(value_of(p)) for name, p in PRESETS.items()}
+    if len(set(shown.values())) == 1:
+        return f"{next(iter(shown.values()))} for every env"
+    return "; ".join(f"{name} {value}" for name, value in shown.items())
+
+
+def _preset_help(text: str, value_of):
+    """Help naming what a preset-driven flag becomes per env preset (vector, minatar, atari, gridworld)."""
+    return tyro.conf.arg(help=f"{text} Default: {_by_preset(value_of)}.", help_behavior_hint="(default: the env's preset)")
+
+
 @dataclasses.dataclass
-class TrainArgs:
+class _TrainFlags:
     """Train Deep SPI, DeepMDP or PPO on a grid of runs (hyperparameter values x seeds) in one program.
 
     Every hyperparameter flag takes one or more values; the grid is their product times the seeds.
-    Unset values come from the preset of the env's family (vector, MinAtar, Atari).
+    Unset values come from the env's preset (vector, MinAtar, Atari, the gridworld): see each flag.
     """
 
     env: str = "Breakout-MinAtar"
@@ -36,30 +68,17 @@ class TrainArgs:
     seed: int = 0
     """First seed; runs use seeds seed .. seed+num_seeds-1."""
     num_seeds: int = 16
-    total_timesteps: Optional[int] = None
-    """Env steps per run."""
-    num_envs: Optional[int] = None
-    num_steps: Optional[int] = None
-    """Rollout length per iteration."""
-    num_minibatches: Optional[int] = None
-    update_epochs: Optional[int] = None
-    learning_rate: Optional[tuple[float, ...]] = None
-    clip_coef: Optional[tuple[float, ...]] = None
-    ent_coef: Optional[tuple[float, ...]] = None
-    vf_coef: Optional[tuple[float, ...]] = None
-    gamma: Optional[tuple[float, ...]] = None
-    gae_lambda: Optional[tuple[float, ...]] = None
-    max_grad_norm: Optional[tuple[float, ...]] = None
-    reward_coef: Optional[tuple[float, ...]] = None
-    """alpha_R: weight of the reward-model loss L_R."""
-    transition_coef: Optional[tuple[float, ...]] = None
-    """alpha_P: weight of the transition-model loss L_P."""
-    density: Optional[str] = None
-    """Transition density: deterministic, normal or mixture (of 5 diagonal Gaussians)."""
+    total_timesteps: Annotated[Optional[int], _preset_help("Env steps per run.", lambda p: p.total_timesteps)] = None
+    num_envs: Annotated[Optional[int], _preset_help("Envs per run.", lambda p: p.num_envs)] = None
+    num_steps: Annotated[Optional[int], _preset_help("Rollout length per iteration.", lambda p: p.num_steps)] = None
+    num_minibatches: Annotated[Optional[int], _preset_help("Minibatches per epoch.", lambda p: p.num_minibatches)] = None
+    update_epochs: Annotated[Optional[int], _preset_help("Epochs per iteration.", lambda p: p.update_epochs)] = None
+    density: Annotated[Optional[str], _preset_help(
+        "Transition density: deterministic, normal or mixture (of 5 diagonal Gaussians).", lambda p: p.density)] = None
     lipschitz: bool = True
     """Spectral normalisation + GroupSort in the world model."""
-    spectral_norm: Optional[str] = None
-    """How spectral normalisation estimates sigma: exact (a 1-Lipschitz layer) or reference (the paper's code: divides by about sigma^2, so a layer's norm is about 1/sigma). Default: exact."""
+    spectral_norm: str = "exact"
+    """How spectral normalisation estimates sigma: exact (a 1-Lipschitz layer) or reference (the paper's code: divides by about sigma^2, so a layer's norm is about 1/sigma)."""
     stochastic: bool = False
     """Atari: the stochastic ALE (sticky actions with probability 0.3, up to 60 no-op starts)."""
     chunk_iterations: int = 0
@@ -67,7 +86,7 @@ class TrainArgs:
     out: Optional[Path] = None
     """Output directory (default runs/<env>-<algo>-<time>)."""
     quiet: bool = False
-    """No progress bar."""
+    """No progress output."""
     resume: Optional[Path] = None
     """Continue the run in this directory from its newest checkpoint; its config.json fills every flag left unset."""
     overwrite: bool = False
@@ -86,49 +105,57 @@ class TrainArgs:
     """Join other processes through jax.distributed (implied when JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES or JAX_PROCESS_ID is set)."""
 
 
-def resolve(args: TrainArgs) -> tuple[Config, dict[str, list[float]]]:
-    """Fill unset values from the family preset and validate; raises ConfigError with one line."""
-    from purejaxspi.envs import UnknownEnvError, family_of
+# One flag per hyperparameter, taking one or more values: made from HParams so the names live there.
+TrainArgs = dataclasses.make_dataclass(
+    "TrainArgs",
+    [
+        (name, Annotated[Optional[tuple[float, ...]], _preset_help(HPARAM_HELP[name] + " One or more values.",
+                                                                    lambda p, n=name: float(getattr(p.hparams, n)))],
+         dataclasses.field(default=None))
+        for name in HPARAM_NAMES
+    ],
+    bases=(_TrainFlags,),
+)
+TrainArgs.__doc__ = _TrainFlags.__doc__
+SHAPE_FLAGS = ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "density")
 
+
+def resolve(args) -> tuple[Config, dict[str, list[float]]]:
+    """The Config and hyperparameter values of TrainArgs or BenchArgs, through the library's presets."""
     if args.algo not in ALGOS:
-        raise ConfigError(f"unknown algo {args.algo!r}; choose one of {', '.join(ALGOS)}")
-    try:
-        family = family_of(args.env)
-    except UnknownEnvError as e:
-        raise ConfigError(str(e)) from None
+        raise ConfigError(f"unknown algo {args.algo!r}; choose one of {', '.join(ALGOS)}", setting="algo")
+    overrides = {name: getattr(args, name) for name in SHAPE_FLAGS if getattr(args, name, None) is not None}
+    config = make_config(args.env, args.algo, lipschitz=args.lipschitz, spectral_norm=args.spectral_norm,
+                         stochastic=args.stochastic, **overrides)
+    values = hparam_values(args.env, **{name: getattr(args, name, None) for name in HPARAM_NAMES})
+    return config, values
+
+
+def check_train_flags(args) -> None:
+    """The train command's own flags (the library checks the config, grid and run directory)."""
     if args.num_seeds <= 0:
-        raise ConfigError(f"--num-seeds must be positive, got {args.num_seeds}")
+        raise ConfigError(f"num_seeds must be positive, got {args.num_seeds}", setting="num_seeds")
     if args.seed < 0:
-        raise ConfigError(f"--seed must be non-negative, got {args.seed}")
-    if args.stochastic and family != "atari":
-        raise ConfigError(f"--stochastic applies to Atari (envpool) envs only, not {args.env}")
-    preset = preset_for(args.env, family)
-    pick = lambda value, default: default if value is None else value  # noqa: E731
-    config = Config(
-        env_id=args.env,
-        algo=args.algo,
-        num_envs=pick(args.num_envs, preset.num_envs),
-        num_steps=pick(args.num_steps, preset.num_steps),
-        num_minibatches=pick(args.num_minibatches, preset.num_minibatches),
-        update_epochs=pick(args.update_epochs, preset.update_epochs),
-        total_timesteps=pick(args.total_timesteps, preset.total_timesteps),
-        density=pick(args.density, preset.density),
-        lipschitz=args.lipschitz,
-        spectral_norm=pick(args.spectral_norm, "exact"),
-        stochastic=args.stochastic,
-    )
-    grid = {
-        name: list(pick(getattr(args, name), (getattr(preset.hparams, name),))) for name in HPARAM_NAMES
-    }
-    validate(config, grid)
-    if family == "atari" and (args.seed + args.num_seeds) * config.num_envs > 2**31:
-        raise ConfigError(f"--seed {args.seed} is too large: Atari env seeds (seed * num_envs + j) must fit in int32")
-    if args.chunk_iterations < 0:
-        raise ConfigError(f"--chunk-iterations must be non-negative, got {args.chunk_iterations}")
-    return config, grid
+        raise ConfigError(f"seed must be non-negative, got {args.seed}", setting="seed")
+    for name in ("chunk_iterations", "checkpoint_every"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"{name} must be non-negative, got {getattr(args, name)}", setting=name)
+    if args.keep_checkpoints <= 0:
+        raise ConfigError(f"keep_checkpoints must be positive, got {args.keep_checkpoints}", setting="keep_checkpoints")
+    if args.devices is not None and args.devices <= 0:
+        raise ConfigError(f"devices must be positive, got {args.devices}", setting="devices")
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other; pick one")
+    if args.resume and args.out and args.out.resolve() != args.resume.resolve():
+        raise ConfigError(f"--resume {args.resume} continues that directory; drop --out {args.out}")
+    if args.wandb:
+        import importlib.util
+
+        if importlib.util.find_spec("wandb") is None:
+            raise ConfigError("--wandb needs the wandb package: uv sync --extra wandb")
 
 
-def args_from_record(record: dict) -> TrainArgs:
+def args_from_record(record: dict):
     """TrainArgs holding a saved run's settings: the defaults of `train --resume DIR`."""
     names = {f.name for f in dataclasses.fields(TrainArgs)}
     config = record["config"]
@@ -148,79 +175,114 @@ def _resume_dir(argv: list[str]) -> Optional[Path]:
     return None
 
 
-def parse_train(argv: list[str]) -> TrainArgs:
+def parse_train(argv: list[str]):
     resume = _resume_dir(argv)
     if resume is None:
         return tyro.cli(TrainArgs, args=argv, prog="purejaxspi train", description=TrainArgs.__doc__)
-    from purejaxspi.rundir import RunDirError, read_record
+    from purejaxspi.lifecycle.rundir import read_record
 
     try:
         defaults = args_from_record(read_record(resume))
-    except (RunDirError, TypeError) as e:
+    except (UserError, TypeError) as e:
         fail(f"--resume {resume}: {e}")
     return tyro.cli(TrainArgs, args=argv, prog="purejaxspi train", description=TrainArgs.__doc__, default=defaults)
 
 
-def train_cmd(args: TrainArgs) -> int:
+class ProgressView:
+    """Progress of a training run: a rich bar on a terminal, plain lines (one per chunk) otherwise."""
+
+    def __init__(self, show: bool, stream=None):
+        self.show, self.stream = show, stream or sys.stdout
+        self.bar = self.task = None
+
+    def __call__(self, progress) -> None:
+        if not self.show:
+            return
+        for note in progress.notes:
+            print(note, file=sys.stderr, flush=True)
+        rate = f"{progress.steps_per_second:,.0f}" if progress.steps_per_second else "-"
+        median = f"{progress.median_return:.2f}" if progress.median_return is not None else "-"
+        if not self.stream.isatty():
+            if progress.chunk:
+                percent = 100 * progress.completed_steps / progress.total_steps
+                print(f"{progress.description}: {progress.completed_steps:,}/{progress.total_steps:,} env steps "
+                      f"({percent:.0f}%), {rate} steps/s, median return {median}", file=self.stream, flush=True)
+            return
+        if self.bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f} env steps"), TextColumn("{task.fields[rate]} steps/s"),
+                TextColumn("median return {task.fields[median_return]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                console=Console(file=self.stream),
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(progress.description, total=progress.total_steps, rate=rate, median_return=median)
+        self.bar.update(self.task, completed=progress.completed_steps, rate=rate, median_return=median)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def train_cmd(args) -> int:
     try:
+        check_train_flags(args)
         config, values = resolve(args)
-    except ConfigError as e:
-        fail(str(e))
-    if args.checkpoint_every < 0:
-        fail(f"--checkpoint-every must be non-negative, got {args.checkpoint_every}")
-    if args.keep_checkpoints <= 0:
-        fail(f"--keep-checkpoints must be positive, got {args.keep_checkpoints}")
-    if args.resume and args.overwrite:
-        fail("--resume and --overwrite contradict each other; pick one")
-    if args.resume and args.out and args.out.resolve() != args.resume.resolve():
-        fail(f"--resume {args.resume} continues that directory; drop --out {args.out}")
-    if args.devices is not None and args.devices <= 0:
-        fail(f"--devices must be positive, got {args.devices}")
-    from purejaxspi import distributed
-    from purejaxspi.sharding import DeviceError, make_layout
+    except UserError as e:
+        fail(user_message(e))
+    from purejaxspi.lifecycle.loop import RunOptions, train
+    from purejaxspi.scale import distributed
+    from purejaxspi.scale.grid import grid_from_values
+    from purejaxspi.scale.sharding import make_layout
 
     try:
         if distributed.requested(args.distributed):
             distributed.initialize()
         make_layout(1, args.devices)  # the device count is possible here
-    except (DeviceError, distributed.DistributedError) as e:
-        fail(str(e))
+    except UserError as e:
+        fail(user_message(e))
     out = args.resume or args.out or Path("runs") / f"{config.env_id.replace('/', '_')}-{config.algo}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     if args.out is None and args.resume is None and distributed.process_count() > 1:
         fail("with several processes give --out: each process would name its own default directory")
-    from purejaxspi.checkpoint import CheckpointError
-    from purejaxspi.rundir import RunDirError, check_out_dir, clear_run_outputs, read_record, record_mismatch
-    from purejaxspi.session import Lifecycle, run_training, training_record
-
+    options = RunOptions(
+        resume=bool(args.resume), overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints, chunk_iterations=args.chunk_iterations,
+        tensorboard=args.tensorboard, wandb_project=args.wandb, num_devices=args.devices,
+    )
+    view = ProgressView(not args.quiet and distributed.is_writer())
+    start = time.perf_counter()
     try:
-        check_out_dir(out, bool(args.resume), args.overwrite)
-        if args.resume:
-            saved = read_record(out)
-            # a setting added to Config after the run was written counts as its default
-            saved["config"] = {**dataclasses.asdict(Config()), **saved["config"]}
-            mismatch = record_mismatch(saved, training_record(config, values, args.seed, args.num_seeds))
-            if mismatch:
-                fail(f"--resume {out}: the command line differs from {out / 'config.json'} in {mismatch}")
-    except RunDirError as e:
-        fail(str(e))
-    if args.wandb:
-        import importlib.util
-
-        if importlib.util.find_spec("wandb") is None:
-            fail("--wandb needs the wandb package: uv sync --extra wandb")
-    distributed.barrier("purejaxspi: run directory checked")  # before process 0 changes anything in it
-    if args.overwrite and distributed.is_writer():
-        clear_run_outputs(out)
-    distributed.barrier("purejaxspi: run directory ready")
-    lifecycle = Lifecycle(bool(args.resume), args.checkpoint_every, args.keep_checkpoints, args.tensorboard, args.wandb)
-    try:
-        return run_training(
-            config, values, args.seed, args.num_seeds, out, args.chunk_iterations, not args.quiet, lifecycle,
-            args.devices,
-        )
-    except (CheckpointError, RunDirError, DeviceError) as e:
-        print(f"purejaxspi: error: {e}", file=sys.stderr, flush=True)
+        grid = grid_from_values(values, args.seed, args.num_seeds)
+        summary = train(config, grid, out, options, view)
+    except UserError as e:
+        view.close()
+        print(f"purejaxspi: error: {user_message(e)}", file=sys.stderr, flush=True)
         os._exit(2)  # orbax's reader threads may still be winding down; their shutdown noise is not the error
+    except NonFiniteLossError as e:
+        view.close()
+        if distributed.is_writer():
+            print(f"purejaxspi: error: {e}", file=sys.stderr, flush=True)
+        return 1
+    view.close()
+    if not args.quiet and distributed.is_writer():
+        print(summary_line(summary, time.perf_counter() - start, out))
+    return 0
+
+
+def summary_line(summary: dict, wall: float, out: Path) -> str:
+    """The closing line of a training run, its numbers rounded for reading."""
+    def num(x):
+        return "-" if x is None else f"{x:.2f}"
+
+    extra = ""
+    if summary.get("median_final_init_value") is not None:
+        extra = f", median final V(I) {num(summary['median_final_init_value'])}"
+    return (f"{summary['algo']} on {summary['env']}: {len(summary['runs'])} runs, median final return "
+            f"{num(summary['final_return_median'])}, IQM {num(summary['final_return_iqm'])}{extra}, "
+            f"{summary['env_steps_per_second']:,.0f} env steps/s, {wall:.0f}s wall; outputs in {out}")
 
 
 @dataclasses.dataclass
@@ -278,9 +340,8 @@ def eval_cmd(args: EvalArgs) -> int:
 
         if not any(importlib.util.find_spec(m) for m in ("imageio_ffmpeg", "av")):
             fail("--video-format mp4 needs an imageio ffmpeg plugin (pip install imageio-ffmpeg); gif needs none")
-    from purejaxspi.checkpoint import CheckpointError
-    from purejaxspi.evaluate import EvalError, check_video, evaluate, load_run, record_videos
-    from purejaxspi.rundir import RunDirError, read_record
+    from purejaxspi.lifecycle.evaluate import check_video, evaluate, load_run, record_videos
+    from purejaxspi.lifecycle.rundir import read_record
     from rich.console import Console
 
     try:
@@ -291,7 +352,7 @@ def eval_cmd(args: EvalArgs) -> int:
                 check_video(run)
             report = evaluate(run, args.episodes, args.greedy, args.max_steps, args.seed)
             videos = record_videos(run, args.video_steps, args.greedy, args.video_format, args.seed) if args.video else []
-    except (CheckpointError, EvalError, RunDirError) as e:
+    except UserError as e:
         print(f"purejaxspi: error: {e}", file=sys.stderr, flush=True)
         os._exit(2)  # as in train: orbax's reader threads may still be winding down
     unfinished = sum(args.episodes - r["episodes_finished"] for r in report["runs"])
@@ -336,12 +397,12 @@ def plot_cmd(args: PlotArgs) -> int:
         fail("--bins and --reps must be positive")
     if args.out.suffix.lower() not in (".png", ".pdf", ".svg"):
         fail(f"--out {args.out}: use a .png, .pdf or .svg file name")
-    from purejaxspi.plot import PlotError, plot
+    from purejaxspi.analysis.plot import plot
 
     try:
         summary = plot(list(args.run_dirs), args.out, args.metric, args.aggregate, args.bins, args.reps,
                        args.seed, args.gap_threshold)
-    except PlotError as e:
+    except UserError as e:
         fail(str(e))
     print(f"{len(summary['groups'])} settings over {len(summary['envs'])} env(s): wrote {args.out} and "
           f"{args.out.with_suffix('.json')}")
@@ -352,7 +413,7 @@ def plot_cmd(args: PlotArgs) -> int:
 class BenchArgs:
     """Measure env steps per second of the training program for grids of runs (and sequential runs, env-only).
 
-    Takes the train command's shape flags; unset values come from the env family's preset.
+    Takes the train command's shape flags; unset values come from the env's preset.
     """
 
     env: str = "Breakout-MinAtar"
@@ -380,8 +441,9 @@ class BenchArgs:
     num_minibatches: Optional[int] = None
     update_epochs: Optional[int] = None
     density: Optional[str] = None
+    total_timesteps: Optional[int] = None
     lipschitz: bool = True
-    spectral_norm: Optional[str] = None
+    spectral_norm: str = "exact"
     stochastic: bool = False
     quiet: bool = False
     """No progress bar."""
@@ -389,9 +451,9 @@ class BenchArgs:
 
 def bench_plan(args: BenchArgs):
     """The BenchPlan of the command line; raises ConfigError with one line for bad input."""
-    from purejaxspi.bench import BenchPlan
-    from purejaxspi.envs import check_env_id, family_of
-    from purejaxspi.train import RUN_MAPPINGS, resolve_run_mapping
+    from purejaxspi.analysis.bench import BenchPlan
+    from purejaxspi.envs import family_of, traits
+    from purejaxspi.scale.mapping import RUN_MAPPINGS, resolve_run_mapping
 
     if not args.algo:
         raise ConfigError("--algo needs at least one value")
@@ -409,25 +471,14 @@ def bench_plan(args: BenchArgs):
         raise ConfigError(f"--devices takes positive device counts, got {list(args.devices)}")
     configs = []
     for algo in dict.fromkeys(args.algo):
-        train_args = TrainArgs(
-            env=args.env, algo=algo, num_seeds=max(args.num_runs), num_envs=args.num_envs, num_steps=args.num_steps,
-            num_minibatches=args.num_minibatches, update_epochs=args.update_epochs, density=args.density,
-            lipschitz=args.lipschitz, spectral_norm=args.spectral_norm, stochastic=args.stochastic,
-        )
-        config, values = resolve(train_args)
+        config, values = resolve(dataclasses.replace(args, algo=algo))
         configs.append(config)
-    try:
-        for mapping in args.run_mapping:
-            resolve_run_mapping(mapping, check_env_id(args.env), family_of(args.env))
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    from purejaxspi.sharding import DeviceError, make_layout
+    for mapping in args.run_mapping:
+        resolve_run_mapping(mapping, family_of(args.env), traits(args.env)["vmap_only"])
+    from purejaxspi.scale.sharding import make_layout
 
     devices = tuple(dict.fromkeys(args.devices)) or (None,)
-    try:
-        devices = tuple(make_layout(1, d).num_devices for d in devices)
-    except DeviceError as e:
-        raise ConfigError(str(e)) from None
+    devices = tuple(make_layout(1, d).num_devices for d in devices)
     return BenchPlan(tuple(configs), values, tuple(args.num_runs), args.iterations, args.repeats,
                      args.sequential, args.env_only, tuple(dict.fromkeys(args.run_mapping)), devices=devices)
 
@@ -435,13 +486,13 @@ def bench_plan(args: BenchArgs):
 def bench_cmd(args: BenchArgs) -> int:
     try:
         plan = bench_plan(args)
-    except ConfigError as e:
-        fail(str(e))
+    except UserError as e:
+        fail(user_message(e))
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from purejaxspi.bench import count_steps, format_rows, run_bench
+    from purejaxspi.analysis.bench import count_steps, format_rows, run_bench
 
     columns = (TextColumn("[bold]bench {task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("compilations and timed calls"), TimeElapsedColumn())

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from purejaxspi.hns import human_normalised
-from purejaxspi.logging import iqm
+from purejaxspi.envs.scores import human_normalised
+from purejaxspi.lifecycle.metrics import iqm
 
 
 def load(root: Path) -> dict[tuple[str, str], dict]:

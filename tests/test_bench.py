@@ -8,11 +8,12 @@ import jax
 import numpy as np
 import pytest
 
-from purejaxspi.bench import add_cost_ratios
-from purejaxspi.config import PRESETS, Config
-from purejaxspi.envs import make_env
-from purejaxspi.runs import make_grid
-from purejaxspi.train import RUN_CHUNK, make_train, resolve_run_mapping
+from purejaxspi.analysis.bench import add_cost_ratios
+from purejaxspi.algo.config import PRESETS, Config
+from purejaxspi.envs import make_env, traits
+from purejaxspi.errors import ConfigError
+from purejaxspi.scale.grid import grid_from_values
+from purejaxspi.scale.mapping import RUN_CHUNK, make_trainer, resolve_run_mapping
 
 
 def cli(*args):
@@ -20,7 +21,7 @@ def cli(*args):
 
 
 def train_metrics(config, grid, mapping, iterations):
-    trainer = make_train(config, make_env(config.env_id, config.num_envs), mapping)
+    trainer = make_trainer(config, make_env(config.env_id, config.num_envs), mapping)
     state = jax.jit(trainer.init)(grid.keys(), grid.hparams())
     _, metrics = jax.jit(trainer.train_chunk, static_argnums=2)(state, grid.hparams(), iterations)
     return {k: np.asarray(v) for k, v in metrics.items()}
@@ -31,7 +32,7 @@ def test_every_run_mapping_gives_the_metrics_of_plain_vmap():
                     update_epochs=1, total_timesteps=64 * 10, density="normal")
     values = {k: [v] for k, v in PRESETS["vector"].hparams.as_dict().items()}
     values["learning_rate"] = [2.5e-3, 1e-3, 5e-4]
-    grid = make_grid(values, 0, 2)  # 6 runs: "chunked" maps one group of RUN_CHUNK runs and a remainder
+    grid = grid_from_values(values, 0, 2)  # 6 runs: "chunked" maps one group of RUN_CHUNK runs and a remainder
     assert grid.size % RUN_CHUNK
     reference = train_metrics(config, grid, "vmap", 2)
     assert not np.allclose(reference["total_loss"][0], reference["total_loss"][1])  # the runs differ
@@ -43,15 +44,17 @@ def test_every_run_mapping_gives_the_metrics_of_plain_vmap():
 
 
 def test_auto_mapping_follows_the_measurements_and_keeps_atari_on_vmap():
-    assert resolve_run_mapping("auto", "envpool", "atari", "cpu") == "vmap"
-    assert resolve_run_mapping("auto", "gymnax", "minatar", "gpu") == "vmap"
-    assert resolve_run_mapping("auto", "gymnax", "minatar", "cpu") == "map"  # measured: vmap loses there
-    assert resolve_run_mapping("auto", "gymnax", "vector", "cpu") == "vmap"
-    assert resolve_run_mapping("chunked", "pgx", "minatar", "cpu") == "chunked"
-    with pytest.raises(ValueError, match="envpool"):
-        resolve_run_mapping("map", "envpool", "atari", "cpu")
-    with pytest.raises(ValueError, match="unknown run mapping"):
-        resolve_run_mapping("pmap", "gymnax", "vector", "cpu")
+    assert resolve_run_mapping("auto", "atari", vmap_only=True, platform="cpu") == "vmap"
+    assert resolve_run_mapping("auto", "minatar", platform="gpu") == "vmap"
+    assert resolve_run_mapping("auto", "minatar", platform="cpu") == "map"  # measured: vmap loses there
+    assert resolve_run_mapping("auto", "vector", platform="cpu") == "vmap"
+    assert resolve_run_mapping("chunked", "minatar", platform="cpu") == "chunked"
+    with pytest.raises(ConfigError, match="needs run mapping vmap"):
+        resolve_run_mapping("map", "atari", vmap_only=True, platform="cpu")
+    with pytest.raises(ConfigError, match="unknown run mapping"):
+        resolve_run_mapping("pmap", "vector", platform="cpu")
+    assert traits("Breakout-v5") == {"external_state": True, "vmap_only": True}
+    assert traits("Breakout-MinAtar") == {"external_state": False, "vmap_only": False}
 
 
 def test_cost_ratio_is_time_per_iteration_over_ppos_at_the_same_grid():
@@ -92,7 +95,7 @@ def test_bench_writes_one_row_per_grid_size_with_sequential_and_env_only(tmp_pat
         (["--env", "CartPole-v1", "--algo", "ppo", "sac"], "unknown algo"),
         (["--env", "CartPole-v1", "--repeats", "0"], "--repeats must be positive"),
         (["--env", "CartPole-v1", "--run-mapping", "pmap"], "unknown --run-mapping"),
-        (["--env", "Breakout-v5", "--run-mapping", "map"], "need run mapping vmap"),
+        (["--env", "Breakout-v5", "--run-mapping", "map"], "needs run mapping vmap"),
     ],
 )
 def test_bad_bench_input_exits_2_with_one_line(args, expected):

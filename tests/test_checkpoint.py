@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import SMALL_RUN, cli
-from purejaxspi import checkpoint
+from purejaxspi.lifecycle import checkpoint
 
 def finished_steps(run_dir):
     folder = run_dir / "checkpoints"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from purejaxspi.logging import CSV_COLUMNS
+from purejaxspi.lifecycle.metrics import CSV_COLUMNS
 
 
 def cli(*args, cwd=None):

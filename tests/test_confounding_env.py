@@ -205,15 +205,15 @@ def test_probe_scores_hand_policies_exactly():
 
 
 def test_training_reports_the_exact_value_of_the_updated_network():
-    from purejaxspi.config import Config, PRESETS
-    from purejaxspi.networks import Agent
-    from purejaxspi.runs import make_grid
-    from purejaxspi.train import make_train
+    from purejaxspi.algo.config import Config, PRESETS
+    from purejaxspi.algo.networks import Agent
+    from purejaxspi.scale.grid import grid_from_values
+    from purejaxspi.scale.mapping import make_trainer
 
     config = Config(env_id="ConfoundingGrid-v0", algo="deepspi", num_envs=4, num_steps=16,
                     num_minibatches=2, update_epochs=1, total_timesteps=128, density="deterministic")
-    trainer = make_train(config, make_env(config.env_id, config.num_envs))
-    grid = make_grid({k: [v] for k, v in PRESETS["minatar"].hparams.as_dict().items()}, 3, 2)
+    trainer = make_trainer(config, make_env(config.env_id, config.num_envs))
+    grid = grid_from_values({k: [v] for k, v in PRESETS["minatar"].hparams.as_dict().items()}, 3, 2)
     state = jax.jit(trainer.init)(grid.keys(), grid.hparams())
     state, metrics = jax.jit(trainer.train_chunk, static_argnums=2)(state, grid.hparams(), 2)
     obs = cg.observations()

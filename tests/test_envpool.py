@@ -10,12 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purejaxspi import hns
-from purejaxspi.config import PRESETS, Config
+from purejaxspi.envs import scores as hns
+from purejaxspi.lifecycle.metrics import hns_summary_fields
+from purejaxspi.algo.config import PRESETS, Config
 from purejaxspi.envs import check_env_id, env_ids_by_backend, family_of, make_env
 from purejaxspi.envs import envpool as atari
-from purejaxspi.runs import make_grid
-from purejaxspi.train import make_train
+from purejaxspi.scale.grid import grid_from_values
+from purejaxspi.scale.mapping import make_trainer
 
 GAME = "Breakout-v5"
 
@@ -125,7 +126,7 @@ def test_episode_accounting_matches_envpools_own_info_over_whole_games(game, ste
 
 
 def test_the_nature_cnn_reads_real_frames_into_the_7x7x64_latent_of_the_world_model():
-    from purejaxspi.networks import Agent
+    from purejaxspi.algo.networks import Agent
 
     env = make_env(GAME, 3)
     _, frames, _ = env.reset(jax.random.PRNGKey(0))
@@ -149,10 +150,10 @@ def test_human_normalised_scores_come_from_the_shipped_table():
     assert len(hns.reference_scores()) == 57
     assert hns.human_normalised("Breakout-v5", 1.7) == pytest.approx(0.0)
     assert hns.human_normalised("Breakout-v5", 30.5) == pytest.approx(1.0)
-    per_run, extra = hns.summary_fields("Pong-v5", np.array([-20.7, 14.6, np.nan, -3.05]))
+    per_run, extra = hns_summary_fields("Pong-v5", np.array([-20.7, 14.6, np.nan, -3.05]))
     assert per_run["final_hns"][:2] == pytest.approx([0.0, 1.0]) and per_run["final_hns"][2] is None
     assert extra["final_hns_median"] == pytest.approx(0.5)
-    assert hns.summary_fields("Adventure-v5", np.array([1.0])) == ({}, {})  # not one of the 57
+    assert hns_summary_fields("Adventure-v5", np.array([1.0])) == ({}, {})  # not one of the 57
 
 
 def grid_values(**overrides):
@@ -162,9 +163,9 @@ def grid_values(**overrides):
 
 
 def run_grid(config, values, first_seed, num_seeds, iterations):
-    grid = make_grid(values, first_seed, num_seeds)
+    grid = grid_from_values(values, first_seed, num_seeds)
     env = make_env(config.env_id, config.num_envs, tuple(r.seed for r in grid.runs))
-    trainer = make_train(config, env)
+    trainer = make_trainer(config, env)
     state = jax.jit(trainer.init)(grid.keys(), grid.hparams())
     _, metrics = jax.jit(trainer.train_chunk, static_argnums=2)(state, grid.hparams(), iterations)
     return grid, {k: np.asarray(v) for k, v in metrics.items()}

@@ -8,14 +8,28 @@ import jax.numpy as jnp
 import numpy as np
 
 from conftest import cli
-from purejaxspi.evaluate import choose_action, evaluate, load_run, to_rgb
+from purejaxspi.algo.networks import Agent
+from purejaxspi.algo.train import act
+from purejaxspi.lifecycle.evaluate import evaluate, load_run, to_rgb
 
 
-def test_greedy_is_the_argmax_of_the_masked_policy():
-    log_probs = jnp.log(jnp.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]]))
-    assert choose_action(log_probs, jax.random.PRNGKey(0), greedy=True).tolist() == [1, 0]
-    draws = jax.vmap(lambda k: choose_action(log_probs, k, greedy=False))(jax.random.split(jax.random.PRNGKey(0), 2000))
-    assert abs(float((draws[:, 0] == 1).mean()) - 0.6) < 0.05  # sampled in proportion
+def test_greedy_is_the_argmax_of_the_masked_policy_and_sampling_follows_it():
+    agent = Agent(family="vector", num_actions=3, world_model=False)
+    obs = jax.random.normal(jax.random.PRNGKey(0), (2, 5))
+    variables = agent.init(jax.random.PRNGKey(1), obs)
+    # a large actor head so the policy is far from uniform
+    variables["params"]["actor"]["kernel"] = 30.0 * variables["params"]["actor"]["kernel"]
+    logits, _ = agent.apply(variables, obs)
+    mask = jnp.array([[True, True, True], [True, True, False]])
+    masked = jnp.where(mask, logits, -jnp.inf)
+    greedy, log_probs, _ = act(agent, variables, obs, mask, jax.random.PRNGKey(2), greedy=True)
+    assert greedy.tolist() == jnp.argmax(masked, axis=-1).tolist()
+    np.testing.assert_allclose(jnp.exp(log_probs), jax.nn.softmax(masked, axis=-1), atol=1e-6)
+    draws = jax.vmap(lambda k: act(agent, variables, obs, mask, k)[0])(jax.random.split(jax.random.PRNGKey(3), 4000))
+    for env in range(2):
+        frequency = np.bincount(np.asarray(draws[:, env]), minlength=3) / 4000
+        np.testing.assert_allclose(frequency, jax.nn.softmax(masked[env]), atol=0.03)  # sampled in proportion
+    assert not (draws[:, 1] == 2).any()  # never an illegal action
 
 
 def test_eval_writes_each_run_s_mean_return(trained_run, tmp_path):
@@ -59,16 +73,16 @@ def test_video_needs_image_observations(trained_run):
 
 
 def test_gridworld_videos_show_one_episode_per_run(tmp_path):
-    from purejaxspi.config import Config, PRESETS
+    from purejaxspi.algo.config import Config, PRESETS
     from purejaxspi.envs import make_env
-    from purejaxspi.evaluate import LoadedRun, record_videos
-    from purejaxspi.runs import make_grid
-    from purejaxspi.train import make_train
+    from purejaxspi.lifecycle.evaluate import LoadedRun, record_videos
+    from purejaxspi.scale.grid import grid_from_values
+    from purejaxspi.scale.mapping import make_trainer
 
     config = Config(env_id="ConfoundingGrid-v0", algo="ppo", num_envs=4, num_steps=16, total_timesteps=64)
-    grid = make_grid({k: [v] for k, v in PRESETS["minatar"].hparams.as_dict().items()}, 0, 2)
+    grid = grid_from_values({k: [v] for k, v in PRESETS["minatar"].hparams.as_dict().items()}, 0, 2)
     env = make_env(config.env_id, config.num_envs)
-    state = jax.jit(make_train(config, env).init)(grid.keys(), grid.hparams())
+    state = jax.jit(make_trainer(config, env).init)(grid.keys(), grid.hparams())
     run = LoadedRun(tmp_path, env.spec.obs_shape, config, grid, {}, state.params, state.spectral, 0, tmp_path)
     videos = record_videos(run, num_frames=40, greedy=False)
     assert [v.name for v in videos] == ["run000-seed0.gif", "run001-seed1.gif"]

@@ -6,8 +6,8 @@ import numpy as np
 
 import pytest
 
-from purejaxspi.lipschitz import LipschitzConv, LipschitzDense, group_sort, power_iteration, reference_sigma
-from purejaxspi.patches import conv2d
+from purejaxspi.algo.lipschitz import LipschitzConv, LipschitzDense, group_sort, power_iteration, reference_sigma
+from purejaxspi.algo.conv import conv2d
 
 
 def normalised_matrix(module, x, steps):

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purejaxspi import objectives
-from purejaxspi.config import HParams
+from purejaxspi.algo import objectives
+from purejaxspi.algo.config import HParams
 
 
 def numpy_gae(rewards, values, next_values, terminated, done, gamma, lam):

@@ -8,19 +8,31 @@ import numpy as np
 import pytest
 
 from conftest import cli
-from purejaxspi.plot import RunCurve, binned, label_groups
+from purejaxspi.analysis.plot import RunCurve, binned, label_groups
 
 
 def test_binned_curves_average_within_bins_and_carry_the_last_value_forward():
-    curve = RunCurve("E", {}, 0, np.array([10.0, 20, 30, 40, 50, 60]), np.array([1.0, 3, np.nan, np.nan, 5, np.nan]))
+    curve = RunCurve("E", {}, 0, np.array([10.0, 20, 30, 40, 50, 60]), np.array([1.0, 3, np.nan, np.nan, 5, np.nan]),
+                     np.ones(6))
     edges = np.array([0.0, 20, 40, 60])
     np.testing.assert_allclose(binned(curve, edges), [2.0, 2.0, 5.0])
 
 
 def test_groups_are_named_by_what_differs():
-    curves = [RunCurve("E", {"algo": "ppo", "hp_learning_rate": lr, "num_envs": 4}, s, np.ones(1), np.ones(1))
+    curves = [RunCurve("E", {"algo": "ppo", "hp_learning_rate": lr, "num_envs": 4}, s, np.ones(1), np.ones(1), np.ones(1))
               for lr in (0.001, 0.003) for s in (0, 1)]
     assert label_groups(curves) == ["ppo learning_rate=0.001", "ppo learning_rate=0.003"]
+
+
+def test_final_score_weights_iterations_by_their_episodes_as_the_summary_does():
+    # 20 iterations of 10 steps: the final window is the last two; 3 episodes of mean 1, then 1 of mean 5
+    steps = np.arange(1, 21) * 10.0
+    values = np.full(20, 7.0)
+    values[-2:] = [1.0, 5.0]
+    episodes = np.ones(20)
+    episodes[-2:] = [3, 1]
+    curve = RunCurve("E", {}, 0, steps, values, episodes)
+    assert curve.final() == (3 * 1.0 + 1 * 5.0) / 4
 
 
 def _as_other_algo(src, dst, algo, shift):
@@ -72,7 +84,7 @@ def test_bootstrap_intervals_are_reproducible_for_a_seed():
     """rliable resamples with numpy's global generator; the plot's seed must still fix every interval."""
     import numpy as np
 
-    from purejaxspi.plot import aggregate_estimates, curve_estimates
+    from purejaxspi.analysis.stats import aggregate_estimates, curve_estimates
 
     scores = {"a": np.random.default_rng(0).normal(size=(16, 3)), "b": np.random.default_rng(1).normal(size=(16, 3))}
     first, again = aggregate_estimates(scores, 1.0, 300, 7), aggregate_estimates(scores, 1.0, 300, 7)

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from purejaxspi.session import chunk_plan
+from purejaxspi.lifecycle.loop import chunk_plan
 
 
 def test_chunk_plan_covers_the_rest_of_a_run_with_the_run_s_own_chunk_size():

@@ -16,8 +16,8 @@ import sys
 import numpy as np
 import pytest
 
-from purejaxspi import distributed
-from purejaxspi.sharding import make_layout, pad_index, padded_size
+from purejaxspi.scale import distributed
+from purejaxspi.scale.sharding import make_layout, pad_index, padded_size
 
 # 2 learning rates x 4 seeds = 8 runs of a tiny CartPole Deep SPI, 10 iterations in chunks of 5
 GRID = ("train", "--env", "CartPole-v1", "--algo", "deepspi", "--learning-rate", "0.0025", "0.001", "--num-envs", "4",
@@ -155,7 +155,7 @@ def test_two_processes_on_localhost_train_the_grid_as_one_process(one_and_four_d
 ATARI = """
 import jax, numpy as np
 from purejaxspi.envs import envpool as atari, make_env
-from purejaxspi.sharding import make_layout
+from purejaxspi.scale.sharding import make_layout
 
 seeds, num_envs, steps = (4, 9, 2), 2, 40
 actions = np.random.default_rng(0).integers(0, 4, size=(steps, 3, num_envs)).astype(np.int32)  # [T, runs, N]

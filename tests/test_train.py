@@ -4,10 +4,10 @@ import jax
 import numpy as np
 import pytest
 
-from purejaxspi.config import Config, PRESETS
+from purejaxspi.algo.config import Config, PRESETS
 from purejaxspi.envs import make_env
-from purejaxspi.runs import make_grid
-from purejaxspi.train import make_train
+from purejaxspi.scale.grid import grid_from_values
+from purejaxspi.scale.mapping import make_trainer
 
 
 def grid_values(**overrides):
@@ -18,8 +18,8 @@ def grid_values(**overrides):
 
 
 def run_grid(config, values, first_seed, num_seeds, iterations):
-    trainer = make_train(config, make_env(config.env_id, config.num_envs))
-    grid = make_grid(values, first_seed, num_seeds)
+    trainer = make_trainer(config, make_env(config.env_id, config.num_envs))
+    grid = grid_from_values(values, first_seed, num_seeds)
     state = jax.jit(trainer.init)(grid.keys(), grid.hparams())
     _, metrics = jax.jit(trainer.train_chunk, static_argnums=2)(state, grid.hparams(), iterations)
     return grid, {k: np.asarray(v) for k, v in metrics.items()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from purejaxspi.errors import UnknownEnvError
+
 import difflib
 
 from purejaxspi.envs.base import BatchedEnv, EnvSpec, Timestep
@@ -19,8 +21,6 @@ def all_env_ids() -> tuple[str, ...]:
     return tuple(i for ids in env_ids_by_backend().values() for i in ids)
 
 
-class UnknownEnvError(ValueError):
-    pass
 
 
 def check_env_id(env_id: str) -> str:
@@ -37,7 +37,7 @@ def make_env(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stoc
              local_runs=None) -> BatchedEnv:
     """`num_envs` environments per run. The pure-JAX backends seed from each run's key and ignore
     `run_seeds` and `local_runs`; envpool (Atari) builds one pool for the grid whose runs have
-    `run_seeds`, in run order (with `local_runs`, a sharding.LocalRuns, one pool per device of this
+    `run_seeds`, in run order (with `local_runs`, a base.LocalRuns, one pool per device of this
     process for that device's runs), and `stochastic` selects the sticky-action ALE."""
     backend = check_env_id(env_id)
     if backend == "envpool":
@@ -60,15 +60,27 @@ def make_env(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stoc
 __all__ = ["BatchedEnv", "EnvSpec", "Timestep", "make_env", "check_env_id", "all_env_ids", "env_ids_by_backend", "UnknownEnvError"]
 
 
+# What a backend's envs tell the program and the host loop (EnvSpec's trait fields): envpool keeps its
+# emulators outside JAX and steps every run of the grid in one pool.
+BACKEND_TRAITS = {"envpool": {"external_state": True, "vmap_only": True}}
+
+
+def traits(env_id: str) -> dict[str, bool]:
+    """The EnvSpec trait fields of `env_id`, known without building the env."""
+    return {"external_state": False, "vmap_only": False, **BACKEND_TRAITS.get(check_env_id(env_id), {})}
+
+
 def family_of(env_id: str) -> str:
     """The observation family of an env id (vector, minatar, atari), without building the env."""
     backend = check_env_id(env_id)
     if backend == "envpool":
         return "atari"
+    if backend == "pgx":
+        return "minatar"
     if backend == "grid":
         from purejaxspi.envs.confounding import RENDER
 
         return RENDER[env_id].family
-    if backend == "pgx" or env_id.endswith("-MinAtar") or env_id == "Pong-misc":
-        return "minatar"
-    return "vector"
+    from purejaxspi.envs.gymnax import family
+
+    return family(env_id)

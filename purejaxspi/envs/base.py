@@ -36,6 +36,19 @@ class Timestep(NamedTuple):
     episode_length: jax.Array
 
 
+class LocalRuns(NamedTuple):
+    """The runs each device of this process trains, for backends that keep one host object per device.
+
+    `positions[i]` is the device's index along RUN_AXIS (of `axis_size` in all processes) and
+    `runs[i]` the grid indices of its runs, padding included.
+    """
+
+    axis_name: str | None
+    axis_size: int
+    positions: tuple[int, ...]
+    runs: tuple[tuple[int, ...], ...]
+
+
 @dataclasses.dataclass(frozen=True)
 class EnvSpec:
     """Static facts about an environment that shape the network and the program."""
@@ -45,6 +58,12 @@ class EnvSpec:
     family: str  # "vector", "minatar" (any H x W x C image) or "atari": picks the encoder and the preset
     obs_shape: tuple[int, ...]
     num_actions: int
+    # The env's state lives outside JAX (an emulator): a checkpoint cannot hold it, and a resumed run
+    # starts new episodes.
+    external_state: bool = False
+    # The step batches the whole grid of runs at once (one pool behind a custom_vmap rule), so the
+    # program must vmap over runs, never loop over them.
+    vmap_only: bool = False
 
 
 # probe(action_probs: obs [B, *obs] -> pi [B, A], encode: obs [B, *obs] -> z [B, *z]) -> {name: scalar}

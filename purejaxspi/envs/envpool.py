@@ -36,8 +36,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import io_callback
 
-from purejaxspi.envs.base import BatchedEnv, EnvSpec, Timestep
-from purejaxspi.sharding import LocalRuns
+from purejaxspi.envs.base import BatchedEnv, EnvSpec, LocalRuns, Timestep
 
 # The paper's Atari preprocessing (envpool's defaults give 84x84 grey, 4 stacked frames, frame-skip 4,
 # fire on reset and the 27,000-step (108k-frame) time limit).
@@ -222,7 +221,9 @@ def make(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stochast
     }
     runs_per_pool = len(local_runs.runs[0])
     num_actions = int(next(iter(pools.values())).action_space.n)
-    spec = EnvSpec(env_id, "envpool", "atari", (84, 84, 4), num_actions)
+    from purejaxspi.envs import traits
+
+    spec = EnvSpec(env_id, "envpool", "atari", (84, 84, 4), num_actions, **traits(env_id))
     reset_pool, step_pool = pool_functions(pools, runs_per_pool, num_envs, local_runs.axis_name, local_runs.axis_size)
     all_legal = jnp.ones((num_envs, num_actions), bool)
 

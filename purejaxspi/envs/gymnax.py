@@ -25,6 +25,12 @@ GYMNAX_IDS = (
     "MetaMaze-misc",
     "Pong-misc",
 )
+# Those whose observations are H x W x C images: they take the conv trunk; the rest are vectors.
+IMAGE_IDS = frozenset(i for i in GYMNAX_IDS if i.endswith("-MinAtar")) | {"Pong-misc"}
+
+
+def family(env_id: str) -> str:
+    return "minatar" if env_id in IMAGE_IDS else "vector"
 
 
 def make(env_id: str, num_envs: int) -> BatchedEnv:
@@ -32,9 +38,7 @@ def make(env_id: str, num_envs: int) -> BatchedEnv:
 
     env, params = gymnax.make(env_id)
     obs_shape = tuple(env.observation_space(params).shape)
-    # Image-like (H, W, C) observations take the conv trunk; anything else is flattened into a vector.
-    family = "minatar" if len(obs_shape) == 3 else "vector"
-    spec = EnvSpec(env_id, "gymnax", family, obs_shape, int(env.num_actions))
+    spec = EnvSpec(env_id, "gymnax", family(env_id), obs_shape, int(env.num_actions))
     all_legal = jnp.ones((spec.num_actions,), bool)
 
     def reset_one(key):

@@ -9,6 +9,8 @@ each checkpoint into it, so it must lie on a filesystem they share.
 
 from __future__ import annotations
 
+from purejaxspi.errors import DistributedError
+
 import os
 from typing import Mapping
 
@@ -17,8 +19,6 @@ import jax
 ENV_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
 
-class DistributedError(ValueError):
-    """The processes cannot be joined as asked; one line."""
 
 
 def requested(flag: bool, environ: Mapping[str, str] = os.environ) -> bool:

@@ -14,8 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from purejaxspi.lipschitz import LipschitzConv, LipschitzDense, group_sort, kernel_init, power_iteration, reference_sigma
-from purejaxspi.patches import conv2d, extract_patches
+from purejaxspi.algo.lipschitz import LipschitzConv, LipschitzDense, group_sort, kernel_init, power_iteration, reference_sigma
+from purejaxspi.algo.conv import conv2d, extract_patches
 
 DENSITIES = ("deterministic", "normal", "mixture")
 

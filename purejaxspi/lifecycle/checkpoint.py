@@ -9,6 +9,8 @@ temporary folder and renames it once complete, so a run killed mid-save keeps it
 
 from __future__ import annotations
 
+from purejaxspi.errors import CheckpointError
+
 import contextlib
 import io
 import sys
@@ -22,8 +24,6 @@ import numpy as np
 CHECKPOINT_DIR = "checkpoints"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read into this program; the message is one line naming the folder."""
 
 
 class Restored(NamedTuple):
@@ -114,6 +114,15 @@ def _check_shapes(path: Path, abstract, restored) -> None:
             )
 
 
+def cursor(log, iteration: int = 0, timed_steps: float = 0.0, timed_seconds: float = 0.0) -> dict[str, np.ndarray]:
+    """The host's part of a checkpoint: iterations done, timing totals and the MetricsLog's accumulators.
+
+    With the defaults it is the template a restore reads into.
+    """
+    return {"iteration": np.int64(iteration), "timed_steps": np.float64(timed_steps),
+            "timed_seconds": np.float64(timed_seconds), **log_cursor(log)}
+
+
 def log_cursor(log) -> dict[str, np.ndarray]:
     """The MetricsLog's per-run accumulators (every array attribute, and arrays in dict attributes)."""
     cursor = {}
@@ -125,8 +134,9 @@ def log_cursor(log) -> dict[str, np.ndarray]:
     return cursor
 
 
-def restore_log_cursor(log, cursor: dict[str, np.ndarray]) -> None:
-    """Put accumulators saved by `log_cursor` back into a fresh MetricsLog of the same grid."""
+def restore_log_cursor(log, cursor: dict[str, np.ndarray]) -> tuple[int, float, float]:
+    """Put accumulators saved by `cursor` back into a fresh MetricsLog of the same grid; returns
+    (iteration, timed_steps, timed_seconds)."""
     for key, value in cursor.items():
         parts = key.split(".")
         if parts[0] != "log":
@@ -135,3 +145,4 @@ def restore_log_cursor(log, cursor: dict[str, np.ndarray]) -> None:
             setattr(log, parts[1], np.asarray(value).copy())
         else:
             getattr(log, parts[1])[parts[2]] = np.asarray(value).copy()
+    return int(cursor["iteration"]), float(cursor["timed_steps"]), float(cursor["timed_seconds"])

@@ -24,9 +24,9 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from purejaxspi.config import Config
-from purejaxspi.runs import RunGrid, make_grid
-from purejaxspi.sharding import make_layout, shard_trainer
+from purejaxspi.algo.config import Config
+from purejaxspi.scale.grid import RunGrid, grid_from_values
+from purejaxspi.scale.sharding import make_layout, shard_trainer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,27 +137,27 @@ def training_program(config: Config, grid: RunGrid, iterations: int, run_mapping
     """`iterations` training iterations of the whole grid in one program sharded over the first
     `num_devices` devices; also the run mapping each device applies to its runs."""
     from purejaxspi.envs import make_env
-    from purejaxspi.train import make_train, resolve_run_mapping
+    from purejaxspi.scale.mapping import make_trainer, resolve_run_mapping
 
     layout = make_layout(grid.size, num_devices)
     env = make_env(config.env_id, config.num_envs, tuple(r.seed for r in grid.runs), config.stochastic,
                    layout.local_runs())
-    trainer = shard_trainer(make_train(config, env, run_mapping), layout)
+    trainer = shard_trainer(make_trainer(config, env, run_mapping), layout)
     hparams = layout.place(grid.hparams())
     state = jax.block_until_ready(jax.jit(trainer.init)(layout.place(grid.keys()), hparams))
     chunk = lambda s, h: trainer.train_chunk(s, h, iterations)  # noqa: E731
     steps = iterations * config.batch_size * grid.size
-    mapping = resolve_run_mapping(run_mapping, env.spec.backend, env.spec.family)
+    mapping = resolve_run_mapping(run_mapping, env.spec.family, env.spec.vmap_only)
     return compile_program(chunk, [(state, hparams)], steps, env), mapping
 
 
 def sequential_program(config: Config, grid: RunGrid, iterations: int) -> Program:
     """The grid's runs trained one after another, each by the same compiled 1-run program."""
     from purejaxspi.envs import make_env
-    from purejaxspi.train import make_train
+    from purejaxspi.scale.mapping import make_trainer
 
     env = make_env(config.env_id, config.num_envs, (grid.runs[0].seed,), config.stochastic)
-    trainer = make_train(config, env, "vmap")
+    trainer = make_trainer(config, env, "vmap")
     init = jax.jit(trainer.init)
     keys, hparams = grid.keys(), grid.hparams()
     calls = []
@@ -185,7 +185,7 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
     """
     rows = []
     for num_runs in plan.num_runs:
-        grid = make_grid(plan.values, plan.first_seed, num_runs)
+        grid = grid_from_values(plan.values, plan.first_seed, num_runs)
         programs, mappings = {}, {}
         if plan.env_only:
             programs["env_only"] = env_only_program(plan.configs[0], grid, plan.iterations)

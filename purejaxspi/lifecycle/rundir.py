@@ -6,6 +6,8 @@ the user asks for it (`--overwrite`), and metrics rows are only dropped once a c
 
 from __future__ import annotations
 
+from purejaxspi.errors import RunDirError
+
 import csv
 import json
 import os
@@ -16,8 +18,6 @@ from pathlib import Path
 RUN_OUTPUTS = ("config.json", "metrics.csv", "summary.json", "eval.json", "checkpoints", "tensorboard", "videos", "wandb")
 
 
-class RunDirError(ValueError):
-    """A run directory that cannot be used as asked; the message is one line."""
 
 
 def run_record(config_dict: dict, values: dict, seed: int, num_seeds: int, num_runs: int, varied: list) -> dict:

@@ -6,6 +6,8 @@ episode), vmapped over the grid's runs and jitted. Videos come from the image ob
 
 from __future__ import annotations
 
+from purejaxspi.errors import EvalError
+
 import dataclasses
 import json
 import os
@@ -16,16 +18,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxspi import checkpoint
-from purejaxspi.config import Config
+from purejaxspi.lifecycle import checkpoint
+from purejaxspi.algo.config import Config
 from purejaxspi.envs.base import BatchedEnv
-from purejaxspi.networks import Agent
-from purejaxspi.objectives import masked_log_softmax
-from purejaxspi.runs import RunGrid, make_grid
+from purejaxspi.algo.networks import Agent
+from purejaxspi.algo.train import act
+from purejaxspi.scale.grid import RunGrid, grid_from_values
 
 
-class EvalError(ValueError):
-    """An evaluation that cannot run as asked; one line."""
 
 
 class Episodes(NamedTuple):
@@ -34,11 +34,6 @@ class Episodes(NamedTuple):
     returns: jax.Array
     lengths: jax.Array
     finished: jax.Array
-
-
-def choose_action(log_probs: jax.Array, key: jax.Array, greedy: bool) -> jax.Array:
-    """Argmax of the masked policy, or a sample from it."""
-    return jnp.argmax(log_probs, axis=-1) if greedy else jax.random.categorical(key, log_probs)
 
 
 def make_play(agent: Agent, env: BatchedEnv, max_steps: int, greedy: bool):
@@ -58,8 +53,7 @@ def make_play(agent: Agent, env: BatchedEnv, max_steps: int, greedy: bool):
         def step(carry):
             t, env_state, obs, mask, key, episodes = carry
             key, action_key, step_key = jax.random.split(key, 3)
-            logits, _ = agent.apply({"params": params, "spectral": spectral}, obs)
-            action = choose_action(masked_log_softmax(logits, mask), action_key, greedy)
+            action, _, _ = act(agent, {"params": params, "spectral": spectral}, obs, mask, action_key, greedy)
             env_state, ts = env.step(env_state, action, step_key)
             first = ts.episode_done & ~episodes.finished
             episodes = Episodes(
@@ -84,8 +78,7 @@ def make_record(agent: Agent, env: BatchedEnv, num_frames: int, greedy: bool, fr
         def step(carry, _):
             env_state, obs, mask, key = carry
             key, action_key, step_key = jax.random.split(key, 3)
-            logits, _ = agent.apply({"params": params, "spectral": spectral}, obs)
-            action = choose_action(masked_log_softmax(logits, mask), action_key, greedy)
+            action, _, _ = act(agent, {"params": params, "spectral": spectral}, obs, mask, action_key, greedy)
             env_state, ts = env.step(env_state, action, step_key)
             frame = jnp.clip(obs[0] * frame_scale, 0, 255).astype(jnp.uint8)
             return (env_state, ts.obs, ts.action_mask, key), (frame, ts.episode_done[0])
@@ -147,22 +140,20 @@ class LoadedRun:
 def load_run(run_dir: Path) -> LoadedRun:
     """config.json and the newest checkpoint's parameters of every run."""
     from purejaxspi.envs import make_env
-    from purejaxspi.logging import MetricsLog
-    from purejaxspi.rundir import read_record
-    from purejaxspi.train import make_train
+    from purejaxspi.lifecycle.metrics import MetricsLog
+    from purejaxspi.lifecycle.rundir import read_record
+    from purejaxspi.scale.mapping import make_trainer
 
     record = read_record(run_dir)
     names = {f.name for f in dataclasses.fields(Config)}
     config = Config(**{k: v for k, v in record["config"].items() if k in names})
-    grid = make_grid(record["hparam_values"], record["seed"], record["num_seeds"])
+    grid = grid_from_values(record["hparam_values"], record["seed"], record["num_seeds"])
     env = make_env(config.env_id, config.num_envs, tuple(r.seed for r in grid.runs), getattr(config, "stochastic", False))
-    trainer = make_train(config, env)
+    trainer = make_trainer(config, env)
     template = jax.eval_shape(trainer.init, grid.keys(), grid.hparams())
     scratch = MetricsLog(Path(os.devnull), config, grid)
     scratch.close()
-    cursor = {"iteration": np.int64(0), "timed_steps": np.float64(0), "timed_seconds": np.float64(0),
-              **checkpoint.log_cursor(scratch)}
-    restored = checkpoint.restore_latest(run_dir, template, cursor)
+    restored = checkpoint.restore_latest(run_dir, template, checkpoint.cursor(scratch))
     if restored is None:
         raise EvalError(f"no checkpoint in {checkpoint.checkpoint_dir(run_dir)}; train (or resume) the run first")
     state = restored.state
@@ -178,7 +169,7 @@ def eval_keys(grid: RunGrid, seed: int) -> jax.Array:
 def evaluate(run: LoadedRun, episodes: int, greedy: bool, max_steps: int, seed: int = 0) -> dict:
     """Play `episodes` episodes per run and write DIR/eval.json; returns its content."""
     from purejaxspi.envs import make_env
-    from purejaxspi.logging import iqm
+    from purejaxspi.lifecycle.metrics import iqm
 
     config, grid = run.config, run.grid
     env = make_env(config.env_id, episodes, tuple(r.seed for r in grid.runs), getattr(config, "stochastic", False))
@@ -243,15 +234,15 @@ def record_videos(run: LoadedRun, num_frames: int, greedy: bool, fmt: str = "gif
 
 
 def _agent(config: Config, env: BatchedEnv) -> Agent:
-    from purejaxspi.train import make_train
+    from purejaxspi.scale.mapping import make_trainer
 
-    return make_train(config, env).agent
+    return make_trainer(config, env).agent
 
 
 def _hns(env_id: str):
     """score -> human-normalised score for Atari games in the reference table, else None."""
     try:
-        from purejaxspi import hns
+        from purejaxspi.envs import scores as hns
     except ImportError:
         return None
     if env_id not in hns.reference_scores():

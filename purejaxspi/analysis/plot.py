@@ -8,40 +8,24 @@ compares final scores (the metric's mean over the last 10% of env steps) across 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import functools
 import json
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from purejaxspi.rundir import RunDirError, read_record
-
-# rliable passes a RandomState to arch, which warns about it on every bootstrap
-warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
-
-FINAL_FRACTION = 0.1  # final score: the metric's mean over the last share of a run's env steps
-CI = 0.95
+from purejaxspi.analysis.stats import CI, AGGREGATE_NAMES, aggregate_estimates, curve_estimates, improvement_estimates
+from purejaxspi.errors import PlotError
+from purejaxspi.lifecycle.metrics import in_final_window
+from purejaxspi.lifecycle.rundir import RunDirError, read_record
 
 
-@contextlib.contextmanager
-def seeded_bootstrap(seed: int):
-    """Make rliable's bootstrap reproducible: its stratified resampling draws from numpy's global
-    generator, not from the RandomState it is handed, so seed that (and restore it afterwards)."""
-    saved = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield np.random.RandomState(seed)
-    finally:
-        np.random.set_state(saved)
-
-
-class PlotError(ValueError):
-    """Input that cannot be plotted; one line."""
+# Columns that average over the episodes finished in an iteration: their final score weights each
+# iteration by its episodes, as summary.json's final_return does.
+EPISODE_COLUMNS = ("episodic_return", "episode_length")
 
 
 @dataclasses.dataclass
@@ -53,12 +37,13 @@ class RunCurve:
     seed: int
     steps: np.ndarray
     values: np.ndarray  # NaN where the cell is empty (e.g. no episode finished)
+    weights: np.ndarray  # episodes per iteration for EPISODE_COLUMNS, else 1
     label: str = ""
 
     def final(self) -> float:
-        cut = (1.0 - FINAL_FRACTION) * self.steps.max()
-        window = self.values[(self.steps > cut) & ~np.isnan(self.values)]
-        return float(window.mean()) if window.size else math.nan
+        """The final score: the (weighted) mean over the last metrics.FINAL_FRACTION of the run's env steps."""
+        keep = in_final_window(self.steps, self.steps.max()) & ~np.isnan(self.values) & (self.weights > 0)
+        return float(np.average(self.values[keep], weights=self.weights[keep])) if keep.any() else math.nan
 
 
 def read_run_dir(run_dir: Path, metric: str) -> list[RunCurve]:
@@ -81,13 +66,15 @@ def read_run_dir(run_dir: Path, metric: str) -> list[RunCurve]:
             run = int(row["run"])
             seeds[run] = int(row["seed"])
             hparams[run] = {k: float(v) for k, v in row.items() if k.startswith("hp_")}
-            data.setdefault(run, []).append((int(row["env_steps"]), float(row[metric]) if row[metric] else math.nan))
+            weight = float(row["episodes"] or 0) if metric in EPISODE_COLUMNS else 1.0
+            data.setdefault(run, []).append(
+                (int(row["env_steps"]), float(row[metric]) if row[metric] else math.nan, weight))
     config = {k: v for k, v in record["config"].items() if k != "env_id"}
     curves = []
     for run, points in sorted(data.items()):
         points.sort()
-        steps, values = (np.asarray(x, float) for x in zip(*points))
-        curves.append(RunCurve(record["config"]["env_id"], {**config, **hparams[run]}, seeds[run], steps, values))
+        steps, values, weights = (np.asarray(x, float) for x in zip(*points))
+        curves.append(RunCurve(record["config"]["env_id"], {**config, **hparams[run]}, seeds[run], steps, values, weights))
     return curves
 
 
@@ -124,20 +111,6 @@ def binned(curve: RunCurve, edges: np.ndarray) -> np.ndarray:
     return out
 
 
-def curve_estimates(scores: np.ndarray, aggregate: str, reps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Point estimate [B] and CI [2, B] across runs of scores [runs, B], by rliable's stratified bootstrap."""
-    from rliable import library as rly
-    from scipy.stats import trim_mean
-
-    # rliable's aggregate_iqm / aggregate_mean, per bin at once (axis 0 is the runs)
-    func = (lambda s: trim_mean(s, 0.25, axis=0)) if aggregate == "iqm" else (lambda s: np.mean(s, axis=0))  # noqa: E731
-    with seeded_bootstrap(seed) as random_state:
-        point, interval = rly.get_interval_estimates(
-            {"g": scores}, func, reps=reps, confidence_interval_size=CI, random_state=random_state
-        )
-    return point["g"], interval["g"]
-
-
 def normalised_finals(curves: list[RunCurve], metric: str) -> tuple[dict[str, dict[str, list[float]]], str]:
     """{group: {env: [final score per seed]}} and how the scores are scaled (for the axis label)."""
     envs = sorted({c.env for c in curves})
@@ -146,7 +119,7 @@ def normalised_finals(curves: list[RunCurve], metric: str) -> tuple[dict[str, di
         finals.setdefault(c.label, {}).setdefault(c.env, []).append(c.final())
     hns = _hns_table() if metric == "episodic_return" else None
     if hns is not None and all(env in hns for env in envs):
-        from purejaxspi.hns import human_normalised
+        from purejaxspi.envs.scores import human_normalised
 
         scale = lambda env, x: _nan_if_none(human_normalised(env, x))  # noqa: E731
         return {g: {e: [scale(e, x) for x in xs] for e, xs in per.items()} for g, per in finals.items()}, "human-normalised score"
@@ -171,40 +144,6 @@ def score_matrices(finals: dict[str, dict[str, list[float]]]) -> dict[str, np.nd
         if not np.isnan(matrix).any():
             out[group] = matrix
     return out
-
-
-def aggregate_estimates(scores: dict[str, np.ndarray], gap_threshold: float, reps: int, seed: int):
-    """rliable's IQM, median, mean and optimality gap per group, each (point, [low, high])."""
-    from rliable import library as rly, metrics
-
-    func = lambda s: np.array([  # noqa: E731
-        metrics.aggregate_iqm(s), metrics.aggregate_median(s), metrics.aggregate_mean(s),
-        metrics.aggregate_optimality_gap(s, gap_threshold),
-    ])
-    with seeded_bootstrap(seed) as random_state:
-        point, interval = rly.get_interval_estimates(
-            scores, func, reps=reps, confidence_interval_size=CI, random_state=random_state
-        )
-    return point, interval
-
-
-def improvement_estimates(scores: dict[str, np.ndarray], reps: int, seed: int, max_pairs: int = 10):
-    """P(X > Y) with CIs for pairs of groups (all pairs, at most max_pairs)."""
-    from rliable import library as rly, metrics
-
-    groups = list(scores)
-    pairs = [(x, y) for i, x in enumerate(groups) for y in groups[i + 1 :]][:max_pairs]
-    if not pairs:
-        return {}, {}
-    paired = {f"{x}  >  {y}": (scores[x], scores[y]) for x, y in pairs}
-    with seeded_bootstrap(seed) as random_state:
-        return rly.get_interval_estimates(
-            paired, metrics.probability_of_improvement, reps=reps, confidence_interval_size=CI,
-            random_state=random_state,
-        )
-
-
-AGGREGATE_NAMES = ("IQM", "Median", "Mean", "Optimality gap")
 
 
 def plot(run_dirs: list[Path], out: Path, metric: str = "episodic_return", aggregate: str = "iqm",
@@ -348,7 +287,7 @@ def _number(x: float) -> float | None:
 @functools.lru_cache(maxsize=None)
 def _hns_table():
     try:
-        from purejaxspi import hns
+        from purejaxspi.envs import scores as hns
     except ImportError:
         return None
     return hns.reference_scores()

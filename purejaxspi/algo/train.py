@@ -1,9 +1,9 @@
-"""make_train(config, env): the whole training iteration as one pure, jittable function.
+"""make_train(config, env): one run's whole training program as pure, jittable functions.
 
 One iteration reads top to bottom: `rollout -> advantages -> update`. Iterations are scanned in
-chunks, and the chunk is mapped once over the run axis (seeds x hyperparameter settings): by vmap, or
-where that is slower (`resolve_run_mapping`), by lax.map; the host sees the program only between chunks.
-With several devices `sharding.shard_trainer` runs these same functions on each device's slice of runs.
+chunks. These functions take one run; `scale.mapping` maps them over the run axis (seeds x
+hyperparameter settings) and `scale.sharding` over devices. Users who want to `jax.vmap` or `jax.jit`
+them themselves on a pure-JAX env can take them as they are.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from purejaxspi import objectives
-from purejaxspi.config import Config, HParams
+from purejaxspi.algo import objectives
+from purejaxspi.algo.config import Config, HParams
+from purejaxspi.algo.networks import Agent
 from purejaxspi.envs.base import BatchedEnv, Timestep
-from purejaxspi.networks import Agent
 
 
 class RunState(NamedTuple):
@@ -44,12 +44,21 @@ class Transition(NamedTuple):
     timestep: Timestep
 
 
-class Trainer(NamedTuple):
-    """The pure functions of one training program (mapped over runs, not yet jitted).
+def act(agent: Agent, variables, obs, action_mask, key, greedy: bool = False):
+    """The acting step, shared by training, evaluation and videos: the masked policy at `obs` [N, *obs],
+    an action per env (sampled, or its argmax when `greedy`), and the value. Returns (action, log_probs, value)."""
+    logits, value = agent.apply(variables, obs)
+    log_probs = objectives.masked_log_softmax(logits, action_mask)
+    action = jnp.argmax(log_probs, axis=-1) if greedy else jax.random.categorical(key, log_probs)
+    return action, log_probs, value
 
-    init(keys [R], hparams [R]) -> RunState [R]
-    train_chunk(state [R], hparams [R], num_iterations) -> (state [R], metrics {name: [R, num_iterations]})
-    train(keys [R], hparams [R]) -> (state [R], metrics {name: [R, config.num_iterations]})
+
+class RunProgram(NamedTuple):
+    """The pure functions of one run's training program (not mapped over runs, not jitted).
+
+    init(key, hp) -> RunState
+    train_chunk(state, hp, num_iterations) -> (state, metrics {name: [num_iterations]})
+    train(key, hp) -> (state, metrics {name: [config.num_iterations]})
     """
 
     config: Config
@@ -59,8 +68,8 @@ class Trainer(NamedTuple):
     train: Callable
 
 
-def make_train(config: Config, env: BatchedEnv, run_mapping: str = "auto") -> Trainer:
-    """The training program of `config` on `env`; `run_mapping` (RUN_MAPPINGS) only changes its speed."""
+def make_train(config: Config, env: BatchedEnv) -> RunProgram:
+    """One run's training program of `config` on `env` (a batch of `config.num_envs` envs)."""
     spec = env.spec
     agent = Agent(
         family=spec.family,
@@ -72,10 +81,6 @@ def make_train(config: Config, env: BatchedEnv, run_mapping: str = "auto") -> Tr
         spectral_norm=config.spectral_norm,
     )
     adam = optax.scale_by_adam(eps=1e-5)
-
-    def policy(params, spectral, obs, action_mask):
-        logits, value = agent.apply({"params": params, "spectral": spectral}, obs)
-        return objectives.masked_log_softmax(logits, action_mask), value
 
     def init_run(key, hp: HParams) -> RunState:
         del hp
@@ -91,8 +96,8 @@ def make_train(config: Config, env: BatchedEnv, run_mapping: str = "auto") -> Tr
         def env_step(carry, _):
             env_state, obs, action_mask, key = carry
             key, action_key, step_key = jax.random.split(key, 3)
-            log_probs, value = policy(state.params, state.spectral, obs, action_mask)
-            action = jax.random.categorical(action_key, log_probs)
+            variables = {"params": state.params, "spectral": state.spectral}
+            action, log_probs, value = act(agent, variables, obs, action_mask, action_key)
             log_prob = jnp.take_along_axis(log_probs, action[:, None], axis=-1)[:, 0]
             env_state, timestep = env.step(env_state, action, step_key)
             transition = Transition(obs, action_mask, action, log_prob, value, timestep)
@@ -208,58 +213,13 @@ def make_train(config: Config, env: BatchedEnv, run_mapping: str = "auto") -> Tr
         state = state._replace(iteration=state.iteration + 1)
         return state, {**_iteration_metrics(traj.timestep, terms, learning_rate), **probe(state)}
 
-    def train_chunk_run(state: RunState, hp: HParams, num_iterations: int):
+    def train_chunk(state: RunState, hp: HParams, num_iterations: int):
         return jax.lax.scan(lambda s, _: iteration(s, hp), state, None, num_iterations)
 
-    init = jax.vmap(init_run)
-    mapping = resolve_run_mapping(run_mapping, env.spec.backend, env.spec.family)
+    def train(key, hp: HParams):
+        return train_chunk(init_run(key, hp), hp, config.num_iterations)
 
-    def train_chunk(states, hparams, num_iterations: int):
-        return map_over_runs(lambda s, h: train_chunk_run(s, h, num_iterations), states, hparams, mapping)
-
-    def train(keys, hparams):
-        return train_chunk(init(keys, hparams), hparams, config.num_iterations)
-
-    return Trainer(config, agent, init, train_chunk, train)
-
-
-# How train_chunk maps one run's program over the run axis: "vmap" batches every op over runs;
-# "map" runs them one after another inside the one program (lax.map); "chunked" vmaps groups of
-# RUN_CHUNK runs, one group after another. All give the same results up to float rounding.
-RUN_MAPPINGS = ("auto", "vmap", "map", "chunked")
-RUN_CHUNK = 4
-
-
-def resolve_run_mapping(run_mapping: str, env_backend: str, family: str, platform: str | None = None) -> str:
-    """The concrete mapping for "auto": the one measured fastest for the platform and observation family.
-
-    envpool (Atari) always takes "vmap": its custom_vmap rule steps one pool for the whole grid (or
-    for a device's slice of it) and must see every run batched at once.
-    """
-    if run_mapping not in RUN_MAPPINGS:
-        raise ValueError(f"unknown run mapping {run_mapping!r}; choose one of {', '.join(RUN_MAPPINGS)}")
-    if env_backend == "envpool":
-        if run_mapping not in ("auto", "vmap"):
-            raise ValueError(f"Atari (envpool) runs need run mapping vmap, not {run_mapping!r}")
-        return "vmap"
-    if run_mapping != "auto":
-        return run_mapping
-    platform = platform or jax.default_backend()
-    return AUTO_RUN_MAPPING.get((platform, family), "vmap")
-
-
-# Measured on the 2-core CPU with 16 runs (benchmarks/README.md): vmap wins for the small MLPs of
-# vector envs, but batching the conv trunk and world model over runs loses to sequential runs for
-# image envs, where lax.map matches them. Accelerators batch runs best with plain vmap.
-AUTO_RUN_MAPPING = {("cpu", "vector"): "vmap", ("cpu", "minatar"): "map"}
-
-
-def map_over_runs(fn: Callable, states, hparams, mapping: str):
-    """fn(state, hp) applied to every run of states [R], hparams [R] by `mapping` ("vmap", "map", "chunked")."""
-    if mapping == "vmap":
-        return jax.vmap(fn)(states, hparams)
-    batch_size = RUN_CHUNK if mapping == "chunked" else None
-    return jax.lax.map(lambda run: fn(*run), (states, hparams), batch_size=batch_size)
+    return RunProgram(config, agent, init_run, train_chunk, train)
 
 
 def _clip_by_global_norm(grads, max_norm):

@@ -31,18 +31,3 @@ def human_normalised(env_id: str, score: float) -> float | None:
         return None
     random_score, human_score = scores
     return (score - random_score) / (human_score - random_score)
-
-
-def summary_fields(env_id: str, final_returns: np.ndarray) -> tuple[dict[str, list], dict[str, float | None]]:
-    """Per-run `final_hns` and the grid's `final_hns_median` / `final_hns_iqm`, for summary.json.
-
-    Both are empty for games outside the table; a run with no finished episode has `final_hns` None.
-    """
-    if env_id not in reference_scores():
-        return {}, {}
-    from purejaxspi.logging import iqm
-
-    per_run = [human_normalised(env_id, float(r)) for r in final_returns]
-    finite = np.asarray([h for h in per_run if h is not None], float)
-    median = float(np.median(finite)) if finite.size else None
-    return {"final_hns": per_run}, {"final_hns_median": median, "final_hns_iqm": iqm(finite) if finite.size else None}

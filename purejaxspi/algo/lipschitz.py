@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from purejaxspi.patches import conv2d
+from purejaxspi.algo.conv import conv2d
 
 SPECTRAL_NORMS = ("exact", "reference")
 REFERENCE_POWER_ITERATIONS = 2

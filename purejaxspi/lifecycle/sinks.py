@@ -11,7 +11,7 @@ import math
 import re
 from pathlib import Path
 
-from purejaxspi.runs import RunGrid
+from purejaxspi.scale.grid import RunGrid
 
 # Columns that identify a row rather than measure something.
 ID_COLUMNS = ("run", "seed", "iteration", "env_steps")

@@ -12,6 +12,8 @@ and a run may resume on another number of devices.
 
 from __future__ import annotations
 
+from purejaxspi.errors import DeviceError
+
 import dataclasses
 from typing import Any, Callable, NamedTuple
 
@@ -19,11 +21,11 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from purejaxspi.envs.base import LocalRuns
+
 RUN_AXIS = "runs"
 
 
-class DeviceError(ValueError):
-    """A device count this machine (or this group of processes) cannot give; one line."""
 
 
 def padded_size(num_runs: int, num_devices: int) -> int:
@@ -34,19 +36,6 @@ def padded_size(num_runs: int, num_devices: int) -> int:
 def pad_index(num_runs: int, num_devices: int) -> np.ndarray:
     """For each padded slot, the real run it trains: 0 .. R-1, then R-1 repeated."""
     return np.minimum(np.arange(padded_size(num_runs, num_devices)), num_runs - 1)
-
-
-class LocalRuns(NamedTuple):
-    """The runs each device of this process trains, for backends that keep one host object per device.
-
-    `positions[i]` is the device's index along RUN_AXIS (of `axis_size` in all processes) and
-    `runs[i]` the grid indices of its runs, padding included.
-    """
-
-    axis_name: str | None
-    axis_size: int
-    positions: tuple[int, ...]
-    runs: tuple[tuple[int, ...], ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +133,7 @@ def make_layout(num_runs: int, num_devices: int | None = None) -> RunLayout:
 
 
 def shard_trainer(trainer, layout: RunLayout):
-    """A train.Trainer whose functions take the layout's padded run axis, each device training its slice.
+    """A mapping.Trainer whose functions take the layout's padded run axis, each device training its slice.
 
     Inside a slice the trainer's own run mapping (vmap, lax.map, chunked) applies to the local runs.
     Arguments come from `layout.place`; jit the functions as usual.

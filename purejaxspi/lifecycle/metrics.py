@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from purejaxspi.config import HPARAM_NAMES, Config
-from purejaxspi.runs import RunGrid
+from purejaxspi.algo.config import HPARAM_NAMES, Config
+from purejaxspi.envs.scores import human_normalised, reference_scores
+from purejaxspi.scale.grid import RunGrid
 
 CSV_METRICS = (
     "policy_loss",
@@ -40,8 +41,13 @@ CSV_COLUMNS = (
     + ("spi_condition",)
     + PROBE_METRICS
 )
-# The last share of a run's env steps over which `final_return` averages finished episodes.
+# A run's final score is the mean over the episodes that end in the last share of its env steps.
 FINAL_FRACTION = 0.1
+
+
+def in_final_window(env_steps, total_env_steps):
+    """Whether iterations ending at `env_steps` (a number or array) lie in a run's final window."""
+    return np.asarray(env_steps) > (1.0 - FINAL_FRACTION) * total_env_steps
 
 
 def episodic_means(metrics: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -72,8 +78,8 @@ class MetricsLog:
         self.writer = csv.writer(self.file)
         if not append:
             self.writer.writerow(CSV_COLUMNS)
-        # env steps per run where the final window starts; per-run sums of returns/episodes in it
-        self.final_start = (1.0 - FINAL_FRACTION) * config.num_iterations * config.batch_size
+        # per-run sums of returns / episodes in the final window
+        self.total_env_steps = config.num_iterations * config.batch_size
         self.final_return_sum = np.zeros(grid.size)
         self.final_count = np.zeros(grid.size)
         self.latest_return = np.full(grid.size, np.nan)
@@ -99,7 +105,7 @@ class MetricsLog:
                 row.append(bool(metrics["ratio_max"][r, i] < 1.0 / hp["gamma"]))
                 row += [metrics[name][r, i] if name in metrics else np.nan for name in PROBE_METRICS]
                 self.writer.writerow([_fmt(v) for v in row])
-                if env_steps > self.final_start:
+                if in_final_window(env_steps, self.total_env_steps):
                     self.final_return_sum[r] += metrics["episode_return_sum"][r, i]
                     self.final_count[r] += metrics["episode_count"][r, i]
             finished = ret[r, :num_iters][~np.isnan(ret[r, :num_iters])]
@@ -142,7 +148,7 @@ def _json_float(x: float):
 
 
 def write_summary(
-    path: Path, config: Config, grid: RunGrid, final_returns: np.ndarray, steps_per_second: float,
+    path: Path | None, config: Config, grid: RunGrid, final_returns: np.ndarray, steps_per_second: float,
     extra: dict | None = None, run_fields: dict[str, list] | None = None,
 ):
     """summary.json; `extra` adds top-level fields, `run_fields` {name: one value per run} per-run ones."""
@@ -166,7 +172,8 @@ def write_summary(
         "env_steps_per_second": steps_per_second,
     }
     summary.update(extra or {})
-    path.write_text(json.dumps(summary, indent=2) + "\n")
+    if path is not None:
+        path.write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -181,3 +188,16 @@ def progress_bar() -> Progress:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
+
+
+def hns_summary_fields(env_id: str, final_returns: np.ndarray) -> tuple[dict[str, list], dict[str, float | None]]:
+    """Per-run `final_hns` and the grid's `final_hns_median` / `final_hns_iqm`, for summary.json.
+
+    Both are empty for games outside the table; a run with no finished episode has `final_hns` None.
+    """
+    if env_id not in reference_scores():
+        return {}, {}
+    per_run = [human_normalised(env_id, float(r)) for r in final_returns]
+    finite = np.asarray([h for h in per_run if h is not None], float)
+    median = float(np.median(finite)) if finite.size else None
+    return {"final_hns": per_run}, {"final_hns_median": median, "final_hns_iqm": iqm(finite) if finite.size else None}

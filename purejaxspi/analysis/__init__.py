@@ -1,0 +1,1 @@
+"""Reading runs back: learning-curve plots, bootstrap statistics and the throughput bench."""

@@ -1,0 +1,88 @@
+"""How one run's program maps over the run axis (seeds x hyperparameter settings), inside one program.
+
+"vmap" batches every op over runs; "map" runs them one after another (lax.map); "chunked" vmaps
+groups of RUN_CHUNK runs, one group after another. All give the same results up to float rounding;
+only the speed differs, and `auto` picks the one measured fastest for the platform and env family.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+
+from purejaxspi.algo.config import Config
+from purejaxspi.algo.train import RunProgram, make_train
+from purejaxspi.envs.base import BatchedEnv
+from purejaxspi.errors import ConfigError
+
+RUN_MAPPINGS = ("auto", "vmap", "map", "chunked")
+RUN_CHUNK = 4
+
+# Measured on the 2-core CPU with 16 runs (benchmarks/README.md): vmap wins for the small MLPs of
+# vector envs, but batching the conv trunk and world model over runs loses to sequential runs for
+# image envs, where lax.map matches them. Accelerators batch runs best with plain vmap.
+AUTO_RUN_MAPPING = {("cpu", "vector"): "vmap", ("cpu", "minatar"): "map"}
+
+
+class Trainer(NamedTuple):
+    """A training program mapped over the run axis (not yet jitted).
+
+    init(keys [R], hparams [R]) -> RunState [R]
+    train_chunk(state [R], hparams [R], num_iterations) -> (state [R], metrics {name: [R, num_iterations]})
+    train(keys [R], hparams [R]) -> (state [R], metrics {name: [R, config.num_iterations]})
+    """
+
+    config: Config
+    agent: Any
+    init: Callable
+    train_chunk: Callable
+    train: Callable
+
+
+def resolve_run_mapping(run_mapping: str, family: str, vmap_only: bool = False, platform: str | None = None) -> str:
+    """The concrete mapping for "auto": the one measured fastest for the platform and observation family.
+
+    An env that is `vmap_only` (envpool's Atari: its custom_vmap rule steps one pool for the whole
+    grid, or for a device's slice of it) must see every run batched at once. Raises ConfigError.
+    """
+    if run_mapping not in RUN_MAPPINGS:
+        raise ConfigError(f"unknown run mapping {run_mapping!r}; choose one of {', '.join(RUN_MAPPINGS)}",
+                          setting="run_mapping")
+    if vmap_only:
+        if run_mapping not in ("auto", "vmap"):
+            raise ConfigError(f"this env steps all runs at once and needs run mapping vmap, not {run_mapping!r}",
+                              setting="run_mapping")
+        return "vmap"
+    if run_mapping != "auto":
+        return run_mapping
+    platform = platform or jax.default_backend()
+    return AUTO_RUN_MAPPING.get((platform, family), "vmap")
+
+
+def map_over_runs(fn: Callable, states, hparams, mapping: str):
+    """fn(state, hp) applied to every run of states [R], hparams [R] by `mapping` ("vmap", "map", "chunked")."""
+    if mapping == "vmap":
+        return jax.vmap(fn)(states, hparams)
+    batch_size = RUN_CHUNK if mapping == "chunked" else None
+    return jax.lax.map(lambda run: fn(*run), (states, hparams), batch_size=batch_size)
+
+
+def map_runs(program: RunProgram, env: BatchedEnv, run_mapping: str = "auto") -> Trainer:
+    """`program` over a run axis by `run_mapping` (RUN_MAPPINGS); init is always vmapped (it is cheap)."""
+    mapping = resolve_run_mapping(run_mapping, env.spec.family, env.spec.vmap_only)
+
+    def train_chunk(states, hparams, num_iterations: int):
+        return map_over_runs(lambda s, h: program.train_chunk(s, h, num_iterations), states, hparams, mapping)
+
+    init = jax.vmap(program.init)
+
+    def train(keys, hparams):
+        return train_chunk(init(keys, hparams), hparams, program.config.num_iterations)
+
+    return Trainer(program.config, program.agent, init, train_chunk, train)
+
+
+def make_trainer(config: Config, env: BatchedEnv, run_mapping: str = "auto") -> Trainer:
+    """The training program of `config` on `env` for a whole grid of runs; `run_mapping` only changes its speed."""
+    return map_runs(make_train(config, env), env, run_mapping)

@@ -1,0 +1,51 @@
+"""The package reads as its architecture: every import points down the layers, never up."""
+
+import ast
+from pathlib import Path
+
+import purejaxspi
+
+PACKAGE = Path(purejaxspi.__file__).parent
+# errors <- envs <- algo <- scale <- lifecycle <- analysis <- cli (envs sit beside, under, the algorithm)
+LAYERS = {"errors": 0, "data": 0, "envs": 1, "algo": 2, "scale": 3, "lifecycle": 4, "analysis": 5, "cli": 6}
+
+
+def layer_of(module: str) -> int | None:
+    parts = module.split(".")
+    return LAYERS.get(parts[1]) if parts[0] == "purejaxspi" and len(parts) > 1 else None
+
+
+def imports_of(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):  # function-level imports count too
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names if node.module == "purejaxspi")
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_imports_point_down_the_layers():
+    upward = []
+    for path in PACKAGE.rglob("*.py"):
+        module = "purejaxspi." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+        own = layer_of(module)
+        if own is None:  # the package's __init__: the public API re-exports every layer
+            continue
+        for imported in imports_of(path):
+            other = layer_of(imported)
+            if other is not None and other > own:
+                upward.append(f"{module} imports {imported}")
+    assert not upward, "\n".join(sorted(upward))
+
+
+def test_every_module_belongs_to_a_layer():
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).parts
+        assert parts == ("__init__.py",) or Path(parts[0]).stem in LAYERS, path
+
+
+def test_the_public_api_resolves():
+    for name in purejaxspi.__all__:
+        assert getattr(purejaxspi, name) is not None, name
