@@ -70,6 +70,17 @@ ABLATIONS = [
             flags=(("density", "deterministic"), ("lipschitz", False))),
     Variant("ppo84", "ppo", "the paper's 84 x 84 frames through the Nature CNN (2 seeds)",
             env="ConfoundingGrid-v0-84", flags=(("num_seeds", 2),)),
+    Variant("ablate-ppo-marker-long", "ppo", "the earlier rendering, 262,144 steps: does PPO leave the plateau?",
+            env="ConfoundingGrid-v0-marker", flags=(("total_timesteps", 262_144),)),
+    Variant("ablate-deepspi-marker-det-reference", "deepspi",
+            "the earlier rendering; deterministic head, the reference's estimate",
+            env="ConfoundingGrid-v0-marker", flags=(("density", "deterministic"), ("spectral_norm", "reference"))),
+    Variant("ablate-deepspi-marker-reference", "deepspi", "the earlier rendering; the paper's settings (mixture head, reference estimate)",
+            env="ConfoundingGrid-v0-marker", flags=(("spectral_norm", "reference"),)),
+    Variant("ablate-deepspi-marker-det-reference-long", "deepspi",
+            "the earlier rendering, 262,144 steps; deterministic head, the reference's estimate",
+            env="ConfoundingGrid-v0-marker",
+            flags=(("density", "deterministic"), ("spectral_norm", "reference"), ("total_timesteps", 262_144))),
 ]
 
 

@@ -150,7 +150,8 @@ def evaluate_pair(run_dir: Path, episodes: int, max_steps: int) -> list[float]:
 
 def iqm_with_ci(scores: np.ndarray, reps: int, seed: int = 0) -> tuple[float, float, float]:
     """IQM over seeds and its 95% percentile-bootstrap CI (rliable; one task, so plain resampling)."""
-    from rliable import library as rly, metrics
+    from rliable import library as rly
+    from rliable import metrics
 
     from purejaxspi.analysis.stats import seeded_bootstrap
 
@@ -312,8 +313,8 @@ def main(args: Args) -> dict:
     from rliable import metrics
 
     from purejaxspi.algo.config import ALGOS as KNOWN_ALGOS
-    from purejaxspi.envs import UnknownEnvError, check_env_id, family_of
     from purejaxspi.analysis.stats import aggregate_estimates
+    from purejaxspi.envs import UnknownEnvError, check_env_id, family_of
 
     for game in args.games:
         try:

@@ -17,8 +17,16 @@ from typing import Annotated, Optional
 
 import tyro
 
-from purejaxspi.algo.config import ALGOS, HPARAM_HELP, HPARAM_NAMES, PRESETS, Config, hparam_values, make_config
-from purejaxspi.errors import ConfigError, NonFiniteLossError, UserError
+from purejaxspi.algo.config import (
+    ALGOS,
+    HPARAM_HELP,
+    HPARAM_NAMES,
+    PRESETS,
+    Config,
+    hparam_values,
+    make_config,
+)
+from purejaxspi.errors import ConfigError, NonFiniteLossError, RunInterrupted, UserError
 
 
 def fail(message: str, code: int = 2) -> "NoReturn":  # noqa: F821
@@ -91,8 +99,10 @@ class _TrainFlags:
     """Continue the run in this directory from its newest checkpoint; its config.json fills every flag left unset."""
     overwrite: bool = False
     """Replace the outputs of a run already in --out (otherwise a non-empty --out is refused)."""
-    checkpoint_every: int = 1
-    """Chunks between checkpoints in DIR/checkpoints (0: only after the last chunk)."""
+    checkpoint_interval: float = 300.0
+    """Seconds between checkpoints in DIR/checkpoints (at least 20x the last save's duration; 0: after every chunk). One is always saved after the last chunk and on SIGINT / SIGTERM."""
+    checkpoint_every: int = 0
+    """Also save a checkpoint every K chunks (0: off)."""
     keep_checkpoints: int = 3
     """How many of the newest checkpoints to keep."""
     tensorboard: bool = False
@@ -137,7 +147,7 @@ def check_train_flags(args) -> None:
         raise ConfigError(f"num_seeds must be positive, got {args.num_seeds}", setting="num_seeds")
     if args.seed < 0:
         raise ConfigError(f"seed must be non-negative, got {args.seed}", setting="seed")
-    for name in ("chunk_iterations", "checkpoint_every"):
+    for name in ("chunk_iterations", "checkpoint_every", "checkpoint_interval"):
         if getattr(args, name) < 0:
             raise ConfigError(f"{name} must be non-negative, got {getattr(args, name)}", setting=name)
     if args.keep_checkpoints <= 0:
@@ -189,17 +199,21 @@ def parse_train(argv: list[str]):
 
 
 class ProgressView:
-    """Progress of a training run: a rich bar on a terminal, plain lines (one per chunk) otherwise."""
+    """Progress of a training run: a rich bar on a terminal, plain lines (one per chunk) otherwise.
 
-    def __init__(self, show: bool, stream=None):
-        self.show, self.stream = show, stream or sys.stdout
+    Notes (a resume, emulators restarted) go to stderr even when the progress itself is not shown.
+    """
+
+    def __init__(self, show: bool, notes: bool = True, stream=None):
+        self.show, self.notes, self.stream = show, notes, stream or sys.stdout
         self.bar = self.task = None
 
     def __call__(self, progress) -> None:
+        if self.notes:
+            for note in progress.notes:
+                print(f"purejaxspi: note: {note}", file=sys.stderr, flush=True)
         if not self.show:
             return
-        for note in progress.notes:
-            print(note, file=sys.stderr, flush=True)
         rate = f"{progress.steps_per_second:,.0f}" if progress.steps_per_second else "-"
         median = f"{progress.median_return:.2f}" if progress.median_return is not None else "-"
         if not self.stream.isatty():
@@ -210,7 +224,13 @@ class ProgressView:
             return
         if self.bar is None:
             from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self.bar = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(),
@@ -248,11 +268,12 @@ def train_cmd(args) -> int:
     if args.out is None and args.resume is None and distributed.process_count() > 1:
         fail("with several processes give --out: each process would name its own default directory")
     options = RunOptions(
-        resume=bool(args.resume), overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
+        resume=bool(args.resume), overwrite=args.overwrite, checkpoint_interval=args.checkpoint_interval,
+        checkpoint_every=args.checkpoint_every,
         keep_checkpoints=args.keep_checkpoints, chunk_iterations=args.chunk_iterations,
         tensorboard=args.tensorboard, wandb_project=args.wandb, num_devices=args.devices,
     )
-    view = ProgressView(not args.quiet and distributed.is_writer())
+    view = ProgressView(not args.quiet and distributed.is_writer(), notes=distributed.is_writer())
     start = time.perf_counter()
     try:
         grid = grid_from_values(values, args.seed, args.num_seeds)
@@ -266,6 +287,11 @@ def train_cmd(args) -> int:
         if distributed.is_writer():
             print(f"purejaxspi: error: {e}", file=sys.stderr, flush=True)
         return 1
+    except RunInterrupted as e:
+        view.close()
+        if distributed.is_writer():
+            print(f"purejaxspi: {e}", file=sys.stderr, flush=True)
+        return 128 + e.signum
     view.close()
     if not args.quiet and distributed.is_writer():
         print(summary_line(summary, time.perf_counter() - start, out))
@@ -340,9 +366,15 @@ def eval_cmd(args: EvalArgs) -> int:
 
         if not any(importlib.util.find_spec(m) for m in ("imageio_ffmpeg", "av")):
             fail("--video-format mp4 needs an imageio ffmpeg plugin (pip install imageio-ffmpeg); gif needs none")
-    from purejaxspi.lifecycle.evaluate import check_video, evaluate, load_run, record_videos
-    from purejaxspi.lifecycle.rundir import read_record
     from rich.console import Console
+
+    from purejaxspi.lifecycle.evaluate import (
+        check_video,
+        evaluate,
+        load_run,
+        record_videos,
+    )
+    from purejaxspi.lifecycle.rundir import read_record
 
     try:
         read_record(args.run_dir)
@@ -478,7 +510,9 @@ def bench_plan(args: BenchArgs):
     from purejaxspi.scale.sharding import make_layout
 
     devices = tuple(dict.fromkeys(args.devices)) or (None,)
-    devices = tuple(make_layout(1, d).num_devices for d in devices)
+    for count in devices:
+        if count is not None:
+            make_layout(count, count)  # DeviceError when the machine has fewer
     return BenchPlan(tuple(configs), values, tuple(args.num_runs), args.iterations, args.repeats,
                      args.sequential, args.env_only, tuple(dict.fromkeys(args.run_mapping)), devices=devices)
 
@@ -489,7 +523,13 @@ def bench_cmd(args: BenchArgs) -> int:
     except UserError as e:
         fail(user_message(e))
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
     from rich.table import Table
 
     from purejaxspi.analysis.bench import count_steps, format_rows, run_bench
@@ -522,8 +562,22 @@ COMMANDS = {
 }
 
 
+def use_every_core() -> None:
+    """One XLA CPU device per core, so a grid's runs spread over the cores (one XLA CPU device runs an
+    iteration's many small ops on one thread; measured faster in benchmarks/README.md). Takes effect
+    only before JAX starts its backends; the user's own XLA_FLAGS device count wins."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={cores}".strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("train", "bench", "eval"):
+        use_every_core()
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: purejaxspi {" + ",".join(COMMANDS) + "} [--help] ...")
         for name, (cls, _) in COMMANDS.items():

@@ -1,7 +1,8 @@
 """The errors the library raises for what a user can cause; each message is one line.
 
-The library never prints or exits: the CLI maps a `UserError` to that line and exit code 2, and a
-`NonFiniteLossError` (training diverged; the metrics written so far are kept) to exit code 1.
+The library never prints or exits: the CLI maps a `UserError` to that line and exit code 2, a
+`NonFiniteLossError` (training diverged; the metrics written so far are kept) to exit code 1, and a
+`RunInterrupted` (SIGINT / SIGTERM, checkpoint saved) to 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -57,4 +58,25 @@ class NonFiniteLossError(RuntimeError):
         self.run, self.seed, self.iteration, self.metrics_path = run, seed, iteration, metrics_path
         super().__init__(
             f"non-finite loss in run {run} (seed {seed}) at iteration {iteration}; metrics so far are in {metrics_path}"
+        )
+
+
+class ResourceError(UserError):
+    """A grid whose program needs more memory than the machine has free; says both figures and what to change."""
+
+
+class DiskFullError(UserError):
+    """A write that failed for lack of space; what was written before it (and the last checkpoint) is intact."""
+
+
+class RunInterrupted(RuntimeError):
+    """SIGINT or SIGTERM stopped training at a chunk boundary, after a checkpoint; `--resume` continues."""
+
+    def __init__(self, signum: int, iteration: int, out):
+        import signal
+
+        self.signum, self.iteration, self.out = signum, iteration, out
+        super().__init__(
+            f"stopped by {signal.Signals(signum).name} at iteration {iteration}, checkpoint saved; "
+            f"`purejaxspi train --resume {out}` continues"
         )

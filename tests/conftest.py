@@ -1,4 +1,5 @@
-"""Shared fixtures: one small finished CartPole run (4 seeds) that eval, plot and resume tests read."""
+"""Shared helpers and fixtures: the CLI as a subprocess, a preset's hyperparameter values, and one
+small finished CartPole run (4 seeds) that eval, plot and resume tests read."""
 
 import subprocess
 import sys
@@ -9,8 +10,17 @@ SMALL_RUN = ("--env", "CartPole-v1", "--num-seeds", "4", "--num-envs", "4", "--n
              "--total-timesteps", "1536", "--chunk-iterations", "3", "--quiet")
 
 
-def cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "purejaxspi.cli", *args], capture_output=True, text=True, timeout=timeout)
+def cli(*args, cwd=None, env=None, timeout=600):
+    """`purejaxspi ARGS` in a fresh process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "purejaxspi.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
+def preset_values(preset: str, **overrides) -> dict[str, list[float]]:
+    """Every hyperparameter's one value from a preset ("vector", "minatar", "atari", "gridworld"), with overrides."""
+    from purejaxspi.algo.config import PRESETS
+
+    return {**{k: [v] for k, v in PRESETS[preset].hparams.as_dict().items()}, **overrides}
 
 
 @pytest.fixture(scope="session")

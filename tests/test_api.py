@@ -72,3 +72,10 @@ def test_train_raises_instead_of_printing(tmp_path, capsys):
         pjs.train(config, grid, tmp_path)
     assert capsys.readouterr() == ("", "")
     assert (tmp_path / "keep.txt").read_text() == "someone else's file"
+
+
+def test_an_out_dir_that_cannot_be_created_is_a_run_dir_error(tmp_path):
+    config = pjs.make_config("CartPole-v1", "ppo", num_envs=4, num_steps=8, total_timesteps=64)
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(pjs.RunDirError, match="cannot create the run directory"):
+        pjs.train(config, pjs.make_grid(config), tmp_path / "a-file" / "run")

@@ -1,23 +1,18 @@
 """The bench command and the run mappings: every mapping trains the same runs; bench reports its rows."""
 
 import json
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
+from conftest import cli, preset_values
 
+from purejaxspi.algo.config import Config
 from purejaxspi.analysis.bench import add_cost_ratios
-from purejaxspi.algo.config import PRESETS, Config
 from purejaxspi.envs import make_env, traits
 from purejaxspi.errors import ConfigError
 from purejaxspi.scale.grid import grid_from_values
 from purejaxspi.scale.mapping import RUN_CHUNK, make_trainer, resolve_run_mapping
-
-
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "purejaxspi.cli", *args], capture_output=True, text=True, timeout=600)
 
 
 def train_metrics(config, grid, mapping, iterations):
@@ -27,10 +22,11 @@ def train_metrics(config, grid, mapping, iterations):
     return {k: np.asarray(v) for k, v in metrics.items()}
 
 
+@pytest.mark.slow
 def test_every_run_mapping_gives_the_metrics_of_plain_vmap():
     config = Config(env_id="CartPole-v1", algo="deepspi", num_envs=4, num_steps=16, num_minibatches=2,
                     update_epochs=1, total_timesteps=64 * 10, density="normal")
-    values = {k: [v] for k, v in PRESETS["vector"].hparams.as_dict().items()}
+    values = preset_values("vector")
     values["learning_rate"] = [2.5e-3, 1e-3, 5e-4]
     grid = grid_from_values(values, 0, 2)  # 6 runs: "chunked" maps one group of RUN_CHUNK runs and a remainder
     assert grid.size % RUN_CHUNK
@@ -69,6 +65,7 @@ def test_cost_ratio_is_time_per_iteration_over_ppos_at_the_same_grid():
     assert "time_per_iteration_vs_ppo" not in rows[2]  # no ppo row at 8 runs
 
 
+@pytest.mark.slow
 def test_bench_writes_one_row_per_grid_size_with_sequential_and_env_only(tmp_path):
     out = tmp_path / "bench.json"
     result = cli("bench", "--env", "CartPole-v1", "--algo", "ppo", "--num-runs", "1", "2", "--sequential",

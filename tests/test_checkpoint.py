@@ -12,9 +12,12 @@ from operator import itemgetter
 
 import numpy as np
 import pytest
-
 from conftest import SMALL_RUN, cli
+
 from purejaxspi.lifecycle import checkpoint
+
+pytestmark = pytest.mark.slow  # whole programs trained, resumed or sharded
+
 
 def finished_steps(run_dir):
     folder = run_dir / "checkpoints"
@@ -34,7 +37,7 @@ def final_returns(run_dir):
 def test_a_killed_run_resumes_to_the_metrics_of_an_uninterrupted_one(trained_run, tmp_path):
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "purejaxspi.cli", "train", *SMALL_RUN, "--chunk-iterations", "1",
-                             "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--checkpoint-interval", "0", "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not finished_steps(killed) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)

@@ -2,16 +2,11 @@
 
 import csv
 import json
-import subprocess
-import sys
 
 import pytest
+from conftest import cli
 
 from purejaxspi.lifecycle.metrics import CSV_COLUMNS
-
-
-def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "purejaxspi.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
 @pytest.mark.parametrize(
@@ -51,6 +46,7 @@ def test_unknown_command_exits_2():
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_train_writes_config_metrics_and_summary(tmp_path):
     out = tmp_path / "run"
     result = cli("train", "--env", "CartPole-v1", "--num-seeds", "2", "--learning-rate", "0.001", "0.003",
@@ -77,6 +73,7 @@ def test_train_writes_config_metrics_and_summary(tmp_path):
     assert summary["runs"][1]["final_return"] == pytest.approx(total / count, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_metrics(tmp_path):
     out = tmp_path / "run"
     result = cli("train", "--env", "CartPole-v1", "--num-seeds", "1", "--learning-rate", "1e30",

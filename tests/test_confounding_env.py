@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import preset_values
 
 from purejaxspi.envs import check_env_id, env_ids_by_backend, family_of, make_env
 from purejaxspi.envs import confounding as cg
@@ -204,8 +205,9 @@ def test_probe_scores_hand_policies_exactly():
     assert float(out["repr_dist"]) == pytest.approx(np.mean((top - bottom) ** 2), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_training_reports_the_exact_value_of_the_updated_network():
-    from purejaxspi.algo.config import Config, PRESETS
+    from purejaxspi.algo.config import Config
     from purejaxspi.algo.networks import Agent
     from purejaxspi.scale.grid import grid_from_values
     from purejaxspi.scale.mapping import make_trainer
@@ -213,7 +215,7 @@ def test_training_reports_the_exact_value_of_the_updated_network():
     config = Config(env_id="ConfoundingGrid-v0", algo="deepspi", num_envs=4, num_steps=16,
                     num_minibatches=2, update_epochs=1, total_timesteps=128, density="deterministic")
     trainer = make_trainer(config, make_env(config.env_id, config.num_envs))
-    grid = grid_from_values({k: [v] for k, v in PRESETS["minatar"].hparams.as_dict().items()}, 3, 2)
+    grid = grid_from_values(preset_values("minatar"), 3, 2)
     state = jax.jit(trainer.init)(grid.keys(), grid.hparams())
     state, metrics = jax.jit(trainer.train_chunk, static_argnums=2)(state, grid.hparams(), 2)
     obs = cg.observations()

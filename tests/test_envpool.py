@@ -9,12 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import preset_values
 
-from purejaxspi.envs import scores as hns
-from purejaxspi.lifecycle.metrics import hns_summary_fields
-from purejaxspi.algo.config import PRESETS, Config
+from purejaxspi.algo.config import Config
 from purejaxspi.envs import check_env_id, env_ids_by_backend, family_of, make_env
 from purejaxspi.envs import envpool as atari
+from purejaxspi.envs import scores as hns
+from purejaxspi.lifecycle.metrics import hns_summary_fields
 from purejaxspi.scale.grid import grid_from_values
 from purejaxspi.scale.mapping import make_trainer
 
@@ -87,6 +88,7 @@ def test_a_runs_environments_are_the_same_alone_and_inside_a_grid():
 
 
 # SpaceInvaders scores 5 to 30 points an alien, so its game score and its clipped sum differ.
+@pytest.mark.slow
 @pytest.mark.parametrize("game, steps", [(GAME, 700), ("SpaceInvaders-v5", 650)])
 def test_episode_accounting_matches_envpools_own_info_over_whole_games(game, steps):
     num_envs = 2
@@ -157,9 +159,7 @@ def test_human_normalised_scores_come_from_the_shipped_table():
 
 
 def grid_values(**overrides):
-    values = {k: [v] for k, v in PRESETS["atari"].hparams.as_dict().items()}
-    values.update(overrides)
-    return values
+    return preset_values("atari", **overrides)
 
 
 def run_grid(config, values, first_seed, num_seeds, iterations):
@@ -171,6 +171,7 @@ def run_grid(config, values, first_seed, num_seeds, iterations):
     return grid, {k: np.asarray(v) for k, v in metrics.items()}
 
 
+@pytest.mark.slow
 def test_an_atari_run_alone_equals_the_same_run_inside_a_grid():
     config = Config(env_id=GAME, algo="deepspi", num_envs=4, num_steps=8, num_minibatches=2, update_epochs=2,
                     total_timesteps=32 * 3)
@@ -182,6 +183,7 @@ def test_an_atari_run_alone_equals_the_same_run_inside_a_grid():
     assert not np.allclose(together["total_loss"][0], together["total_loss"][target.index])
 
 
+@pytest.mark.slow
 def test_train_cli_on_breakout_writes_metrics_for_both_runs_and_hns(tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(

@@ -6,8 +6,9 @@ import imageio.v3 as iio
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
+from conftest import cli, preset_values
 
-from conftest import cli
 from purejaxspi.algo.networks import Agent
 from purejaxspi.algo.train import act
 from purejaxspi.lifecycle.evaluate import evaluate, load_run, to_rgb
@@ -32,6 +33,7 @@ def test_greedy_is_the_argmax_of_the_masked_policy_and_sampling_follows_it():
     assert not (draws[:, 1] == 2).any()  # never an illegal action
 
 
+@pytest.mark.slow
 def test_eval_writes_each_run_s_mean_return(trained_run, tmp_path):
     import shutil
 
@@ -49,6 +51,7 @@ def test_eval_writes_each_run_s_mean_return(trained_run, tmp_path):
     assert report["mean_return_median"] == np.median([r["mean_return"] for r in report["runs"]])
 
 
+@pytest.mark.slow
 def test_the_vmapped_evaluation_of_a_grid_equals_each_run_evaluated_alone(trained_run, tmp_path):
     import dataclasses
     import shutil
@@ -72,15 +75,16 @@ def test_video_needs_image_observations(trained_run):
     assert not (trained_run / "eval.json").exists()
 
 
+@pytest.mark.slow
 def test_gridworld_videos_show_one_episode_per_run(tmp_path):
-    from purejaxspi.algo.config import Config, PRESETS
+    from purejaxspi.algo.config import Config
     from purejaxspi.envs import make_env
     from purejaxspi.lifecycle.evaluate import LoadedRun, record_videos
     from purejaxspi.scale.grid import grid_from_values
     from purejaxspi.scale.mapping import make_trainer
 
     config = Config(env_id="ConfoundingGrid-v0", algo="ppo", num_envs=4, num_steps=16, total_timesteps=64)
-    grid = grid_from_values({k: [v] for k, v in PRESETS["minatar"].hparams.as_dict().items()}, 0, 2)
+    grid = grid_from_values(preset_values("minatar"), 0, 2)
     env = make_env(config.env_id, config.num_envs)
     state = jax.jit(make_trainer(config, env).init)(grid.keys(), grid.hparams())
     run = LoadedRun(tmp_path, env.spec.obs_shape, config, grid, {}, state.params, state.spectral, 0, tmp_path)

@@ -4,6 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a whole learning curve
+
 
 def test_deepspi_learns_cartpole(tmp_path):
     out = tmp_path / "cartpole"

@@ -3,11 +3,16 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 import pytest
 
-from purejaxspi.algo.lipschitz import LipschitzConv, LipschitzDense, group_sort, power_iteration, reference_sigma
 from purejaxspi.algo.conv import conv2d
+from purejaxspi.algo.lipschitz import (
+    LipschitzConv,
+    LipschitzDense,
+    group_sort,
+    power_iteration,
+    reference_sigma,
+)
 
 
 def normalised_matrix(module, x, steps):

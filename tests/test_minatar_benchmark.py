@@ -52,6 +52,7 @@ def run_script(*args):
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_end_to_end_writes_results_and_reads_finished_runs_back(tmp_path):
     args = ("--games", "Breakout-MinAtar", "--algos", "deepmdp", "deepspi", "--num-seeds", "2",
             "--budget", "1024", "--reps", "100", "--random-steps", "1500", "--eval-episodes", "4",

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from purejaxspi.algo.networks import GroupedActionConv, TransitionModel, fast_normal, select_action
+from purejaxspi.algo.networks import (
+    GroupedActionConv,
+    TransitionModel,
+    fast_normal,
+    select_action,
+)
 
 
 def grouped_conv_reference(h, kernel, bias, groups):

@@ -6,8 +6,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import cli
+
 from purejaxspi.analysis.plot import RunCurve, binned, label_groups
 
 
@@ -50,6 +50,7 @@ def _as_other_algo(src, dst, algo, shift):
         csv.writer(f).writerows(rows)
 
 
+@pytest.mark.slow
 def test_plot_draws_curves_and_aggregates_for_two_algorithms(trained_run, tmp_path):
     _as_other_algo(trained_run, tmp_path / "better", "deepmdp", 1000.0)
     out = tmp_path / "fig.png"
@@ -69,6 +70,7 @@ def test_plot_draws_curves_and_aggregates_for_two_algorithms(trained_run, tmp_pa
     assert numbers["probability_of_improvement"]["deepspi  >  deepmdp"]["point"] == 0.0
 
 
+@pytest.mark.slow
 def test_any_metrics_column_can_be_plotted_and_unknown_ones_are_refused(trained_run, tmp_path):
     result = cli("plot", str(trained_run), "--metric", "entropy", "--aggregate", "mean", "--reps", "200",
                  "--out", str(tmp_path / "entropy.png"))

@@ -2,7 +2,12 @@
 
 import pytest
 
-from purejaxspi.lifecycle.rundir import RunDirError, check_out_dir, record_mismatch, truncate_metrics
+from purejaxspi.lifecycle.rundir import (
+    RunDirError,
+    check_out_dir,
+    record_mismatch,
+    truncate_metrics,
+)
 
 HEADER = ("run", "seed", "iteration", "env_steps", "loss")
 

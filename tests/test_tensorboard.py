@@ -2,11 +2,11 @@
 
 import struct
 
+from conftest import preset_values
 from tensorboardX.proto import event_pb2
 
-from purejaxspi.algo.config import PRESETS
-from purejaxspi.scale.grid import grid_from_values
 from purejaxspi.lifecycle.sinks import CsvTail, TensorBoardLog, run_names
+from purejaxspi.scale.grid import grid_from_values
 
 HEADER = ("run", "seed", "hp_gamma", "iteration", "env_steps", "episodic_return", "entropy")
 
@@ -28,7 +28,7 @@ def read_scalars(folder):
 
 
 def test_new_rows_become_scalars_of_their_run(tmp_path):
-    values = {k: [v] for k, v in PRESETS["vector"].hparams.as_dict().items()}
+    values = preset_values("vector")
     values["gamma"] = [0.9, 0.99]
     grid = grid_from_values(values, 0, 1)
     assert run_names(grid) == ["run000-seed0-gamma=0.9", "run001-seed0-gamma=0.99"]

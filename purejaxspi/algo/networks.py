@@ -14,8 +14,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from purejaxspi.algo.lipschitz import LipschitzConv, LipschitzDense, group_sort, kernel_init, power_iteration, reference_sigma
 from purejaxspi.algo.conv import conv2d, extract_patches
+from purejaxspi.algo.lipschitz import (
+    LipschitzConv,
+    LipschitzDense,
+    group_sort,
+    kernel_init,
+    power_iteration,
+    reference_sigma,
+)
 
 DENSITIES = ("deterministic", "normal", "mixture")
 

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from purejaxspi.algo.config import Config
+from purejaxspi.lifecycle.guards import program_bytes
 from purejaxspi.scale.grid import RunGrid, grid_from_values
 from purejaxspi.scale.sharding import make_layout, shard_trainer
 
@@ -40,16 +41,6 @@ class Program:
     env: Any = None  # kept alive with the program: envpool's compiled steps hold a raw handle to its pool
 
 
-def _program_bytes(compiled) -> int | None:
-    try:
-        stats = compiled.memory_analysis()
-    except Exception:  # not every backend reports it
-        return None
-    if stats is None:
-        return None
-    return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes)
-
-
 def compile_program(fn: Callable, calls: list[tuple], env_steps: int, env: Any = None) -> Program:
     """Compile `fn` ahead of time (timed); one call of the Program applies it to each argument tuple in turn."""
     start = time.perf_counter()
@@ -60,7 +51,7 @@ def compile_program(fn: Callable, calls: list[tuple], env_steps: int, env: Any =
         for args in calls:
             jax.block_until_ready(compiled(*args))
 
-    return Program(call, env_steps, compile_seconds, _program_bytes(compiled), env)
+    return Program(call, env_steps, compile_seconds, program_bytes(compiled), env)
 
 
 def time_interleaved(programs: list[Program], repeats: int, on_call: Callable[[], Any] = lambda: None) -> list[float]:
@@ -129,11 +120,11 @@ class BenchPlan:
     env_only: bool = True
     run_mappings: tuple[str, ...] = ("auto",)
     first_seed: int = 0
-    devices: tuple[int, ...] = (1,)
+    devices: tuple[int | None, ...] = (1,)  # None: train's default for the grid (scale.sharding.make_layout)
 
 
 def training_program(config: Config, grid: RunGrid, iterations: int, run_mapping: str,
-                     num_devices: int = 1) -> tuple[Program, str]:
+                     num_devices: int | None = 1) -> tuple[Program, str]:
     """`iterations` training iterations of the whole grid in one program sharded over the first
     `num_devices` devices; also the run mapping each device applies to its runs."""
     from purejaxspi.envs import make_env
@@ -208,7 +199,7 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
                     "env": config.env_id,
                     "algo": config.algo,
                     "num_runs": num_runs,
-                    "devices": devices,
+                    "devices": make_layout(num_runs, devices).num_devices,
                     "run_mapping": mappings[key],
                     "steps_per_second": rate[key],
                     "seconds_per_iteration": seconds[key] / plan.iterations,

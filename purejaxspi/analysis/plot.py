@@ -17,11 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from purejaxspi.analysis.stats import CI, AGGREGATE_NAMES, aggregate_estimates, curve_estimates, improvement_estimates
+from purejaxspi.analysis.stats import (
+    AGGREGATE_NAMES,
+    CI,
+    aggregate_estimates,
+    curve_estimates,
+    improvement_estimates,
+)
 from purejaxspi.errors import PlotError
 from purejaxspi.lifecycle.metrics import in_final_window
 from purejaxspi.lifecycle.rundir import RunDirError, read_record
-
 
 # Columns that average over the episodes finished in an iteration: their final score weights each
 # iteration by its episodes, as summary.json's final_return does.

@@ -47,7 +47,8 @@ def curve_estimates(scores: np.ndarray, aggregate: str, reps: int, seed: int) ->
 
 def aggregate_estimates(scores: dict[str, np.ndarray], gap_threshold: float, reps: int, seed: int):
     """rliable's IQM, median, mean and optimality gap per group, each (point, [low, high])."""
-    from rliable import library as rly, metrics
+    from rliable import library as rly
+    from rliable import metrics
 
     func = lambda s: np.array([  # noqa: E731
         metrics.aggregate_iqm(s), metrics.aggregate_median(s), metrics.aggregate_mean(s),
@@ -62,7 +63,8 @@ def aggregate_estimates(scores: dict[str, np.ndarray], gap_threshold: float, rep
 
 def improvement_estimates(scores: dict[str, np.ndarray], reps: int, seed: int, max_pairs: int = 10):
     """P(X > Y) with CIs for pairs of groups (all pairs, at most max_pairs)."""
-    from rliable import library as rly, metrics
+    from rliable import library as rly
+    from rliable import metrics
 
     groups = list(scores)
     pairs = [(x, y) for i, x in enumerate(groups) for y in groups[i + 1 :]][:max_pairs]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from purejaxspi.errors import UnknownEnvError
-
 import difflib
 
 from purejaxspi.envs.base import BatchedEnv, EnvSpec, Timestep
@@ -11,6 +9,7 @@ from purejaxspi.envs.confounding import CONFOUNDING_IDS
 from purejaxspi.envs.envpool import atari_ids
 from purejaxspi.envs.gymnax import GYMNAX_IDS
 from purejaxspi.envs.pgx import PGX_IDS
+from purejaxspi.errors import UnknownEnvError
 
 
 def env_ids_by_backend() -> dict[str, tuple[str, ...]]:
@@ -68,6 +67,14 @@ BACKEND_TRAITS = {"envpool": {"external_state": True, "vmap_only": True}}
 def traits(env_id: str) -> dict[str, bool]:
     """The EnvSpec trait fields of `env_id`, known without building the env."""
     return {"external_state": False, "vmap_only": False, **BACKEND_TRAITS.get(check_env_id(env_id), {})}
+
+
+def check_run_seeds(env_id: str, run_seeds: tuple[int, ...], num_envs: int) -> None:
+    """Refuse run seeds the env's backend cannot take (ConfigError), before anything is built."""
+    if check_env_id(env_id) == "envpool":
+        from purejaxspi.envs.envpool import check_seeds
+
+        check_seeds(run_seeds, num_envs)
 
 
 def family_of(env_id: str) -> str:

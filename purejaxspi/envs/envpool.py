@@ -69,6 +69,15 @@ def env_seeds(run_seeds: tuple[int, ...], num_envs: int) -> list[int]:
     return [int(s) * num_envs + j for s in run_seeds for j in range(num_envs)]
 
 
+def check_seeds(run_seeds: tuple[int, ...], num_envs: int) -> None:
+    """envpool takes int32 seeds: refuse runs whose env seeds overflow (ConfigError, one line)."""
+    from purejaxspi.errors import ConfigError
+
+    if run_seeds and (max(run_seeds) + 1) * num_envs > 2**31:
+        raise ConfigError(f"seed {max(run_seeds)} is too large: Atari env seeds (seed * num_envs + j) must fit in int32",
+                          setting="seed")
+
+
 def make_pool(env_id: str, run_seeds: tuple[int, ...], num_envs: int, stochastic: bool = False):
     """The host-side envpool pool of `len(run_seeds) * num_envs` Atari environments (sync mode)."""
     import envpool

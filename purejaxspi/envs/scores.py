@@ -12,8 +12,6 @@ import io
 import math
 from importlib import resources
 
-import numpy as np
-
 SCORES_FILE = "atari_human_random_scores.csv"
 
 

@@ -9,8 +9,6 @@ temporary folder and renames it once complete, so a run killed mid-save keeps it
 
 from __future__ import annotations
 
-from purejaxspi.errors import CheckpointError
-
 import contextlib
 import io
 import sys
@@ -20,6 +18,8 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+
+from purejaxspi.errors import CheckpointError
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -48,10 +48,54 @@ def open_manager(run_dir: Path, keep: int = 3, create: bool = True):
 
 
 def save(manager, iteration: int, state, cursor: dict[str, np.ndarray]) -> None:
+    """Save step `iteration` and wait for it. A failed save (a full disk) leaves the previous steps as
+    they were; the tracebacks orbax's worker threads print as they wind down are held back then."""
     import orbax.checkpoint as ocp
 
-    manager.save(iteration, args=ocp.args.StandardSave({"state": state, "cursor": cursor}), force=True)
-    manager.wait_until_finished()
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(held), _logs_held():
+            manager.save(iteration, args=ocp.args.StandardSave({"state": state, "cursor": cursor}), force=True)
+            manager.wait_until_finished()
+    except Exception:
+        with contextlib.redirect_stderr(held), _logs_held(keep=False):
+            with contextlib.suppress(Exception):
+                manager.close()
+            time.sleep(0.5)  # let the failed save's other writes finish into `held`
+        raise
+    sys.stderr.write(held.getvalue())
+
+
+@contextlib.contextmanager
+def _logs_held(keep: bool = True):
+    """Hold the log records orbax's threads emit (absl ERRORs of every failed write); re-emit them when
+    `keep` and the block succeeded."""
+    import logging
+
+    records = []
+
+    class Hold(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    root.handlers = [Hold()]
+    absl = logging.getLogger("absl")
+    absl_handlers, absl_propagate = absl.handlers[:], absl.propagate
+    absl.handlers, absl.propagate = [], True
+    failed = False
+    try:
+        yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        root.handlers, root.level = handlers, level
+        absl.handlers, absl.propagate = absl_handlers, absl_propagate
+        if keep and not failed:
+            for record in records:
+                logging.getLogger(record.name).handle(record)
 
 
 def latest_step(run_dir: Path) -> int | None:

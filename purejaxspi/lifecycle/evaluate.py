@@ -6,8 +6,6 @@ episode), vmapped over the grid's runs and jitted. Videos come from the image ob
 
 from __future__ import annotations
 
-from purejaxspi.errors import EvalError
-
 import dataclasses
 import json
 import os
@@ -18,14 +16,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxspi.lifecycle import checkpoint
 from purejaxspi.algo.config import Config
-from purejaxspi.envs.base import BatchedEnv
 from purejaxspi.algo.networks import Agent
 from purejaxspi.algo.train import act
+from purejaxspi.envs.base import BatchedEnv
+from purejaxspi.errors import EvalError
+from purejaxspi.lifecycle import checkpoint
 from purejaxspi.scale.grid import RunGrid, grid_from_values
-
-
 
 
 class Episodes(NamedTuple):

@@ -24,11 +24,21 @@ import jax
 import numpy as np
 
 from purejaxspi.algo.config import Config
-from purejaxspi.errors import NonFiniteLossError, RunDirError
-from purejaxspi.lifecycle import checkpoint
-from purejaxspi.lifecycle.metrics import CSV_COLUMNS, MetricsLog, hns_summary_fields, write_summary
+from purejaxspi.errors import NonFiniteLossError, RunDirError, RunInterrupted
+from purejaxspi.lifecycle import checkpoint, guards
+from purejaxspi.lifecycle.metrics import (
+    CSV_COLUMNS,
+    MetricsLog,
+    hns_summary_fields,
+    write_summary,
+)
 from purejaxspi.lifecycle.rundir import (
-    check_out_dir, clear_run_outputs, read_record, record_mismatch, run_record, truncate_metrics,
+    check_out_dir,
+    clear_run_outputs,
+    read_record,
+    record_mismatch,
+    run_record,
+    truncate_metrics,
 )
 from purejaxspi.scale import distributed
 from purejaxspi.scale.grid import RunGrid
@@ -41,7 +51,12 @@ class RunOptions:
 
     resume: bool = False  # continue the run in `out` from its newest checkpoint
     overwrite: bool = False  # replace the outputs of a run already in `out`
-    checkpoint_every: int = 1  # chunks between checkpoints; 0: only after the last chunk
+    # A checkpoint is saved after the last chunk, on SIGINT / SIGTERM, and once `checkpoint_interval`
+    # seconds (and at least 20 times the last save's duration, so saving stays under 5% of the wall
+    # time) have passed since the previous one; 0 saves after every chunk. `checkpoint_every` K > 0
+    # also saves every K chunks.
+    checkpoint_interval: float = 300.0
+    checkpoint_every: int = 0
     keep_checkpoints: int = 3
     chunk_iterations: int = 0  # iterations per compiled chunk (0: about 20 chunks per run)
     tensorboard: bool = False
@@ -99,6 +114,10 @@ def prepare_out_dir(out: Path, record: dict, options: RunOptions) -> None:
     if options.resume and options.overwrite:
         raise RunDirError("resume and overwrite contradict each other; pick one")
     check_out_dir(out, options.resume, options.overwrite)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunDirError(f"cannot create the run directory {out}: {e.strerror or e}") from None
     if options.resume:
         saved = read_record(out)
         # a setting added to Config after the run was written counts as its default
@@ -112,19 +131,34 @@ def prepare_out_dir(out: Path, record: dict, options: RunOptions) -> None:
     distributed.barrier("purejaxspi: run directory ready")
 
 
-class Session(NamedTuple):
-    """The compiled program of a run and where its outputs go."""
+@dataclasses.dataclass
+class Session:
+    """The program of a run (compiled ahead of time, one executable per chunk length) and where its outputs go."""
 
     config: Config
     grid: RunGrid
     layout: RunLayout
     env: Any
     init: Callable
-    train_chunk: Callable
+    jitted_chunk: Callable
     keys: Any
     hparams: Any
     out: Path
     writer: bool
+    compiled: dict = dataclasses.field(default_factory=dict)
+
+    def chunk(self, num_iterations: int):
+        """The executable of a chunk of `num_iterations`; the first one compiled is checked against free
+        memory (ResourceError) before any state is allocated."""
+        if num_iterations not in self.compiled:
+            abstract = jax.eval_shape(self.init, self.keys, self.hparams)
+            abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.layout.sharding), abstract)
+            compiled = self.jitted_chunk.lower(abstract, self.hparams, num_iterations).compile()
+            if not self.compiled:
+                local = [d for d in self.layout.mesh.devices.flat if d.process_index == jax.process_index()]
+                guards.check_memory(compiled, self.grid.size, local)
+            self.compiled[num_iterations] = compiled
+        return self.compiled[num_iterations]
 
 
 def build_session(config: Config, grid: RunGrid, out: Path, num_devices: int | None) -> Session:
@@ -185,51 +219,95 @@ def init_or_restore(session: Session, record: dict, resume: bool) -> Start:
     return Start(state, log, iteration, timed_steps, timed_seconds, notes)
 
 
+class ChunkResult(NamedTuple):
+    index: int
+    length: int
+    first_iteration: int
+    metrics: Any  # on the device until read
+
+
 def run_chunks(session: Session, start: Start, options: RunOptions, sinks: list,
                on_progress: Callable[[Progress], None]) -> tuple[float, float, tuple[int, int] | None]:
-    """Train the remaining chunks; returns (timed steps, timed seconds, (run, iteration) of a non-finite loss or None)."""
-    config, grid, layout = session.config, session.grid, session.layout
-    manager = checkpoint.open_manager(session.out, keep=options.keep_checkpoints)
+    """Train the remaining chunks; returns (timed steps, timed seconds, (run, iteration) of a non-finite loss or None).
+
+    JAX dispatch is asynchronous: each chunk is dispatched before the host writes the previous chunk's
+    metrics, so the host's work overlaps the device's. A checkpoint needs the state of its chunk
+    boundary, so a chunk that ends with one is read and saved before the next is dispatched. The
+    timing leaves out the first chunk (warm-up). Raises RunInterrupted after the checkpoint of the
+    boundary that follows a SIGINT / SIGTERM.
+    """
+    config, grid, layout, out = session.config, session.grid, session.layout, session.out
     plan = chunk_plan(config.num_iterations, options.chunk_iterations, start.iteration)
     steps_per_iteration = config.batch_size * grid.size
     description = f"{config.algo} {config.env_id} x{grid.size}" + (
         f" on {layout.num_devices} devices" * (layout.num_devices > 1))
     total = config.num_iterations * steps_per_iteration
-    state, log, iteration = start.state, start.log, start.iteration
-    timed_steps, timed_seconds = start.timed_steps, start.timed_seconds
+    log, state, iteration = start.log, start.state, start.iteration
     on_progress(Progress(description, 0, iteration * steps_per_iteration, total, None, None, start.notes))
+    warm_end = iteration + (plan[0] if plan else 0)  # timing starts when the first chunk is done
+    clock = None
+    saved_iteration, last_save, save_seconds = start.iteration, time.monotonic(), 0.0
     failure = None
-    try:
-        for index, chunk_len in enumerate(plan):
-            t0 = time.perf_counter()
-            state, metrics = session.train_chunk(state, session.hparams, chunk_len)
-            metrics = layout.gather(metrics)  # [R, chunk_len] on every process, padding dropped
-            elapsed = time.perf_counter() - t0
-            steps = chunk_len * steps_per_iteration
-            if index > 0 or len(plan) == 1:  # the first chunk of a process includes compilation
-                timed_steps += steps
-                timed_seconds += elapsed
-            bad = first_nonfinite(metrics)
-            log.write_chunk(metrics, iteration, None if bad is None else bad[1] + 1)
+
+    def timed_so_far(done: int) -> tuple[float, float]:
+        if clock is None:
+            return 0.0, 0.0
+        return (done - warm_end) * steps_per_iteration, time.perf_counter() - clock
+
+    def read(result: ChunkResult):
+        """Bring a chunk's metrics to the host, write them, report progress; returns a non-finite (run, iteration)."""
+        metrics = layout.gather(result.metrics)  # [R, length] on every process, padding dropped
+        bad = first_nonfinite(metrics)
+        with guards.disk_full_as("metrics.csv", out, saved_iteration):
+            log.write_chunk(metrics, result.first_iteration, None if bad is None else bad[1] + 1)
             for sink in sinks:
                 sink.update()
-            if bad is not None:
-                failure = (bad[0], iteration + bad[1])
-                break
-            iteration += chunk_len
-            last = index == len(plan) - 1
-            if last or (options.checkpoint_every and (index + 1) % options.checkpoint_every == 0):
-                cursor = checkpoint.cursor(log, iteration, timed_steps, timed_seconds)
-                checkpoint.save(manager, iteration, layout.unpad(state), cursor)
-            finite = log.latest_return[~np.isnan(log.latest_return)]
-            on_progress(Progress(
-                description, index + 1, iteration * steps_per_iteration, total,
-                timed_steps / timed_seconds if timed_seconds else steps / elapsed,
-                float(np.median(finite)) if finite.size else None,
-            ))
+        done = result.first_iteration + result.length
+        steps, seconds = timed_so_far(done)
+        finite = log.latest_return[~np.isnan(log.latest_return)]
+        on_progress(Progress(description, result.index + 1, done * steps_per_iteration, total,
+                             steps / seconds if steps > 0 and seconds > 0 else None,
+                             float(np.median(finite)) if finite.size else None))
+        return None if bad is None else (bad[0], result.first_iteration + bad[1])
+
+    manager = checkpoint.open_manager(out, keep=options.keep_checkpoints)
+    try:
+        for length in dict.fromkeys(plan):
+            session.chunk(length)  # compiled (and checked against free memory) before anything runs
+        with guards.StopSignals() as stop:
+            pending: ChunkResult | None = None
+            for index, length in enumerate(plan):
+                state, metrics = session.chunk(length)(state, session.hparams)
+                current = ChunkResult(index, length, iteration, metrics)
+                iteration += length
+                if pending is not None:  # the host's work on the previous chunk, while this one runs
+                    failure = read(pending)
+                    if failure is not None:
+                        break
+                pending = current
+                if clock is None:
+                    jax.block_until_ready(state)
+                    clock = time.perf_counter()
+                last = index == len(plan) - 1
+                interval = max(options.checkpoint_interval, 20 * save_seconds)
+                every = options.checkpoint_every and (index + 1) % options.checkpoint_every == 0
+                if not (last or stop.signum is not None or every or time.monotonic() - last_save >= interval):
+                    continue
+                failure, pending = read(pending), None
+                if failure is not None:
+                    break
+                steps, seconds = timed_so_far(iteration)
+                cursor = checkpoint.cursor(log, iteration, start.timed_steps + steps, start.timed_seconds + seconds)
+                began = time.monotonic()
+                with guards.disk_full_as("a checkpoint", out, saved_iteration):
+                    checkpoint.save(manager, iteration, layout.unpad(state), cursor)
+                saved_iteration, last_save, save_seconds = iteration, time.monotonic(), time.monotonic() - began
+                if stop.signum is not None and not last:
+                    raise RunInterrupted(stop.signum, iteration, out)
     finally:
         manager.close()
-    return timed_steps, timed_seconds, failure
+    steps, seconds = timed_so_far(iteration)
+    return start.timed_steps + steps, start.timed_seconds + seconds, failure
 
 
 def finish(session: Session, log: MetricsLog, steps_per_second: float) -> dict:
@@ -260,24 +338,31 @@ def train(
     """
     out = Path(out)
     on_progress = on_progress or (lambda progress: None)
+    from purejaxspi.envs import check_run_seeds
+
+    check_run_seeds(config.env_id, tuple(r.seed for r in grid.runs), config.num_envs)
     record = training_record(config, grid)
     make_layout(1, options.num_devices)  # the device count is possible (DeviceError)
     prepare_out_dir(out, record, options)
-    session = build_session(config, grid, out, options.num_devices)
-    start = init_or_restore(session, record, options.resume)
-    purge_step = start.iteration * config.batch_size if options.resume else None
-    sinks = open_sinks(out, session.grid, record, options, purge_step) if session.writer else []
-    wall = time.perf_counter()
-    try:
-        timed_steps, timed_seconds, failure = run_chunks(session, start, options, sinks, on_progress)
-    finally:
-        for sink in sinks:
-            sink.close()
-        start.log.close()
-    wall = time.perf_counter() - wall
-    total = config.num_iterations * config.batch_size * session.grid.size
-    sps = timed_steps / timed_seconds if timed_seconds else total / max(wall, 1e-9)
-    summary = finish(session, start.log, sps)
+    with guards.run_dir_lock(out, enabled=distributed.is_writer()):
+        session = build_session(config, grid, out, options.num_devices)
+        session.chunk(chunk_plan(config.num_iterations, options.chunk_iterations)[0])  # ResourceError before allocating
+        with guards.disk_full_as("config.json and metrics.csv", out, None):
+            start = init_or_restore(session, record, options.resume)
+        purge_step = start.iteration * config.batch_size if options.resume else None
+        sinks = open_sinks(out, session.grid, record, options, purge_step) if session.writer else []
+        wall = time.perf_counter()
+        try:
+            timed_steps, timed_seconds, failure = run_chunks(session, start, options, sinks, on_progress)
+        finally:
+            for sink in sinks:
+                sink.close()
+            start.log.close()
+        wall = time.perf_counter() - wall
+        total = config.num_iterations * config.batch_size * session.grid.size
+        sps = timed_steps / timed_seconds if timed_seconds else total / max(wall, 1e-9)
+        with guards.disk_full_as("summary.json", out, config.num_iterations if failure is None else None):
+            summary = finish(session, start.log, sps)
     if failure is not None:
         run, iteration = failure
         raise NonFiniteLossError(run, session.grid.runs[run].seed, iteration, out / "metrics.csv")

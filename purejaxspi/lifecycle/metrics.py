@@ -11,7 +11,13 @@ import math
 from pathlib import Path
 
 import numpy as np
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from purejaxspi.algo.config import HPARAM_NAMES, Config
 from purejaxspi.envs.scores import human_normalised, reference_scores
@@ -131,7 +137,11 @@ class MetricsLog:
         return summary
 
     def close(self):
-        self.file.close()
+        """Close the file; a flush that fails here (a full disk, already reported) loses only unflushed rows."""
+        try:
+            self.file.close()
+        except OSError:
+            pass
 
 
 def iqm(values: np.ndarray) -> float:

@@ -6,14 +6,16 @@ the user asks for it (`--overwrite`), and metrics rows are only dropped once a c
 
 from __future__ import annotations
 
-from purejaxspi.errors import RunDirError
-
 import csv
 import json
 import os
 import shutil
 from pathlib import Path
 
+from purejaxspi.errors import RunDirError
+
+# Held (flock) by the process training into the directory; the OS releases it when that process dies.
+LOCK_FILE = ".purejaxspi.lock"
 # Files and folders a training run writes into its directory (what `--overwrite` removes).
 RUN_OUTPUTS = ("config.json", "metrics.csv", "summary.json", "eval.json", "checkpoints", "tensorboard", "videos", "wandb")
 
@@ -60,9 +62,9 @@ def check_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to write a new run into a directory that already holds something."""
     if out.exists() and not out.is_dir():
         raise RunDirError(f"--out {out} exists and is not a directory")
-    if resume or overwrite or not out.exists() or not any(out.iterdir()):
+    if resume or overwrite or not out.exists() or not any(p.name != LOCK_FILE for p in out.iterdir()):
         return
-    found = sorted(p.name for p in out.iterdir())
+    found = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE)
     shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
     raise RunDirError(
         f"--out {out} already holds files ({shown}); pass --resume {out} to continue that run or "

@@ -9,12 +9,12 @@ each checkpoint into it, so it must lie on a filesystem they share.
 
 from __future__ import annotations
 
-from purejaxspi.errors import DistributedError
-
 import os
 from typing import Mapping
 
 import jax
+
+from purejaxspi.errors import DistributedError
 
 ENV_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 

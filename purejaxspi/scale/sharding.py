@@ -12,16 +12,15 @@ and a run may resume on another number of devices.
 
 from __future__ import annotations
 
-from purejaxspi.errors import DeviceError
-
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from purejaxspi.envs.base import LocalRuns
+from purejaxspi.errors import DeviceError
 
 RUN_AXIS = "runs"
 
@@ -110,14 +109,17 @@ class RunLayout:
 
 
 def make_layout(num_runs: int, num_devices: int | None = None) -> RunLayout:
-    """The grid's runs over the first `num_devices` devices (default: every device of every process).
+    """The grid's runs over the first `num_devices` devices (default: every device of every process;
+    for a single process on CPU devices, at most one device per run).
 
     Several processes (jax.distributed) must use all their devices: a device left out would leave its
     process with no runs.
     """
     devices = jax.devices()
     if num_devices is None:
-        num_devices = len(devices)
+        # every device; on a CPU (one device per core) no more devices than runs, so none idles on padding
+        alone = jax.process_count() == 1 and devices[0].platform == "cpu"
+        num_devices = min(len(devices), num_runs) if alone else len(devices)
     if num_devices <= 0:
         raise DeviceError(f"--devices must be positive, got {num_devices}")
     if num_devices > len(devices):

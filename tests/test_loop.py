@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from purejaxspi.lifecycle.loop import chunk_plan
 
 
@@ -36,6 +38,7 @@ def peak_rss_kb(proc):
     return int(stdout.split()[-1])
 
 
+@pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_number_of_chunks(tmp_path):
     # 4 chunks against 40 chunks of the same size, with checkpoints and TensorBoard on (run side by side)
     short, long = start_training(tmp_path, "short", 4 * 128 * 4), start_training(tmp_path, "long", 160 * 128)

@@ -1,0 +1,74 @@
+"""How much the host costs a run: `train`'s steady-state env steps/s against `bench`'s for the same program.
+
+`bench` times the compiled training program alone (iterations per call, median of repeats); `train`
+adds everything around it: metrics to the host, CSV rows, progress, checkpoints. Both leave out the
+first (compiling) chunk. Run it on an otherwise idle machine.
+
+    uv run python benchmarks/host_overhead.py            # writes benchmarks/results/host_overhead.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import tyro
+
+import purejaxspi as pjs
+from purejaxspi.algo.config import hparam_values
+from purejaxspi.analysis.bench import BenchPlan, run_bench
+
+RESULTS = Path(__file__).parent / "results"
+# (env, algo, shape overrides, env steps per run): CartPole as purejaxrl's PPO runs it (4 x 128)
+CASES = [
+    ("CartPole-v1", "ppo", {"num_envs": 4, "num_steps": 128}, 500_000),
+    ("Breakout-MinAtar", "ppo", {}, 262_144),
+]
+
+
+@dataclasses.dataclass
+class Args:
+    num_runs: tuple[int, ...] = (1, 16)
+    """Grid sizes."""
+    out: Path = RESULTS / "host_overhead.json"
+
+
+def measure(env_id: str, algo: str, shape: dict, steps: int, runs: int) -> dict:
+    config = pjs.make_config(env_id, algo, total_timesteps=steps, **shape)
+    grid = pjs.make_grid(config, num_seeds=runs)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        summary = pjs.train(config, grid, Path(tmp) / "run")
+        wall = time.perf_counter() - start
+    chunk = max(1, config.num_iterations // 20)  # the iterations of one of train's chunks
+    plan = BenchPlan((config,), hparam_values(env_id), (runs,), iterations=chunk, repeats=3, env_only=False)
+    (row,) = run_bench(plan)
+    return {
+        "env": env_id, "algo": algo, "num_runs": runs, "num_envs": config.num_envs, "num_steps": config.num_steps,
+        "steps_per_run": steps, "bench_steps_per_second": row["steps_per_second"],
+        "train_steps_per_second": summary["env_steps_per_second"],
+        "train_over_bench": summary["env_steps_per_second"] / row["steps_per_second"],
+        "train_wall_seconds": wall, "run_mapping": row["run_mapping"], "devices": row["devices"],
+    }
+
+
+def main(args: Args) -> list[dict]:
+    rows = []
+    for env_id, algo, shape, steps in CASES:
+        for runs in args.num_runs:
+            rows.append(measure(env_id, algo, shape, steps, runs))
+            r = rows[-1]
+            print(f"{env_id:18s} {algo} x{runs:<3d} bench {r['bench_steps_per_second']:>10,.0f}  train "
+                  f"{r['train_steps_per_second']:>10,.0f}  train/bench {r['train_over_bench']:.2f}  "
+                  f"({r['train_wall_seconds']:.0f} s wall, {r['devices']} device(s), {r['run_mapping']})", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return rows
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
