@@ -75,8 +75,6 @@ ABLATIONS = [
     Variant("ablate-deepspi-marker-det-reference", "deepspi",
             "the earlier rendering; deterministic head, the reference's estimate",
             env="ConfoundingGrid-v0-marker", flags=(("density", "deterministic"), ("spectral_norm", "reference"))),
-    Variant("ablate-deepspi-marker-reference", "deepspi", "the earlier rendering; the paper's settings (mixture head, reference estimate)",
-            env="ConfoundingGrid-v0-marker", flags=(("spectral_norm", "reference"),)),
     Variant("ablate-deepspi-marker-det-reference-long", "deepspi",
             "the earlier rendering, 262,144 steps; deterministic head, the reference's estimate",
             env="ConfoundingGrid-v0-marker",

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow  # whole programs trained, resumed or sharded
 # 2 learning rates x 4 seeds = 8 runs of a tiny CartPole Deep SPI, 10 iterations in chunks of 5
 GRID = ("train", "--env", "CartPole-v1", "--algo", "deepspi", "--learning-rate", "0.0025", "0.001", "--num-envs", "4",
         "--num-steps", "16", "--num-minibatches", "2", "--update-epochs", "1", "--total-timesteps", "640",
-        "--chunk-iterations", "5", "--quiet")
+        "--chunk-iterations", "5", "--checkpoint-interval", "0", "--quiet")
 
 # each argument list is one `purejaxspi` command, run in turn in one process (one JAX start-up)
 COMMANDS = """
