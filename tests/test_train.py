@@ -24,7 +24,7 @@ def run_grid(config, values, first_seed, num_seeds, iterations, mapping="auto"):
 
 
 @pytest.mark.parametrize("env_id, family, mapping", [
-    ("CartPole-v1", "vector", "vmap"), ("CartPole-v1", "vector", "map"), ("Breakout-MinAtar", "minatar", "map"),
+    ("CartPole-v1", "vector", "vmap"), ("Breakout-MinAtar", "minatar", "map"),
 ])
 @pytest.mark.slow
 def test_a_run_alone_equals_the_same_run_inside_a_grid(env_id, family, mapping):
