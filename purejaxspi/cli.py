@@ -576,7 +576,7 @@ def use_every_core() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("train", "bench", "eval"):
+    if argv and argv[0] in ("train", "bench"):
         use_every_core()
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: purejaxspi {" + ",".join(COMMANDS) + "} [--help] ...")
