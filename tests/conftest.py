@@ -1,10 +1,16 @@
 """Shared helpers and fixtures: the CLI as a subprocess, a preset's hyperparameter values, and one
 small finished CartPole run (4 seeds) that eval, plot and resume tests read."""
 
+import os
 import subprocess
 import sys
 
 import pytest
+
+# Each CLI call is a fresh Python process: let the first one cache the bytecode of jax, gymnax and the
+# rest, so the others import in a second instead of recompiling every source where bytecode is off.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 SMALL_RUN = ("--env", "CartPole-v1", "--num-seeds", "4", "--num-envs", "4", "--num-steps", "32",
              "--total-timesteps", "1536", "--chunk-iterations", "3", "--quiet")
@@ -30,3 +36,8 @@ def trained_run(tmp_path_factory):
     result = cli("train", *SMALL_RUN, "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out
+
+
+def pytest_collection_modifyitems(items):
+    """Slow tests first, so the workers share them out and the suite does not end on one of them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -1,0 +1,170 @@
+"""One CartPole-v1 PPO run, purejaxrl's `make_train` against ours, side by side in one process.
+
+purejaxrl is not a dependency: pass the path of a checkout (its `purejaxrl/ppo.py` is loaded as it is).
+Two of its imports do not load against our pinned packages, so this script stands in for them with
+the same computation: `wrappers` (its LogWrapper/FlattenObservationWrapper import brax and navix and
+unpack the five-value `step` of gymnax < 1.0; gymnax 1.0.1 returns terminated and truncated apart,
+and done is their `or`) and `distrax` (not installed; `Categorical` is sample, log-prob and entropy of a
+softmax). Everything else, the network, the losses and the update loop, is purejaxrl's own code.
+
+Each program is compiled first, then each compiled call (a whole 500k-step run) is timed, alternating
+programs, median of the repeats. Run it on an otherwise idle machine:
+
+    git clone https://github.com/luchris429/purejaxrl /tmp/purejaxrl
+    uv run python benchmarks/vs_purejaxrl.py --purejaxrl /tmp/purejaxrl   # writes benchmarks/results/vs_purejaxrl.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import statistics
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import tyro
+
+import purejaxspi as pjs
+
+RESULTS = Path(__file__).parent / "results"
+# purejaxrl's CartPole settings (its ppo.py `__main__`), which our vector preset shares except these
+PUREJAXRL_CONFIG = {
+    "LR": 2.5e-4, "NUM_ENVS": 4, "NUM_STEPS": 128, "TOTAL_TIMESTEPS": 5e5, "UPDATE_EPOCHS": 4,
+    "NUM_MINIBATCHES": 4, "GAMMA": 0.99, "GAE_LAMBDA": 0.95, "CLIP_EPS": 0.2, "ENT_COEF": 0.01,
+    "VF_COEF": 0.5, "MAX_GRAD_NORM": 0.5, "ACTIVATION": "tanh", "ENV_NAME": "CartPole-v1", "ANNEAL_LR": True,
+    "DEBUG": False,
+}
+
+
+@dataclasses.dataclass
+class Args:
+    purejaxrl: Path  # a checkout of github.com/luchris429/purejaxrl
+    repeats: int = 3
+    out: Path = RESULTS / "vs_purejaxrl.json"
+
+
+class _Wrapper:
+    def __init__(self, env):
+        self._env = env
+
+    def __getattr__(self, name):
+        return getattr(self._env, name)
+
+
+class FlattenObservationWrapper(_Wrapper):
+    """CartPole's observations are already flat; the wrapper only has to exist."""
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class LogEnvState:
+    env_state: object
+    episode_returns: jax.Array
+    episode_lengths: jax.Array
+    returned_episode_returns: jax.Array
+    returned_episode_lengths: jax.Array
+    timestep: jax.Array
+
+
+class LogWrapper(_Wrapper):
+    """Episode returns and lengths in `info`, over gymnax 1.0.1's six-value step."""
+
+    def reset(self, key, params=None):
+        obs, env_state = self._env.reset(key, params)
+        zero = jnp.zeros((), jnp.float32)
+        return obs, LogEnvState(env_state, zero, zero, zero, zero, jnp.zeros((), jnp.int32))
+
+    def step(self, key, state, action, params=None):
+        obs, env_state, reward, terminated, truncated, info = self._env.step(key, state.env_state, action, params)
+        done = jnp.logical_or(terminated, truncated)
+        ret, length = state.episode_returns + reward, state.episode_lengths + 1
+        state = LogEnvState(
+            env_state, ret * (1 - done), length * (1 - done),
+            state.returned_episode_returns * (1 - done) + ret * done,
+            state.returned_episode_lengths * (1 - done) + length * done, state.timestep + 1,
+        )
+        info = {"returned_episode_returns": state.returned_episode_returns,
+                "returned_episode_lengths": state.returned_episode_lengths,
+                "timestep": state.timestep, "returned_episode": done}
+        return obs, state, reward, done, info
+
+
+class Categorical:
+    def __init__(self, logits):
+        self.logits = jax.nn.log_softmax(logits)
+
+    def sample(self, seed):
+        return jax.random.categorical(seed, self.logits)
+
+    def log_prob(self, value):
+        return jnp.take_along_axis(self.logits, value[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+    def entropy(self):
+        return -jnp.sum(jnp.exp(self.logits) * self.logits, axis=-1)
+
+
+def load_purejaxrl(checkout: Path):
+    """purejaxrl's ppo.py as a module, with the two stand-ins above importable under their names."""
+    source = checkout / "purejaxrl" / "ppo.py"
+    if not source.is_file():
+        raise SystemExit(f"error: {source} not found; pass --purejaxrl the root of a purejaxrl checkout")
+    sys.modules["wrappers"] = types.SimpleNamespace(LogWrapper=LogWrapper,
+                                                    FlattenObservationWrapper=FlattenObservationWrapper)
+    sys.modules["distrax"] = types.SimpleNamespace(Categorical=Categorical)
+    spec = importlib.util.spec_from_file_location("purejaxrl_ppo", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def timed(call) -> float:
+    start = time.perf_counter()
+    jax.block_until_ready(call())
+    return time.perf_counter() - start
+
+
+def main(args: Args) -> dict:
+    ppo = load_purejaxrl(args.purejaxrl)
+    theirs = jax.jit(ppo.make_train(PUREJAXRL_CONFIG)).lower(jax.random.PRNGKey(0)).compile()
+    their_steps = int(PUREJAXRL_CONFIG["TOTAL_TIMESTEPS"]) // 512 * 512
+
+    config = pjs.make_config("CartPole-v1", "ppo", num_envs=4, num_steps=128, total_timesteps=their_steps,
+                             learning_rate=PUREJAXRL_CONFIG["LR"])
+    grid = pjs.make_grid(config, num_seeds=1)
+    program = pjs.make_train(config, pjs.make_env(config.env_id, config.num_envs))
+    keys, hparams = grid.keys(), grid.hparams()
+    ours = jax.jit(jax.vmap(program.train)).lower(keys, hparams).compile()
+
+    seconds = {"purejaxrl": [], "ours_program": [], "ours_train": []}
+    train_rates = []
+    for _ in range(args.repeats):
+        seconds["purejaxrl"].append(timed(lambda: theirs(jax.random.PRNGKey(0))))
+        seconds["ours_program"].append(timed(lambda: ours(keys, hparams)))
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            summary = pjs.train(config, grid, Path(tmp) / "run")
+            seconds["ours_train"].append(time.perf_counter() - start)
+        train_rates.append(summary["env_steps_per_second"])  # steady state, the compiling chunk left out
+    # ours_train's wall time includes its compile and the run directory; its steady rate does not
+    rates = {name: their_steps / statistics.median(values) for name, values in seconds.items()}
+    train_rate = rates["ours_train_steady"] = statistics.median(train_rates)
+    result = {"env_steps": their_steps, "seconds": seconds, "env_steps_per_second": rates,
+              "ours_program_over_purejaxrl": rates["ours_program"] / rates["purejaxrl"],
+              "ours_train_steady_over_purejaxrl": train_rate / rates["purejaxrl"],
+              "device": str(jax.devices()[0]), "jax": jax.__version__}
+    for name, rate in rates.items():
+        print(f"{name:20s} {rate:>10,.0f} env steps/s")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
