@@ -6,6 +6,8 @@ the same computation: `wrappers` (its LogWrapper/FlattenObservationWrapper impor
 unpack the five-value `step` of gymnax < 1.0; gymnax 1.0.1 returns terminated and truncated apart,
 and done is their `or`) and `distrax` (not installed; `Categorical` is sample, log-prob and entropy of a
 softmax). Everything else, the network, the losses and the update loop, is purejaxrl's own code.
+A second purejaxrl program swaps in our vector-env network shape (`SharedEncoderActorCritic`), to
+separate the cost of the architecture from the cost of the rest of the program.
 
 Each program is compiled first, then each compiled call (a whole 500k-step run) is timed, alternating
 programs, median of the repeats. Run it on an otherwise idle machine:
@@ -26,8 +28,10 @@ import time
 import types
 from pathlib import Path
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import tyro
 
 import purejaxspi as pjs
@@ -109,6 +113,24 @@ class Categorical:
         return -jnp.sum(jnp.exp(self.logits) * self.logits, axis=-1)
 
 
+class SharedEncoderActorCritic(nn.Module):
+    """purejaxrl's ActorCritic reshaped as our vector-env agent: a shared 2 x 64 tanh encoder (the latent the
+    world model reads), then a 64-unit tanh layer per head; three 64 x 64 layers per forward against two."""
+
+    action_dim: int
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, x):
+        def dense(features, gain):
+            return nn.Dense(features, kernel_init=nn.initializers.orthogonal(gain), bias_init=nn.initializers.zeros)
+
+        z = nn.tanh(dense(64, np.sqrt(2))(nn.tanh(dense(64, np.sqrt(2))(x))))
+        logits = dense(self.action_dim, 0.01)(nn.tanh(dense(64, np.sqrt(2))(z)))
+        value = dense(1, 1.0)(nn.tanh(dense(64, np.sqrt(2))(z)))
+        return Categorical(logits), jnp.squeeze(value, axis=-1)
+
+
 def load_purejaxrl(checkout: Path):
     """purejaxrl's ppo.py as a module, with the two stand-ins above importable under their names."""
     source = checkout / "purejaxrl" / "ppo.py"
@@ -132,19 +154,21 @@ def timed(call) -> float:
 def main(args: Args) -> dict:
     ppo = load_purejaxrl(args.purejaxrl)
     theirs = jax.jit(ppo.make_train(PUREJAXRL_CONFIG)).lower(jax.random.PRNGKey(0)).compile()
+    ppo.ActorCritic = SharedEncoderActorCritic  # make_train reads the module's global when called
+    theirs_shared = jax.jit(ppo.make_train(PUREJAXRL_CONFIG)).lower(jax.random.PRNGKey(0)).compile()
     their_steps = int(PUREJAXRL_CONFIG["TOTAL_TIMESTEPS"]) // 512 * 512
 
-    config = pjs.make_config("CartPole-v1", "ppo", num_envs=4, num_steps=128, total_timesteps=their_steps,
-                             learning_rate=PUREJAXRL_CONFIG["LR"])
-    grid = pjs.make_grid(config, num_seeds=1)
+    config = pjs.make_config("CartPole-v1", "ppo", num_envs=4, num_steps=128, total_timesteps=their_steps)
+    grid = pjs.make_grid(config, num_seeds=1, learning_rate=[PUREJAXRL_CONFIG["LR"]])
     program = pjs.make_train(config, pjs.make_env(config.env_id, config.num_envs))
     keys, hparams = grid.keys(), grid.hparams()
     ours = jax.jit(jax.vmap(program.train)).lower(keys, hparams).compile()
 
-    seconds = {"purejaxrl": [], "ours_program": [], "ours_train": []}
+    seconds = {"purejaxrl": [], "purejaxrl_our_network": [], "ours_program": [], "ours_train": []}
     train_rates = []
     for _ in range(args.repeats):
         seconds["purejaxrl"].append(timed(lambda: theirs(jax.random.PRNGKey(0))))
+        seconds["purejaxrl_our_network"].append(timed(lambda: theirs_shared(jax.random.PRNGKey(0))))
         seconds["ours_program"].append(timed(lambda: ours(keys, hparams)))
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
@@ -156,6 +180,7 @@ def main(args: Args) -> dict:
     train_rate = rates["ours_train_steady"] = statistics.median(train_rates)
     result = {"env_steps": their_steps, "seconds": seconds, "env_steps_per_second": rates,
               "ours_program_over_purejaxrl": rates["ours_program"] / rates["purejaxrl"],
+              "ours_program_over_purejaxrl_our_network": rates["ours_program"] / rates["purejaxrl_our_network"],
               "ours_train_steady_over_purejaxrl": train_rate / rates["purejaxrl"],
               "device": str(jax.devices()[0]), "jax": jax.__version__}
     for name, rate in rates.items():

@@ -90,7 +90,9 @@ class _TrainFlags:
     stochastic: bool = False
     """Atari: the stochastic ALE (sticky actions with probability 0.3, up to 60 no-op starts)."""
     chunk_iterations: int = 0
-    """Iterations per compiled chunk between host updates (0: about 20 chunks per run)."""
+    """Iterations per compiled chunk between host updates (0: a twentieth of the run, then about --chunk-seconds each)."""
+    chunk_seconds: float = 10.0
+    """With --chunk-iterations 0: the rest of the run is re-cut to chunks of about this many seconds when the first chunk took over twice as long, or under a tenth as long with the rest long enough to repay a compile."""
     out: Optional[Path] = None
     """Output directory (default runs/<env>-<algo>-<time>)."""
     quiet: bool = False
@@ -150,6 +152,8 @@ def check_train_flags(args) -> None:
     for name in ("chunk_iterations", "checkpoint_every", "checkpoint_interval"):
         if getattr(args, name) < 0:
             raise ConfigError(f"{name} must be non-negative, got {getattr(args, name)}", setting=name)
+    if not args.chunk_seconds > 0:
+        raise ConfigError(f"chunk_seconds must be positive, got {args.chunk_seconds}", setting="chunk_seconds")
     if args.keep_checkpoints <= 0:
         raise ConfigError(f"keep_checkpoints must be positive, got {args.keep_checkpoints}", setting="keep_checkpoints")
     if args.devices is not None and args.devices <= 0:
@@ -271,6 +275,7 @@ def train_cmd(args) -> int:
         resume=bool(args.resume), overwrite=args.overwrite, checkpoint_interval=args.checkpoint_interval,
         checkpoint_every=args.checkpoint_every,
         keep_checkpoints=args.keep_checkpoints, chunk_iterations=args.chunk_iterations,
+        chunk_seconds=args.chunk_seconds,
         tensorboard=args.tensorboard, wandb_project=args.wandb, num_devices=args.devices,
     )
     view = ProgressView(not args.quiet and distributed.is_writer(), notes=distributed.is_writer())

@@ -24,6 +24,7 @@ from purejaxspi.lifecycle.metrics import CSV_COLUMNS
         (["--env", "CartPole-v1", "--gamma", "1.5"], "--gamma must lie in [0, 1]"),
         (["--env", "CartPole-v1", "--num-seeds", "0"], "--num-seeds must be positive"),
         (["--env", "CartPole-v1", "--density", "beta"], "unknown density"),
+        (["--env", "CartPole-v1", "--chunk-seconds", "0"], "--chunk-seconds must be positive"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):

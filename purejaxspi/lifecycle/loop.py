@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 from purejaxspi.algo.config import Config
 from purejaxspi.errors import NonFiniteLossError, RunDirError, RunInterrupted
 from purejaxspi.lifecycle import checkpoint, guards
+from purejaxspi.lifecycle.chunks import chunk_plan, timed_chunk_size
 from purejaxspi.lifecycle.metrics import (
     CSV_COLUMNS,
     MetricsLog,
@@ -58,7 +58,10 @@ class RunOptions:
     checkpoint_interval: float = 300.0
     checkpoint_every: int = 0
     keep_checkpoints: int = 3
-    chunk_iterations: int = 0  # iterations per compiled chunk (0: about 20 chunks per run)
+    # Iterations per compiled chunk: `chunk_iterations` > 0 fixes them; 0 starts with a twentieth of the
+    # run and re-cuts the rest to about `chunk_seconds` per chunk when the first is far off (lifecycle.chunks).
+    chunk_iterations: int = 0
+    chunk_seconds: float = 10.0
     tensorboard: bool = False
     wandb_project: str | None = None
     num_devices: int | None = None  # shard the runs over the first N devices (default: all)
@@ -74,22 +77,6 @@ class Progress(NamedTuple):
     steps_per_second: float | None
     median_return: float | None
     notes: tuple[str, ...] = ()  # things worth telling the user (a resume, a restart of emulators)
-
-
-def chunk_plan(num_iterations: int, chunk_iterations: int, start: int = 0) -> list[int]:
-    """Chunk lengths covering iterations [start, num_iterations): equal chunks and at most one shorter remainder.
-
-    The chunk size depends on the whole run's length, so a resumed run chunks the way it began.
-    """
-    size = chunk_iterations or max(1, math.ceil(num_iterations / 20))
-    remaining = num_iterations - start
-    if remaining <= 0:
-        return []
-    size = min(size, remaining)
-    plan = [size] * (remaining // size)
-    if remaining % size:
-        plan.append(remaining % size)
-    return plan
 
 
 def first_nonfinite(metrics: dict[str, np.ndarray]) -> tuple[int, int] | None:
@@ -146,11 +133,13 @@ class Session:
     out: Path
     writer: bool
     compiled: dict = dataclasses.field(default_factory=dict)
+    compile_seconds: float = 0.0  # the longest compile of a chunk so far
 
     def chunk(self, num_iterations: int):
         """The executable of a chunk of `num_iterations`; the first one compiled is checked against free
         memory (ResourceError) before any state is allocated."""
         if num_iterations not in self.compiled:
+            began = time.perf_counter()
             abstract = jax.eval_shape(self.init, self.keys, self.hparams)
             abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.layout.sharding), abstract)
             compiled = self.jitted_chunk.lower(abstract, self.hparams, num_iterations).compile()
@@ -158,6 +147,7 @@ class Session:
                 local = [d for d in self.layout.mesh.devices.flat if d.process_index == jax.process_index()]
                 guards.check_memory(compiled, self.grid.size, local)
             self.compiled[num_iterations] = compiled
+            self.compile_seconds = max(self.compile_seconds, time.perf_counter() - began)
         return self.compiled[num_iterations]
 
 
@@ -276,7 +266,10 @@ def run_chunks(session: Session, start: Start, options: RunOptions, sinks: list,
             session.chunk(length)  # compiled (and checked against free memory) before anything runs
         with guards.StopSignals() as stop:
             pending: ChunkResult | None = None
-            for index, length in enumerate(plan):
+            index = 0
+            while index < len(plan):
+                length = plan[index]
+                dispatched = time.perf_counter()
                 state, metrics = session.chunk(length)(state, session.hparams)
                 current = ChunkResult(index, length, iteration, metrics)
                 iteration += length
@@ -288,9 +281,13 @@ def run_chunks(session: Session, start: Start, options: RunOptions, sinks: list,
                 if clock is None:
                     jax.block_until_ready(state)
                     clock = time.perf_counter()
+                    if not options.chunk_iterations:
+                        plan = plan[:1] + recut(session, length, clock - dispatched, iteration, options.chunk_seconds)
+                        clock = time.perf_counter()  # a new chunk length's compile is not training time
                 last = index == len(plan) - 1
+                index += 1
                 interval = max(options.checkpoint_interval, 20 * save_seconds)
-                every = options.checkpoint_every and (index + 1) % options.checkpoint_every == 0
+                every = options.checkpoint_every and index % options.checkpoint_every == 0
                 if not (last or stop.signum is not None or every or time.monotonic() - last_save >= interval):
                     continue
                 failure, pending = read(pending), None
@@ -308,6 +305,17 @@ def run_chunks(session: Session, start: Start, options: RunOptions, sinks: list,
         manager.close()
     steps, seconds = timed_so_far(iteration)
     return start.timed_steps + steps, start.timed_seconds + seconds, failure
+
+
+def recut(session: Session, length: int, seconds: float, iteration: int, target_seconds: float) -> list[int]:
+    """The plan for the iterations after `iteration`, cut by the time the first chunk of `length` took
+    (every process takes process 0's cut), with any new chunk length compiled."""
+    remaining = session.config.num_iterations - iteration
+    size = distributed.agree(timed_chunk_size(length, seconds, target_seconds, remaining, session.compile_seconds))
+    plan = chunk_plan(session.config.num_iterations, size, iteration)
+    for new_length in dict.fromkeys(plan):
+        session.chunk(new_length)
+    return plan
 
 
 def finish(session: Session, log: MetricsLog, steps_per_second: float) -> dict:

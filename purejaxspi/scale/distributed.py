@@ -13,6 +13,7 @@ import os
 from typing import Mapping
 
 import jax
+import numpy as np
 
 from purejaxspi.errors import DistributedError
 
@@ -70,3 +71,12 @@ def barrier(name: str) -> None:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(name)
+
+
+def agree(value: int) -> int:
+    """Process 0's `value` on every process (a decision that must not differ between processes)."""
+    if jax.process_count() == 1:
+        return value
+    from jax.experimental import multihost_utils
+
+    return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
