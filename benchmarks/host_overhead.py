@@ -20,6 +20,7 @@ import tyro
 import purejaxspi as pjs
 from purejaxspi.algo.config import hparam_values
 from purejaxspi.analysis.bench import BenchPlan, run_bench
+from purejaxspi.lifecycle.chunks import chunk_plan
 
 RESULTS = Path(__file__).parent / "results"
 # (env, algo, shape overrides, runs, env steps per run): CartPole as purejaxrl's PPO runs it (4 x 128,
@@ -44,7 +45,7 @@ def measure(env_id: str, algo: str, shape: dict, steps: int, runs: int) -> dict:
         start = time.perf_counter()
         summary = pjs.train(config, grid, Path(tmp) / "run")
         wall = time.perf_counter() - start
-    chunk = max(1, config.num_iterations // 20)  # the iterations of one of train's chunks
+    chunk = chunk_plan(config.num_iterations, 0)[0]  # the iterations of train's first chunk (kept at these sizes)
     plan = BenchPlan((config,), hparam_values(env_id), (runs,), iterations=chunk, repeats=3, env_only=False,
                      devices=(None,))
     (row,) = run_bench(plan)
