@@ -46,7 +46,7 @@ def measure(env_id: str, algo: str, shape: dict, steps: int, runs: int) -> dict:
         summary = pjs.train(config, grid, Path(tmp) / "run")
         wall = time.perf_counter() - start
     chunk = chunk_plan(config.num_iterations, 0)[0]  # the iterations of train's first chunk (kept at these sizes)
-    plan = BenchPlan((config,), hparam_values(env_id), (runs,), iterations=chunk, repeats=3, env_only=False,
+    plan = BenchPlan((config,), (hparam_values(config),), (runs,), iterations=chunk, repeats=3, env_only=False,
                      devices=(None,))
     (row,) = run_bench(plan)
     return {

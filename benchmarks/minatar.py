@@ -55,7 +55,7 @@ class Args:
     budget: int | None = None
     """Env steps per run (default: 65,536 on a CPU, 10M on a GPU)."""
     density: str | None = None
-    """Transition density (default: the MinAtar preset's deterministic head on a CPU, the paper's mixture on a GPU)."""
+    """Deep SPI's transition density (default: the MinAtar preset's deterministic head on a CPU, the paper's mixture on a GPU); DeepMDP keeps its script's deterministic head."""
     num_seeds: int = 16
     """Seeds per (game, algorithm), trained together in one call."""
     games: tuple[str, ...] = GAMES
@@ -96,7 +96,8 @@ def train_pair(game: str, algo: str, args: Args, budget: int, density: str | Non
     import purejaxspi as pjs
     from purejaxspi.lifecycle.loop import training_record
 
-    overrides = {"density": density} if density else {}
+    # the density is Deep SPI's choice; DeepMDP's plain world model is deterministic, as its script's
+    overrides = {"density": density} if density and algo != "deepmdp" else {}
     try:
         config = pjs.make_config(game, algo, total_timesteps=budget, **overrides)
         grid = pjs.make_grid(config, num_seeds=args.num_seeds)
@@ -344,9 +345,11 @@ def main(args: Args) -> dict:
 
     first = next(iter(summaries[args.games[0]].values()))
     config = json.loads((Path(first["run_dir"]) / "config.json").read_text())["config"]
+    densities = {algo: json.loads((Path(summaries[args.games[0]][algo]["run_dir"]) / "config.json").read_text())
+                 ["config"]["density"] for algo in args.algos}
     results: dict = {
         "games": list(args.games), "algos": list(args.algos), "num_seeds": args.num_seeds, "budget": budget,
-        "density": config["density"], "backend": jax.default_backend(), "confidence": CI,
+        "density": config["density"], "densities": densities, "backend": jax.default_backend(), "confidence": CI,
         "bootstrap_reps": args.reps, "eval_episodes": args.eval_episodes, "eval_max_steps": args.eval_max_steps,
         "ppo_reference_10m": PPO_REFERENCE_10M, "per_game": {},
     }

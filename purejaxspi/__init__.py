@@ -4,7 +4,7 @@ The public API, for notebooks and scripts (the command line is a thin layer over
 
     import purejaxspi as pjs
 
-    config = pjs.make_config("CartPole-v1", "deepspi", total_timesteps=20_480)   # the env's preset + overrides
+    config = pjs.make_config("CartPole-v1", "deepspi", total_timesteps=20_480)   # (family, algo) preset + overrides
     grid = pjs.make_grid(config, num_seeds=4, learning_rate=[1e-3, 2.5e-3])      # 2 settings x 4 seeds
     summary = pjs.train(config, grid, "runs/cartpole")                           # the whole run lifecycle
 
@@ -28,6 +28,7 @@ _EXPORTS = {
     "make_config": "purejaxspi.algo.config",
     "hparam_values": "purejaxspi.algo.config",
     "preset_hparams": "purejaxspi.algo.config",
+    "preset_table": "purejaxspi.algo.config",
     "make_train": "purejaxspi.algo.train",
     "RunProgram": "purejaxspi.algo.train",
     "RunState": "purejaxspi.algo.train",

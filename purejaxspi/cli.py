@@ -49,16 +49,25 @@ def user_message(error: UserError) -> str:
 
 
 def _by_preset(value_of) -> str:
-    """A preset-driven default as help text: one value, or the value of each preset."""
-    shown = {name: f"{value_of(p):g}" if isinstance(value_of(p), float) else str(value_of(p)) for name, p in PRESETS.items()}
+    """A preset-driven default as help text: one value, or the value of each (env family, algorithm)."""
+    show = lambda p: f"{value_of(p):g}" if isinstance(value_of(p), float) else str(value_of(p))  # noqa: E731
+    shown = {key: show(p) for key, p in PRESETS.items()}
     if len(set(shown.values())) == 1:
-        return f"{next(iter(shown.values()))} for every env"
-    return "; ".join(f"{name} {value}" for name, value in shown.items())
+        return f"{next(iter(shown.values()))} for every env and algorithm"
+    families = dict.fromkeys(family for family, _ in PRESETS)
+    parts = []
+    for family in families:
+        per_algo = {algo: value for (f, algo), value in shown.items() if f == family}
+        if len(set(per_algo.values())) == 1:
+            parts.append(f"{family} {next(iter(per_algo.values()))}")
+        else:
+            parts.append(f"{family} " + ", ".join(f"{value} ({algo})" for algo, value in per_algo.items()))
+    return "; ".join(parts)
 
 
 def _preset_help(text: str, value_of):
-    """Help naming what a preset-driven flag becomes per env preset (vector, minatar, atari, gridworld)."""
-    return tyro.conf.arg(help=f"{text} Default: {_by_preset(value_of)}.", help_behavior_hint="(default: the env's preset)")
+    """Help naming what a preset-driven flag becomes per (env family, algorithm) preset."""
+    return tyro.conf.arg(help=f"{text} Default: {_by_preset(value_of)}.", help_behavior_hint="(default: the preset of the env family and algorithm)")
 
 
 @dataclasses.dataclass
@@ -73,6 +82,8 @@ class _TrainFlags:
     """Environment id (`purejaxspi envs` lists them)."""
     algo: str = "deepspi"
     """deepspi, deepmdp or ppo."""
+    settings: Optional[str] = None
+    """Whose preset fills every unset flag: deepspi, deepmdp or ppo (default: the algorithm's own, as the paper ran it). The same value for all three algorithms is the same-settings ablation; `purejaxspi presets` prints them."""
     seed: int = 0
     """First seed; runs use seeds seed .. seed+num_seeds-1."""
     num_seeds: int = 16
@@ -83,10 +94,13 @@ class _TrainFlags:
     update_epochs: Annotated[Optional[int], _preset_help("Epochs per iteration.", lambda p: p.update_epochs)] = None
     density: Annotated[Optional[str], _preset_help(
         "Transition density: deterministic, normal or mixture (of 5 diagonal Gaussians).", lambda p: p.density)] = None
-    lipschitz: bool = True
-    """Spectral normalisation + GroupSort in the world model."""
-    spectral_norm: str = "exact"
-    """How spectral normalisation estimates sigma: exact (a 1-Lipschitz layer) or reference (the paper's code: divides by about sigma^2, so a layer's norm is about 1/sigma)."""
+    lipschitz: Annotated[Optional[bool], _preset_help(
+        "The paper's Lipschitz world model (spectral normalisation + GroupSort); False: deep_mdp_ppo.py's plain "
+        "networks with the gradient penalty.", lambda p: p.lipschitz)] = None
+    spectral_norm: Annotated[Optional[str], _preset_help(
+        "How spectral normalisation estimates sigma: exact (each layer 1-Lipschitz as an operator, convolutions "
+        "included) or reference (the paper's code: divides by about sigma^2 of the kernel matrix, so a layer's norm "
+        "is about 1/sigma).", lambda p: p.spectral_norm)] = None
     stochastic: bool = False
     """Atari: the stochastic ALE (sticky actions with probability 0.3, up to 60 no-op starts)."""
     chunk_iterations: int = 0
@@ -129,7 +143,8 @@ TrainArgs = dataclasses.make_dataclass(
     bases=(_TrainFlags,),
 )
 TrainArgs.__doc__ = _TrainFlags.__doc__
-SHAPE_FLAGS = ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "density")
+SHAPE_FLAGS = ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "density",
+               "lipschitz", "spectral_norm")
 
 
 def resolve(args) -> tuple[Config, dict[str, list[float]]]:
@@ -137,9 +152,8 @@ def resolve(args) -> tuple[Config, dict[str, list[float]]]:
     if args.algo not in ALGOS:
         raise ConfigError(f"unknown algo {args.algo!r}; choose one of {', '.join(ALGOS)}", setting="algo")
     overrides = {name: getattr(args, name) for name in SHAPE_FLAGS if getattr(args, name, None) is not None}
-    config = make_config(args.env, args.algo, lipschitz=args.lipschitz, spectral_norm=args.spectral_norm,
-                         stochastic=args.stochastic, **overrides)
-    values = hparam_values(args.env, **{name: getattr(args, name, None) for name in HPARAM_NAMES})
+    config = make_config(args.env, args.algo, settings=args.settings, stochastic=args.stochastic, **overrides)
+    values = hparam_values(config, **{name: getattr(args, name, None) for name in HPARAM_NAMES})
     return config, values
 
 
@@ -339,6 +353,38 @@ def envs_cmd(args: EnvsArgs) -> int:
 
 
 @dataclasses.dataclass
+class PresetsArgs:
+    """Print the preset of every (env family, algorithm): what `train` runs where no flag overrides it."""
+
+    json: bool = False
+    """Print the rows as JSON instead of a table."""
+
+
+PRESET_COLUMNS = (("family", "family"), ("algo", "algo"), ("num_envs", "envs"), ("num_steps", "steps"),
+                  ("num_minibatches", "mb"), ("update_epochs", "epochs"), ("total_timesteps", "budget"),
+                  ("learning_rate", "lr"), ("clip_coef", "clip"), ("reward_coef", "alpha_R"),
+                  ("transition_coef", "alpha_P"), ("gradient_penalty", "lambda_GP"), ("density", "density"),
+                  ("lipschitz", "lipschitz"), ("spectral_norm", "spectral"))
+
+
+def presets_cmd(args: PresetsArgs) -> int:
+    from purejaxspi.algo.config import preset_table
+
+    rows = preset_table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    show = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+    cells = [[title for _, title in PRESET_COLUMNS]] + [[show(r[name]) for name, _ in PRESET_COLUMNS] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(PRESET_COLUMNS))]
+    for row in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print("Every preset: ent 0.01, vf 0.5, gamma 0.99, lambda 0.95, grad-norm 0.5, lr annealed to 0. "
+          "lambda_GP applies to the plain world model (lipschitz False) only.")
+    return 0
+
+
+@dataclasses.dataclass
 class EvalArgs:
     """Play episodes with the newest checkpoint of a training run (every run at once); writes DIR/eval.json."""
 
@@ -479,8 +525,10 @@ class BenchArgs:
     update_epochs: Optional[int] = None
     density: Optional[str] = None
     total_timesteps: Optional[int] = None
-    lipschitz: bool = True
-    spectral_norm: str = "exact"
+    lipschitz: Optional[bool] = None
+    spectral_norm: Optional[str] = None
+    settings: Optional[str] = None
+    """Whose preset fills every unset flag, for every algo (default: each algorithm's own)."""
     stochastic: bool = False
     quiet: bool = False
     """No progress bar."""
@@ -506,10 +554,11 @@ def bench_plan(args: BenchArgs):
         raise ConfigError("--run-mapping needs at least one value")
     if any(d <= 0 for d in args.devices):
         raise ConfigError(f"--devices takes positive device counts, got {list(args.devices)}")
-    configs = []
+    configs, values = [], []
     for algo in dict.fromkeys(args.algo):
-        config, values = resolve(dataclasses.replace(args, algo=algo))
+        config, algo_values = resolve(dataclasses.replace(args, algo=algo))
         configs.append(config)
+        values.append(algo_values)
     for mapping in args.run_mapping:
         resolve_run_mapping(mapping, family_of(args.env), traits(args.env)["vmap_only"])
     from purejaxspi.scale.sharding import make_layout
@@ -518,7 +567,7 @@ def bench_plan(args: BenchArgs):
     for count in devices:
         if count is not None:
             make_layout(count, count)  # DeviceError when the machine has fewer
-    return BenchPlan(tuple(configs), values, tuple(args.num_runs), args.iterations, args.repeats,
+    return BenchPlan(tuple(configs), tuple(values), tuple(args.num_runs), args.iterations, args.repeats,
                      args.sequential, args.env_only, tuple(dict.fromkeys(args.run_mapping)), devices=devices)
 
 
@@ -563,6 +612,7 @@ COMMANDS = {
     "eval": (EvalArgs, eval_cmd),
     "plot": (PlotArgs, plot_cmd),
     "envs": (EnvsArgs, envs_cmd),
+    "presets": (PresetsArgs, presets_cmd),
     "bench": (BenchArgs, bench_cmd),
 }
 

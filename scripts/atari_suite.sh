@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The paper-scale Atari recipe: for every game, PPO, DeepMDP and Deep SPI, 10M agent steps per run
-# (40M frames), 16 seeds trained together in one program per game and algorithm. Meant for a GPU
-# machine (`uv sync --extra cuda`); envpool steps the 16 x 128 emulators on the CPU cores.
+# (40M frames), 16 seeds trained together in one program per game and algorithm. Each algorithm runs
+# its own script's preset, as the paper ran it (`uv run purejaxspi presets`): Deep SPI `deep_spi.py`'s
+# (128 x 8, mixture head, the paper's spectral estimate), DeepMDP `deep_mdp_ppo.py`'s (64 x 16, plain
+# world model, gradient penalty), PPO CleanRL's (8 x 128). EXTRA="--settings deepspi" runs all three
+# under Deep SPI's settings instead, EXTRA="--spectral-norm exact" Deep SPI with our exact normalisation.
+# Meant for a GPU machine (`uv sync --extra cuda`); envpool steps the emulators on the CPU cores.
 #
 #   scripts/atari_suite.sh                       # the 57 games of the human-normalised table
 #   GAMES="Breakout-v5 Pong-v5" scripts/atari_suite.sh

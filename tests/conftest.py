@@ -22,11 +22,12 @@ def cli(*args, cwd=None, env=None, timeout=600):
                           cwd=cwd, env=env, timeout=timeout)
 
 
-def preset_values(preset: str, **overrides) -> dict[str, list[float]]:
-    """Every hyperparameter's one value from a preset ("vector", "minatar", "atari", "gridworld"), with overrides."""
+def preset_values(family: str, algo: str = "deepspi", **overrides) -> dict[str, list[float]]:
+    """Every hyperparameter's one value from the preset of (family, algo), family one of "vector",
+    "minatar", "atari", "gridworld", with overrides."""
     from purejaxspi.algo.config import PRESETS
 
-    return {**{k: [v] for k, v in PRESETS[preset].hparams.as_dict().items()}, **overrides}
+    return {**{k: [v] for k, v in PRESETS[family, algo].hparams.as_dict().items()}, **overrides}
 
 
 @pytest.fixture(scope="session")

@@ -25,12 +25,12 @@ def test_the_readme_api_example_runs_as_written(tmp_path, monkeypatch, capsys):
 
 def test_make_config_applies_the_env_s_preset_then_the_overrides():
     config = pjs.make_config("ConfoundingGrid-v0", "ppo", total_timesteps=8192)
-    grid_preset = PRESETS["gridworld"]
+    grid_preset = PRESETS["gridworld", "ppo"]
     assert (config.num_envs, config.num_steps, config.density) == (grid_preset.num_envs, grid_preset.num_steps, "mixture")
     assert config.total_timesteps == 8192 and config.algo == "ppo"
     minatar = pjs.make_config("Breakout-MinAtar")
     assert minatar == pjs.Config()  # the dataclass defaults are the default env's preset
-    assert pjs.make_config("Breakout-v5").num_envs == PRESETS["atari"].num_envs
+    assert pjs.make_config("Breakout-v5").num_envs == PRESETS["atari", "deepspi"].num_envs
 
 
 @pytest.mark.parametrize("env_id, algo, overrides, message", [
@@ -52,7 +52,7 @@ def test_make_grid_takes_any_subset_of_hyperparameters():
     grid = pjs.make_grid(config, num_seeds=2, first_seed=5, clip_coef=[0.1, 0.3], reward_coef=0.1)
     assert grid.size == 4 and grid.varied() == ("clip_coef",)
     assert [r.seed for r in grid.runs] == [5, 6, 5, 6]
-    preset = PRESETS["vector"].hparams
+    preset = PRESETS["vector", "deepspi"].hparams
     for run in grid.runs:
         assert run.hparams.learning_rate == preset.learning_rate and run.hparams.reward_coef == 0.1
     assert grid.keys().shape[0] == 4 and grid.hparams().clip_coef.tolist() == pytest.approx([0.1, 0.1, 0.3, 0.3])

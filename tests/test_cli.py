@@ -25,6 +25,9 @@ from purejaxspi.lifecycle.metrics import CSV_COLUMNS
         (["--env", "CartPole-v1", "--num-seeds", "0"], "--num-seeds must be positive"),
         (["--env", "CartPole-v1", "--density", "beta"], "unknown density"),
         (["--env", "CartPole-v1", "--chunk-seconds", "0"], "--chunk-seconds must be positive"),
+        (["--env", "CartPole-v1", "--settings", "cleanrl"], "unknown settings"),
+        (["--env", "CartPole-v1", "--algo", "deepmdp", "--density", "mixture"], "deterministic head only"),
+        (["--env", "CartPole-v1", "--gradient-penalty", "-1"], "--gradient-penalty must be finite and non-negative"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
@@ -40,6 +43,14 @@ def test_envs_lists_every_backend():
     ids = json.loads(result.stdout)
     assert "CartPole-v1" in ids["gymnax"] and "Breakout-MinAtar" in ids["gymnax"]
     assert "pgx/2048" in ids["pgx"] and "pgx/minatar-breakout" in ids["pgx"]
+
+
+def test_presets_prints_every_family_and_algorithm():
+    rows = json.loads(cli("presets", "--json").stdout)
+    assert {(r["family"], r["algo"]) for r in rows} == {
+        (f, a) for f in ("atari", "gridworld", "minatar", "vector") for a in ("deepspi", "deepmdp", "ppo")}
+    table = cli("presets").stdout.splitlines()
+    assert table[0].split()[:4] == ["family", "algo", "envs", "steps"] and len(table) == 14
 
 
 def test_unknown_command_exits_2():

@@ -173,6 +173,13 @@ def test_time_limit_truncates():
         assert bool(ts.truncated.all()) == last and not bool(ts.terminated.any())
     assert np.all(np.asarray(ts.episode_length) == cg.TIME_LIMIT)
     assert np.all(np.asarray(state.env_state[1]) == 0)  # auto-reset after truncation
+    # the truncated step's successor is the frame the agent stands in (its cell painted), not the
+    # agentless "done" frame: GAE bootstraps V from it
+    start = cg.tables()["coords"][cg.tables()["start"]]
+    expected = np.asarray(cg.render(start, False, cg.RENDER["ConfoundingGrid-v0"]))
+    assert np.isclose(expected.max(), cg.AGENT_GREY * cg.OBS_SCALE["minatar"])  # the agent is drawn
+    for frame in np.asarray(ts.next_obs):
+        np.testing.assert_array_equal(frame, expected)
 
 
 def test_make_env_jit_step_runs_an_episode():

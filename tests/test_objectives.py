@@ -50,7 +50,8 @@ def test_smooth_l1_values():
 
 
 HP = HParams(learning_rate=1e-3, clip_coef=0.2, ent_coef=0.01, vf_coef=0.5, gamma=0.99,
-             gae_lambda=0.95, max_grad_norm=0.5, reward_coef=0.1, transition_coef=0.05)
+             gae_lambda=0.95, max_grad_norm=0.5, reward_coef=0.1, transition_coef=0.05,
+             gradient_penalty=0.01)
 
 
 def tiny_inputs():
@@ -70,7 +71,7 @@ def tiny_inputs():
     )
 
 
-def hand_terms(x, algo):
+def hand_terms(x, algo, reduction="sum"):
     """The three objectives written out in numpy, sample by sample."""
     lp = np.asarray(x.log_probs)
     a = np.asarray(x.action)
@@ -80,14 +81,17 @@ def hand_terms(x, algo):
     d_r = np.asarray(x.reward_pred) - np.asarray(x.reward)
     huber = lambda d: np.where(np.abs(d) < 1, 0.5 * d**2, np.abs(d) - 0.5)
     l_r = huber(d_r)
-    l_p = huber(np.asarray(x.next_latent_pred) - np.asarray(x.next_latent)).sum(-1) * np.asarray(x.transition_valid)
+    per_entry = huber(np.asarray(x.next_latent_pred) - np.asarray(x.next_latent))
+    reduce = per_entry.mean(-1) if reduction == "mean" else per_entry.sum(-1)
+    l_p = reduce * np.asarray(x.transition_valid)
     u = adv - (HP.reward_coef * l_r + HP.transition_coef * l_p) if algo == "deepspi" else adv
     eps = HP.clip_coef
     pg = np.mean(np.maximum(-u * rho, -u * np.clip(rho, 1 - eps, 1 + eps)))
     v = 0.5 * np.mean((np.asarray(x.value) - np.asarray(x.returns)) ** 2)
     ent = np.mean(-(np.exp(lp) * lp).sum(-1))
     aux = np.mean(HP.reward_coef * l_r + HP.transition_coef * l_p) if algo == "deepmdp" else 0.0
-    return pg + HP.vf_coef * v - HP.ent_coef * ent + aux, pg, l_r.mean(), l_p.sum() / 3
+    penalty = HP.gradient_penalty * float(x.gradient_penalty) if algo != "ppo" else 0.0
+    return pg + HP.vf_coef * v - HP.ent_coef * ent + aux + penalty, pg, l_r.mean(), l_p.sum() / 3
 
 
 def hand_diagnostics(x, algo):
@@ -108,11 +112,14 @@ def hand_diagnostics(x, algo):
     return np.mean(binds), np.mean(outside), rho.min(), rho.max()
 
 
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
 @pytest.mark.parametrize("algo", ["deepspi", "deepmdp", "ppo"])
-def test_objectives_match_hand_computation(algo):
-    x = tiny_inputs()
-    terms = objectives.loss(algo, x, HP)
-    total, pg, l_r, l_p = hand_terms(x, algo)
+def test_objectives_match_hand_computation(algo, reduction):
+    """The paper's code reduces L_P by the sum for sampled heads and by the mean for the deterministic one;
+    the gradient penalty enters both world-model objectives (weighted by lambda_GP), never PPO's."""
+    x = tiny_inputs()._replace(gradient_penalty=jnp.float32(3.0))
+    terms = objectives.loss(algo, x, HP, reduction)
+    total, pg, l_r, l_p = hand_terms(x, algo, reduction)
     np.testing.assert_allclose(terms.total, total, rtol=1e-5)
     np.testing.assert_allclose(terms.policy_loss, pg, rtol=1e-5)
     np.testing.assert_allclose(terms.reward_loss, l_r, rtol=1e-6)
@@ -174,3 +181,27 @@ def test_deepspi_world_model_gradient_is_weighted_by_the_ratio():
     w = np.where(-u * rho >= -u * clipped, rho, clipped)
     np.testing.assert_allclose(g, HP.reward_coef * w * huber_grad / 4, rtol=1e-5, atol=1e-8)
     assert np.count_nonzero(g) == 2  # samples 1 and 2 predict their rewards exactly
+
+
+def test_squared_slope_is_the_mean_squared_input_gradient_norm():
+    grads = np.random.default_rng(0).normal(size=(5, 3, 2, 4)).astype(np.float32)
+    expected = np.mean(np.sum(grads.reshape(5, -1) ** 2, axis=-1))
+    np.testing.assert_allclose(objectives.squared_slope(jnp.asarray(grads)), expected, rtol=1e-5)
+
+
+def test_the_deterministic_head_takes_the_mean_over_latent_entries():
+    """An 8x8x16 latent: the sum is 1,024 times the mean (the scale the paper's alpha_P was set for)."""
+    pred = jax.random.normal(jax.random.PRNGKey(0), (3, 8, 8, 16))
+    target = jnp.zeros_like(pred)
+    valid = jnp.ones((3,))
+    total = objectives.transition_loss(pred, target, valid, "sum")
+    mean = objectives.transition_loss(pred, target, valid, "mean")
+    np.testing.assert_allclose(total, 1024 * mean, rtol=1e-5)
+    assert pjs_config("Breakout-MinAtar", "deepspi").transition_reduction == "mean"
+    assert pjs_config("Breakout-v5", "deepspi").transition_reduction == "sum"  # the mixture head
+
+
+def pjs_config(env_id, algo):
+    from purejaxspi.algo.config import make_config
+
+    return make_config(env_id, algo)

@@ -23,19 +23,26 @@ def run_grid(config, values, first_seed, num_seeds, iterations, mapping="auto"):
     return grid, {k: np.asarray(v) for k, v in metrics.items()}
 
 
-@pytest.mark.parametrize("env_id, family, mapping", [
-    ("CartPole-v1", "vector", "vmap"), ("Breakout-MinAtar", "minatar", "map"),
+@pytest.mark.parametrize("env_id, family, mapping, algo", [
+    ("CartPole-v1", "vector", "vmap", "deepspi"), ("Breakout-MinAtar", "minatar", "map", "deepspi"),
+    ("CartPole-v1", "vector", "vmap", "deepmdp"),
 ])
 @pytest.mark.slow
-def test_a_run_alone_equals_the_same_run_inside_a_grid(env_id, family, mapping):
+def test_a_run_alone_equals_the_same_run_inside_a_grid(env_id, family, mapping, algo):
     """lax.map runs each run's own program: bitwise equal. vmap batches the runs' matmuls, which may
-    sum in another order: equal to float rounding."""
-    config = Config(env_id=env_id, algo="deepspi", num_envs=4, num_steps=16, num_minibatches=2,
-                    update_epochs=2, total_timesteps=64 * 20, density="mixture")
+    sum in another order: equal to float rounding. DeepMDP runs its plain world model with the
+    gradient penalty (a gradient inside the loss)."""
+    world_model = dict(density="mixture") if algo == "deepspi" else dict(density="deterministic", lipschitz=False)
+    config = Config(env_id=env_id, algo=algo, num_envs=4, num_steps=16, num_minibatches=2,
+                    update_epochs=2, total_timesteps=64 * 20, **world_model)
     grid, together = run_grid(config, grid_values(learning_rate=[2.5e-3, 1e-3], reward_coef=[0.01, 0.1]), 0, 2, 5, mapping)
     target = next(r for r in grid.runs if r.seed == 1 and r.hparams.learning_rate == 1e-3 and r.hparams.reward_coef == 0.1)
     _, alone = run_grid(config, grid_values(learning_rate=[1e-3], reward_coef=[0.1]), 1, 1, 5, mapping)
-    for name in ("total_loss", "policy_loss", "value_loss", "reward_loss", "transition_loss", "entropy", "ratio_max"):
+    names = ("total_loss", "policy_loss", "value_loss", "reward_loss", "transition_loss", "entropy", "ratio_max")
+    if config.gradient_penalty:
+        names += ("gradient_penalty",)
+        assert (together["gradient_penalty"] > 0).all()
+    for name in names:
         if mapping == "map":
             np.testing.assert_array_equal(together[name][target.index], alone[name][0], err_msg=name)
         else:

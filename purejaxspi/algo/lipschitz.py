@@ -5,7 +5,10 @@ ways (`SPECTRAL_NORMS`):
 
 - "exact": power iteration with a persistent vector `u` (flax collection "spectral", refreshed only
   when that collection is mutable, i.e. during training updates). Both vectors are normalised before
-  `sigma = v^T W u` is read, so the normalised weight has spectral norm 1.
+  `sigma = v^T W u` is read, so the normalised weight has spectral norm 1. For a convolution the
+  iteration runs through the convolution itself and its transpose (`jax.vjp`), on an input of the
+  layer's own spatial size: a k x k convolution can stretch by more than its reshaped kernel matrix,
+  so only the operator's norm makes the layer 1-Lipschitz.
 - "reference": the estimate of the paper's own code: two power iterations from a fixed start vector
   whose last vector is left unnormalised, so it reads ||W^T u||^2, about sigma^2, with gradients
   through it. The "normalised" weight then has norm about 1/sigma(W): the layer is not 1-Lipschitz
@@ -40,6 +43,29 @@ def power_iteration(matrix: jax.Array, u: jax.Array, num_iterations: int = 1):
     v = jax.lax.stop_gradient(v)
     sigma = v @ matrix @ u
     return u, v, sigma
+
+
+def _unit(x):
+    return x / (jnp.sqrt(jnp.sum(x * x)) + _EPS)
+
+
+def operator_power_iteration(linear, u: jax.Array, num_iterations: int = 1):
+    """Refine the top right-singular vector `u` of the linear map `linear` (u's shape -> any shape),
+    its transpose taken by `jax.vjp`; returns (u, v, sigma) with sigma = <v, linear(u)>, differentiable
+    in whatever `linear` closes over."""
+    for _ in range(max(num_iterations, 1)):
+        image, transpose = jax.vjp(linear, u)
+        v = _unit(image)
+        (u,) = transpose(v)
+        u = _unit(u)
+    u = jax.lax.stop_gradient(u)
+    v = jax.lax.stop_gradient(v)
+    return u, v, jnp.sum(v * linear(u))
+
+
+# Iterations that converge a convolution's vector when the layer is created, so the first updates
+# already divide by the operator's norm rather than by an estimate from a blind start.
+INIT_POWER_ITERATIONS = 50
 
 
 def reference_sigma(matrix: jax.Array, num_iterations: int = REFERENCE_POWER_ITERATIONS) -> jax.Array:
@@ -124,7 +150,9 @@ class LipschitzDense(nn.Module, _SpectralMixin):
 
 
 class LipschitzConv(nn.Module, _SpectralMixin):
-    """Stride-1 SAME convolution, spectrally normalised (as its [kh*kw*cin, cout] matrix) when `spectral`."""
+    """Stride-1 SAME convolution, spectrally normalised when `spectral`: "exact" divides by the norm of the
+    convolution as an operator on inputs of this spatial size (so the layer is 1-Lipschitz), "reference"
+    by the paper's code's estimate for the [kh*kw*cin, cout] kernel matrix."""
 
     features: int
     kernel_size: Sequence[int] = (2, 2)
@@ -140,6 +168,16 @@ class LipschitzConv(nn.Module, _SpectralMixin):
         kernel = self.param("kernel", init, shape)
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         y = conv2d(x, kernel, 1, "SAME")
-        if self.spectral:
-            y = y / self.sigma(kernel.reshape(-1, self.features), self.power_iterations, self.spectral_norm)
-        return y + bias
+        if not self.spectral:
+            return y + bias
+        if self.spectral_norm == "reference":
+            return y / reference_sigma(kernel.reshape(-1, self.features)) + bias
+        if self.spectral_norm != "exact":
+            raise ValueError(f"unknown spectral norm {self.spectral_norm!r}; choose one of {', '.join(SPECTRAL_NORMS)}")
+        linear = lambda u: conv2d(u[None], kernel, 1, "SAME")[0]  # noqa: E731
+        start = _unit(jnp.ones(x.shape[1:], x.dtype))
+        u_var = self.variable("spectral", "u", lambda: operator_power_iteration(linear, start, INIT_POWER_ITERATIONS)[0])
+        u, _, sigma = operator_power_iteration(linear, u_var.value, self.power_iterations)
+        if self.is_mutable_collection("spectral") and not self.is_initializing():
+            u_var.value = u
+        return y / sigma + bias

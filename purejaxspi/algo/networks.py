@@ -16,11 +16,12 @@ import jax.numpy as jnp
 
 from purejaxspi.algo.conv import conv2d, extract_patches
 from purejaxspi.algo.lipschitz import (
+    INIT_POWER_ITERATIONS,
     LipschitzConv,
     LipschitzDense,
     group_sort,
     kernel_init,
-    power_iteration,
+    operator_power_iteration,
     reference_sigma,
 )
 
@@ -89,6 +90,8 @@ TORSO_WIDTH = {"vector": 64, "minatar": 256, "atari": 512}
 # World-model widths for flat latents: (reward MLP width, transition hidden width). Image latents
 # take the paper's reward MLP (256, 256) and a transition network sized by the latent's channels.
 WORLD_MODEL_WIDTH = {"vector": (64, 64), "minatar": (256, None), "atari": (256, None)}
+# The plain (DeepMDP) world model's widths: `deep_mdp_ppo.py`'s 512-unit reward layer on image latents.
+PLAIN_WORLD_MODEL_WIDTH = {"vector": (64, 64), "minatar": (512, None), "atari": (512, None)}
 # The paper's transition network on a conv latent of C channels: 2C hidden channels, and a last
 # layer split into C / CHANNELS_PER_GROUP feature groups (16 for the Nature CNN's 64), each with
 # its own spectral normalisation.
@@ -189,8 +192,10 @@ class GroupedActionConv(nn.Module):
     group, evaluated only at each sample's action.
 
     Group g sees hidden channels [g Cin/G, (g+1) Cin/G) through its own [4 Cin/G, A F] matrix,
-    spectrally normalised on its own when `spectral`; contracting that matrix with the one-hot action
-    first equals slicing the full output, at 1/A of the cost. Output [B, H, W, G, F].
+    spectrally normalised on its own when `spectral` (under "exact", by the norm of group g's whole
+    A F-channel convolution as an operator, which bounds every action's slice by 1); contracting that
+    matrix with the one-hot action first equals slicing the full output, at 1/A of the cost.
+    Output [B, H, W, G, F].
     """
 
     num_actions: int
@@ -206,7 +211,7 @@ class GroupedActionConv(nn.Module):
         patches = extract_patches(h, 2, 1, "SAME").reshape(batch, height, width, 4, g, channels // g)
         patches = jnp.moveaxis(patches, 3, 4).reshape(batch, height, width, g, 4 * (channels // g))
         dense = GroupedLipschitzKernels(g, self.num_actions * self.features, self.spectral, self.spectral_norm, name="kernel")
-        kernel, bias = dense(patches.shape[-1])
+        kernel, bias = dense(patches.shape[-1], (height, width, channels // g))
         kernel = kernel.reshape(g, -1, self.num_actions, self.features)
         bias = bias.reshape(g, self.num_actions, self.features)
         per_sample_kernel = jnp.einsum("ba,gpaf->bgpf", one_hot, kernel)  # a matmul, also under vmap over runs
@@ -215,7 +220,9 @@ class GroupedActionConv(nn.Module):
 
 
 class GroupedLipschitzKernels(nn.Module):
-    """`groups` kernels [in, out] and biases, each divided by its own spectral norm estimate."""
+    """`groups` 2x2 SAME convolution kernels as patch matrices [4 Cin/G, out] with biases, each divided by its
+    own spectral norm estimate: "exact" the norm of its convolution as an operator on [H, W, Cin/G]
+    inputs, "reference" the paper's code's estimate for the matrix."""
 
     groups: int
     features: int
@@ -224,7 +231,7 @@ class GroupedLipschitzKernels(nn.Module):
     power_iterations: int = 1
 
     @nn.compact
-    def __call__(self, in_features: int):
+    def __call__(self, in_features: int, input_shape: tuple[int, int, int]):
         init = kernel_init(self.spectral_norm if self.spectral else "exact", 1.0)
         kernel = self.param("kernel", lambda key, shape: jax.vmap(lambda k: init(k, shape[1:]))(
             jax.random.split(key, shape[0])), (self.groups, in_features, self.features))
@@ -234,13 +241,64 @@ class GroupedLipschitzKernels(nn.Module):
         if self.spectral_norm == "reference":
             sigma = jax.vmap(reference_sigma)(kernel)
         else:
-            u_var = self.variable(
-                "spectral", "u", lambda: jnp.full((self.groups, self.features), self.features**-0.5, kernel.dtype)
-            )
-            u, _, sigma = jax.vmap(lambda m, u: power_iteration(m, u, self.power_iterations))(kernel, u_var.value)
+            def iterate(matrix, u, steps):
+                linear = lambda x: extract_patches(x[None], 2, 1, "SAME")[0] @ matrix  # noqa: E731
+                return operator_power_iteration(linear, u, steps)
+
+            start = jnp.full((self.groups, *input_shape), math.prod(input_shape) ** -0.5, kernel.dtype)
+            u_var = self.variable("spectral", "u", lambda: jax.vmap(
+                lambda m, u: iterate(m, u, INIT_POWER_ITERATIONS)[0])(kernel, start))
+            u, _, sigma = jax.vmap(lambda m, u: iterate(m, u, self.power_iterations))(kernel, u_var.value)
             if self.is_mutable_collection("spectral") and not self.is_initializing():
                 u_var.value = u
         return kernel / sigma[:, None, None], bias
+
+
+class PlainRewardModel(nn.Module):
+    """`deep_mdp_ppo.py`'s reward network: flattened z -> one hidden ReLU layer -> one reward per action
+    [B, A], flax's default (LeCun normal) init. No Lipschitz constraint: DeepMDP regularises it with the
+    gradient penalty instead."""
+
+    num_actions: int
+    hidden: int = 512
+
+    @nn.compact
+    def __call__(self, z):
+        x = nn.relu(nn.Dense(self.hidden)(z.reshape(z.shape[0], -1)))
+        return nn.Dense(self.num_actions)(x)
+
+
+class PlainTransitionModel(nn.Module):
+    """`deep_mdp_ppo.py`'s deterministic transition network, read at the taken action.
+
+    Conv latents [H, W, C]: one 2x2 SAME convolution to C channels per action, then ReLU (the latent's
+    own range), evaluated at each sample's action only (the kernel contracted with the one-hot action,
+    as `GroupedActionConv`). Flat latents: a hidden ReLU layer and a linear output per action.
+    Returns TransitionParams with one component and zero std.
+    """
+
+    num_actions: int
+    hidden: int = 64
+
+    @nn.compact
+    def __call__(self, z, action) -> TransitionParams:
+        batch, latent_shape = z.shape[0], z.shape[1:]
+        one_hot = jax.nn.one_hot(action, self.num_actions, dtype=z.dtype)
+        if z.ndim == 4:
+            channels = latent_shape[-1]
+            patches = extract_patches(z, 2, 1, "SAME")  # [B, H, W, 4C]
+            kernel = self.param("kernel", nn.initializers.lecun_normal(), (4 * channels, self.num_actions * channels))
+            bias = self.param("bias", nn.initializers.zeros, (self.num_actions * channels,))
+            kernel = kernel.reshape(4 * channels, self.num_actions, channels)
+            per_sample_kernel = jnp.einsum("ba,paf->bpf", one_hot, kernel)
+            per_sample_bias = one_hot @ bias.reshape(self.num_actions, channels)
+            mean = nn.relu(jnp.einsum("bhwp,bpf->bhwf", patches, per_sample_kernel) + per_sample_bias[:, None, None])
+        else:
+            h = nn.relu(nn.Dense(self.hidden)(z))
+            out = nn.Dense(self.num_actions * latent_shape[-1])(h)
+            mean = select_action(out.reshape(batch, self.num_actions, latent_shape[-1]), action, self.num_actions)
+        mean = mean[:, None]
+        return TransitionParams(mean, jnp.zeros_like(mean), jnp.zeros((batch, 1), mean.dtype))
 
 
 def _hash_uniform(seed: jax.Array, shape) -> jax.Array:
@@ -280,6 +338,7 @@ def sample_next_latent(params: TransitionParams, key: jax.Array) -> jax.Array:
 
 
 class AgentOutputs(NamedTuple):
+    latent: jax.Array  # [B, *z], phi(s)
     logits: jax.Array  # [B, A]
     value: jax.Array  # [B]
     reward_pred: jax.Array  # [B], for the taken action
@@ -306,7 +365,11 @@ class Agent(nn.Module):
         self.critic_torso = _dense(TORSO_WIDTH[self.family], math.sqrt(2)) if self.family == "vector" else None
         self.actor = _dense(self.num_actions, 0.01)
         self.critic = _dense(1, 1.0)
-        if self.world_model:
+        if self.world_model and not self.lipschitz:
+            reward_width, transition_width = PLAIN_WORLD_MODEL_WIDTH[self.family]
+            self.reward_model = PlainRewardModel(self.num_actions, reward_width)
+            self.transition_model = PlainTransitionModel(self.num_actions, transition_width or 64)
+        elif self.world_model:
             reward_width, transition_width = WORLD_MODEL_WIDTH[self.family]
             self.reward_model = RewardModel(
                 self.num_actions, (reward_width, reward_width), self.lipschitz, self.spectral_norm
@@ -339,12 +402,18 @@ class Agent(nn.Module):
         logits, value = self._policy_value(z)
         if not self.world_model:
             empty = jnp.zeros((batch,), logits.dtype)
-            return AgentOutputs(logits, value, empty, z_next, z_next)
+            return AgentOutputs(z, logits, value, empty, z_next, z_next)
         reward_pred = select_action(self.reward_model(z), action, self.num_actions)
         density = self.transition_model(z, action)
         if self.density == "deterministic":  # its only "sample" is the mean: skip drawing noise it multiplies by 0
-            return AgentOutputs(logits, value, reward_pred, density.mean[:, 0], z_next)
-        return AgentOutputs(logits, value, reward_pred, sample_next_latent(density, key), z_next)
+            return AgentOutputs(z, logits, value, reward_pred, density.mean[:, 0], z_next)
+        return AgentOutputs(z, logits, value, reward_pred, sample_next_latent(density, key), z_next)
+
+    def world_model_sums(self, z, action):
+        """The batch sums of R_bar(z_i, a_i) and of every entry of the (deterministic) P_bar(z_i, a_i):
+        their gradients w.r.t. z are each sample's input gradients, which DeepMDP's penalty reads."""
+        reward = select_action(self.reward_model(z), action, self.num_actions)
+        return jnp.sum(reward), jnp.sum(self.transition_model(z, action).mean)
 
     def init_all(self, obs, action, key):
         """Touch every submodule so `init` creates all parameters."""

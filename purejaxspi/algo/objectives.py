@@ -44,10 +44,24 @@ def reward_loss(reward_pred, reward):
     return smooth_l1(reward_pred - reward)
 
 
-def transition_loss(next_latent_pred, next_latent, valid):
-    """L_P,i = sum over latent dims of smooth_l1(sample of P_bar(.|z_i,a_i) - z'_i), 0 where invalid  [B]."""
-    per_dim = smooth_l1(next_latent_pred - next_latent)
-    return jnp.sum(per_dim.reshape(per_dim.shape[0], -1), axis=-1) * valid
+def transition_loss(next_latent_pred, next_latent, valid, reduction: str = "sum"):
+    """L_P,i = smooth_l1(sample of P_bar(.|z_i,a_i) - z'_i) reduced over latent entries, 0 where invalid  [B].
+
+    `reduction` is "sum" or "mean": the paper's code takes the mean for the deterministic head and the
+    sum for the sampled ones (`Config.transition_reduction`).
+    """
+    per_dim = smooth_l1(next_latent_pred - next_latent).reshape(next_latent.shape[0], -1)
+    if reduction == "mean":
+        return jnp.mean(per_dim, axis=-1) * valid
+    if reduction != "sum":
+        raise ValueError(f"unknown reduction {reduction!r}; choose sum or mean")
+    return jnp.sum(per_dim, axis=-1) * valid
+
+
+def squared_slope(input_grads):
+    """E_i ||grad_x f(x_i)||^2 over a batch of per-sample input gradients [B, ...]: DeepMDP's gradient
+    penalty on one network (the inputs stop-gradiented, so it moves only the network)."""
+    return jnp.mean(jnp.sum(input_grads.reshape(input_grads.shape[0], -1) ** 2, axis=-1))
 
 
 def normalize(advantages):
@@ -96,6 +110,7 @@ class LossInputs(NamedTuple):
     returns: jax.Array
     reward: jax.Array
     transition_valid: jax.Array
+    gradient_penalty: jax.Array | float = 0.0  # scalar: the plain world model's squared slopes, else 0
 
 
 class LossTerms(NamedTuple):
@@ -105,6 +120,7 @@ class LossTerms(NamedTuple):
     entropy: jax.Array
     reward_loss: jax.Array
     transition_loss: jax.Array
+    gradient_penalty: jax.Array
     approx_kl: jax.Array
     clip_fraction: jax.Array  # samples whose surrogate gradient the clip cuts
     ratio_outside: jax.Array  # samples with rho outside [2 - C, C], C = 1 + clip
@@ -112,15 +128,18 @@ class LossTerms(NamedTuple):
     ratio_max: jax.Array
 
 
-def loss(algo: str, x: LossInputs, hp) -> LossTerms:
-    """The total loss of `algo` in {"deepspi", "deepmdp", "ppo"} on one minibatch, and its parts."""
+def loss(algo: str, x: LossInputs, hp, transition_reduction: str = "sum") -> LossTerms:
+    """The total loss of `algo` in {"deepspi", "deepmdp", "ppo"} on one minibatch, and its parts.
+
+    `hp.gradient_penalty * x.gradient_penalty` is added for either world-model algorithm (the caller
+    computes the slopes only for the plain world model, as the paper's code does)."""
     log_prob = jnp.take_along_axis(x.log_probs, x.action[:, None], axis=-1)[:, 0]
     log_rho = log_prob - x.old_log_prob
     rho = jnp.exp(log_rho)
     advantages = normalize(x.advantages)
     valid = x.transition_valid.astype(rho.dtype)
     loss_r = reward_loss(x.reward_pred, x.reward)
-    loss_p = transition_loss(x.next_latent_pred, x.next_latent, valid)
+    loss_p = transition_loss(x.next_latent_pred, x.next_latent, valid, transition_reduction)
 
     if algo == "deepspi":
         policy_advantage = u_advantage(advantages, loss_r, loss_p, hp.reward_coef, hp.transition_coef)
@@ -131,13 +150,15 @@ def loss(algo: str, x: LossInputs, hp) -> LossTerms:
     elif algo == "ppo":
         policy_advantage = advantages
         auxiliary = 0.0
+        x = x._replace(gradient_penalty=0.0)
     else:
         raise ValueError(f"unknown algo {algo!r}")
     policy_loss = clipped_surrogate(policy_advantage, rho, hp.clip_coef)
 
     value_loss = 0.5 * jnp.mean((x.value - x.returns) ** 2)
     ent = entropy(x.log_probs)
-    total = policy_loss + hp.vf_coef * value_loss - hp.ent_coef * ent + auxiliary
+    penalty = jnp.asarray(x.gradient_penalty, rho.dtype)
+    total = policy_loss + hp.vf_coef * value_loss - hp.ent_coef * ent + auxiliary + hp.gradient_penalty * penalty
     mean_loss_p = jnp.sum(loss_p) / jnp.maximum(jnp.sum(valid), 1.0)
     return LossTerms(
         total=total,
@@ -146,6 +167,7 @@ def loss(algo: str, x: LossInputs, hp) -> LossTerms:
         entropy=ent,
         reward_loss=jnp.mean(loss_r),
         transition_loss=mean_loss_p,
+        gradient_penalty=penalty,
         approx_kl=jnp.mean((rho - 1.0) - log_rho),
         clip_fraction=jnp.mean(clip_binds(policy_advantage, rho, hp.clip_coef).astype(rho.dtype)),
         ratio_outside=jnp.mean((jnp.abs(rho - 1.0) > hp.clip_coef).astype(rho.dtype)),

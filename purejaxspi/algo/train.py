@@ -125,6 +125,14 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
         )
 
     # ---- update: update_epochs x num_minibatches gradient steps ------------------------------------
+    def gradient_penalty(params, latent, action):
+        """DeepMDP's E||grad_z R_bar||^2 + E||grad_z P_bar||^2 at the batch's (z, a), z stop-gradiented."""
+        z = jax.lax.stop_gradient(latent)
+        sums = lambda z: agent.apply({"params": params}, z, action, method=Agent.world_model_sums)  # noqa: E731
+        reward_grads = jax.grad(lambda z: sums(z)[0])(z)
+        transition_grads = jax.grad(lambda z: sums(z)[1])(z)
+        return objectives.squared_slope(reward_grads) + objectives.squared_slope(transition_grads)
+
     def minibatch_loss(params, spectral, batch, hp: HParams, key):
         obs, next_obs = batch["obs"], batch["next_obs"]
         variables = {"params": params, "spectral": spectral}
@@ -135,11 +143,13 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
             )
             reward_pred, next_latent_pred, next_latent = out.reward_pred, out.next_latent_pred, out.next_latent
             logits, value = out.logits, out.value
-            spectral = mutated["spectral"]
+            spectral = mutated.get("spectral", spectral)
+            penalty = gradient_penalty(params, out.latent, batch["action"]) if config.gradient_penalty else 0.0
         else:
             logits, value = agent.apply(variables, obs)
             reward_pred, next_latent_pred = batch["reward"], jnp.zeros((obs.shape[0], 1))
             next_latent = next_latent_pred
+            penalty = 0.0
         inputs = objectives.LossInputs(
             log_probs=objectives.masked_log_softmax(logits, batch["action_mask"]),
             value=value,
@@ -152,8 +162,9 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
             returns=batch["returns"],
             reward=batch["reward"],
             transition_valid=batch["transition_valid"],
+            gradient_penalty=penalty,
         )
-        terms = objectives.loss(config.algo, inputs, hp)
+        terms = objectives.loss(config.algo, inputs, hp, config.transition_reduction)
         return terms.total, (terms, spectral)
 
     def update(state: RunState, traj: Transition, adv, returns, hp: HParams):
@@ -239,6 +250,7 @@ def _iteration_metrics(ts: Timestep, terms: objectives.LossTerms, learning_rate)
         "entropy": terms.entropy.mean(),
         "reward_loss": terms.reward_loss.mean(),
         "transition_loss": terms.transition_loss.mean(),
+        "gradient_penalty": terms.gradient_penalty.mean(),
         "approx_kl": terms.approx_kl.mean(),
         "clip_fraction": terms.clip_fraction.mean(),
         "ratio_outside": terms.ratio_outside.mean(),

@@ -111,8 +111,8 @@ def peak_device_bytes() -> int | None:
 class BenchPlan:
     """What to measure: every grid size x algo x run mapping x device count, `iterations` per timed call, `repeats` calls."""
 
-    configs: tuple[Config, ...]  # one per algo, same env and shapes
-    values: dict[str, list[float]]  # one value per hyperparameter
+    configs: tuple[Config, ...]  # one per algo, same env (each algo's own preset, or one shared settings)
+    values: tuple[dict[str, list[float]], ...]  # per config: one value per hyperparameter
     num_runs: tuple[int, ...]
     iterations: int = 2
     repeats: int = 3
@@ -176,12 +176,12 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
     """
     rows = []
     for num_runs in plan.num_runs:
-        grid = grid_from_values(plan.values, plan.first_seed, num_runs)
+        grids = [grid_from_values(values, plan.first_seed, num_runs) for values in plan.values]
         programs, mappings = {}, {}
         if plan.env_only:
-            programs["env_only"] = env_only_program(plan.configs[0], grid, plan.iterations)
+            programs["env_only"] = env_only_program(plan.configs[0], grids[0], plan.iterations)
             on_step()
-        for config in plan.configs:
+        for config, grid in zip(plan.configs, grids):
             for mapping in plan.run_mappings:
                 for devices in plan.devices:
                     key = config.algo, mapping, devices

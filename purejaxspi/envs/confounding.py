@@ -210,8 +210,10 @@ def make_probe(env_id: str, n_path: int = N_PATH):
 def make(env_id: str, num_envs: int) -> BatchedEnv:
     """Batched ConfoundingGrid: state is (state index, step count); @'s split uses the step key.
 
-    The successor frame of a step that ends the episode has no agent (the reference's rule), so the
-    terminal frames of G, F and W are all the bare grid.
+    The successor frame of a step that terminates the episode has no agent (the reference's rule), so the
+    terminal frames of G, F and W are all the bare grid. A time-limit truncation draws the agent where it
+    stands: that is the state it was really in, and the frame GAE bootstraps V from (the value head
+    never trains on agentless frames of non-terminal cells).
     """
     rendering = RENDER[env_id]
     t = tables()
@@ -233,7 +235,7 @@ def make(env_id: str, num_envs: int) -> BatchedEnv:
         next_s = jax.random.choice(key, P.shape[0], p=P[s, action]).astype(jnp.int32)
         steps = steps + 1
         terminated, truncated = terminal[next_s], steps >= TIME_LIMIT
-        obs = render(coords[next_s], terminated | truncated, rendering)
+        obs = render(coords[next_s], terminated, rendering)
         return (next_s, steps), obs, all_legal, R[s, action], terminated, truncated
 
     return make_batched_env(spec, num_envs, reset_one, step_one, probe=make_probe(env_id))

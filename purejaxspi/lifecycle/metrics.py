@@ -29,6 +29,7 @@ CSV_METRICS = (
     "entropy",
     "reward_loss",
     "transition_loss",
+    "gradient_penalty",
     "approx_kl",
     "clip_fraction",
     "ratio_outside",
@@ -107,6 +108,8 @@ class MetricsLog:
                     value = metrics[name][r, i]
                     if not world_model and name in ("reward_loss", "transition_loss"):
                         value = np.nan  # PPO has no world model: leave these cells empty
+                    if name == "gradient_penalty" and not self.config.gradient_penalty:
+                        value = np.nan  # only the plain world model has one
                     row.append(value)
                 row.append(bool(metrics["ratio_max"][r, i] < 1.0 / hp["gamma"]))
                 row += [metrics[name][r, i] if name in metrics else np.nan for name in PROBE_METRICS]

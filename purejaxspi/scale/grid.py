@@ -73,4 +73,4 @@ def grid_from_values(values: dict[str, list[float]], first_seed: int = 0, num_se
 def make_grid(config: Config, num_seeds: int = 1, first_seed: int = 0, **values: float | Sequence[float]) -> RunGrid:
     """The runs of `config`: seeds first_seed .. first_seed + num_seeds - 1 times every combination of the
     hyperparameter values given (a number or several each); the rest take the env's preset values."""
-    return grid_from_values(hparam_values(config.env_id, **values), first_seed, num_seeds)
+    return grid_from_values(hparam_values(config, **values), first_seed, num_seeds)
