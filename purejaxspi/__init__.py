@@ -7,6 +7,7 @@ The public API, for notebooks and scripts (the command line is a thin layer over
     config = pjs.make_config("CartPole-v1", "deepspi", total_timesteps=20_480)   # (family, algo) preset + overrides
     grid = pjs.make_grid(config, num_seeds=4, learning_rate=[1e-3, 2.5e-3])      # 2 settings x 4 seeds
     summary = pjs.train(config, grid, "runs/cartpole")                           # the whole run lifecycle
+    agents = pjs.load_agents("runs/cartpole")        # every run's parameters, policy(obs, key), evaluate()
 
     env = pjs.make_env(config.env_id, config.num_envs)
     program = pjs.make_train(config, env)            # one run's pure functions: vmap / jit them yourself
@@ -35,6 +36,11 @@ _EXPORTS = {
     # environments
     "make_env": "purejaxspi.envs",
     "all_env_ids": "purejaxspi.envs",
+    "EnvDef": "purejaxspi.envs",
+    "register_env": "purejaxspi.envs",
+    "BatchedEnv": "purejaxspi.envs",
+    "EnvSpec": "purejaxspi.envs",
+    "Timestep": "purejaxspi.envs",
     # scale-out: the grid of runs and the program mapped over it
     "make_grid": "purejaxspi.scale.grid",
     "RunGrid": "purejaxspi.scale.grid",
@@ -43,6 +49,8 @@ _EXPORTS = {
     "train": "purejaxspi.lifecycle.loop",
     "RunOptions": "purejaxspi.lifecycle.loop",
     "Progress": "purejaxspi.lifecycle.loop",
+    "load_agents": "purejaxspi.lifecycle.agents",
+    "TrainedAgents": "purejaxspi.lifecycle.agents",
     # errors
     "UserError": "purejaxspi.errors",
     "ConfigError": "purejaxspi.errors",

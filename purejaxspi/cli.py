@@ -35,6 +35,18 @@ def fail(message: str, code: int = 2) -> "NoReturn":  # noqa: F821
     raise SystemExit(code)
 
 
+def check_writable(path: Path, flag_name: str) -> None:
+    """Refuse an output file that cannot be written, before the work that produces it (one line, exit 2)."""
+    existed = path.exists()
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as e:
+        fail(f"{flag_name} {path}: cannot write there: {e.strerror or e}")
+    if not existed:
+        path.unlink(missing_ok=True)
+
+
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -103,6 +115,23 @@ class _TrainFlags:
         "is about 1/sigma).", lambda p: p.spectral_norm)] = None
     stochastic: bool = False
     """Atari: the stochastic ALE (sticky actions with probability 0.3, up to 60 no-op starts)."""
+    reward_clip: bool = True
+    """Atari: learn from rewards clipped to [-1, 1] (scores are reported unclipped)."""
+    episodic_life: bool = True
+    """Atari: a lost life ends the learning episode (the game's score still counts whole games)."""
+    anneal_lr: bool = True
+    """Anneal the learning rate linearly to 0 over the run (off: constant)."""
+    norm_adv: bool = True
+    """Normalise the advantages per minibatch."""
+    target_kl: float = 0.0
+    """Skip an iteration's remaining update epochs once an epoch ends with its last minibatch's approximate KL above this (CleanRL's rule; 0: never)."""
+    num_components: int = 5
+    """Gaussians in the mixture transition density."""
+    torso_width: Annotated[Optional[int], _preset_help(
+        "Units of the policy/value torso.", lambda p: "the family's")] = None
+    encoder_width: Annotated[Optional[int], _preset_help(
+        "Encoder width: MLP units (vector envs, 64) or conv channels (MinAtar, 16); the Nature CNN's is fixed.",
+        lambda p: "the family's")] = None
     chunk_iterations: int = 0
     """Iterations per compiled chunk between host updates (0: a twentieth of the run, then about --chunk-seconds each)."""
     chunk_seconds: float = 10.0
@@ -144,7 +173,9 @@ TrainArgs = dataclasses.make_dataclass(
 )
 TrainArgs.__doc__ = _TrainFlags.__doc__
 SHAPE_FLAGS = ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "density",
-               "lipschitz", "spectral_norm")
+               "lipschitz", "spectral_norm", "torso_width", "encoder_width")
+# Config switches every command line sets (their defaults are Config's).
+SWITCH_FLAGS = ("stochastic", "reward_clip", "episodic_life", "anneal_lr", "norm_adv", "target_kl", "num_components")
 
 
 def resolve(args) -> tuple[Config, dict[str, list[float]]]:
@@ -152,7 +183,8 @@ def resolve(args) -> tuple[Config, dict[str, list[float]]]:
     if args.algo not in ALGOS:
         raise ConfigError(f"unknown algo {args.algo!r}; choose one of {', '.join(ALGOS)}", setting="algo")
     overrides = {name: getattr(args, name) for name in SHAPE_FLAGS if getattr(args, name, None) is not None}
-    config = make_config(args.env, args.algo, settings=args.settings, stochastic=args.stochastic, **overrides)
+    overrides.update({name: getattr(args, name) for name in SWITCH_FLAGS if hasattr(args, name)})
+    config = make_config(args.env, args.algo, settings=args.settings, **overrides)
     values = hparam_values(config, **{name: getattr(args, name, None) for name in HPARAM_NAMES})
     return config, values
 
@@ -431,6 +463,8 @@ def eval_cmd(args: EvalArgs) -> int:
         read_record(args.run_dir)
         with Console(stderr=True).status(f"playing {args.episodes} episodes per run in {args.run_dir}"):
             run = load_run(args.run_dir)
+            if run.note:
+                print(f"purejaxspi: note: {run.note}", file=sys.stderr, flush=True)
             if args.video:
                 check_video(run)
             report = evaluate(run, args.episodes, args.greedy, args.max_steps, args.seed)
@@ -438,6 +472,10 @@ def eval_cmd(args: EvalArgs) -> int:
     except UserError as e:
         print(f"purejaxspi: error: {e}", file=sys.stderr, flush=True)
         os._exit(2)  # as in train: orbax's reader threads may still be winding down
+    except OSError as e:  # eval.json or a video that cannot be written (a full disk, a read-only run directory)
+        print(f"purejaxspi: error: cannot write the evaluation's outputs in {args.run_dir}: "
+              f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}", file=sys.stderr, flush=True)
+        os._exit(2)
     unfinished = sum(args.episodes - r["episodes_finished"] for r in report["runs"])
     print(
         f"{report['algo']} on {report['env']} at iteration {report['iteration']}: {len(report['runs'])} runs x "
@@ -480,6 +518,8 @@ def plot_cmd(args: PlotArgs) -> int:
         fail("--bins and --reps must be positive")
     if args.out.suffix.lower() not in (".png", ".pdf", ".svg"):
         fail(f"--out {args.out}: use a .png, .pdf or .svg file name")
+    check_writable(args.out, "--out")
+    check_writable(args.out.with_suffix(".json"), "--out")
     from purejaxspi.analysis.plot import plot
 
     try:
@@ -487,6 +527,8 @@ def plot_cmd(args: PlotArgs) -> int:
                        args.seed, args.gap_threshold)
     except UserError as e:
         fail(str(e))
+    except OSError as e:
+        fail(f"--out {args.out}: cannot write the plot: {e.strerror or e}")
     print(f"{len(summary['groups'])} settings over {len(summary['envs'])} env(s): wrote {args.out} and "
           f"{args.out.with_suffix('.json')}")
     return 0
@@ -529,7 +571,15 @@ class BenchArgs:
     spectral_norm: Optional[str] = None
     settings: Optional[str] = None
     """Whose preset fills every unset flag, for every algo (default: each algorithm's own)."""
+    torso_width: Optional[int] = None
+    encoder_width: Optional[int] = None
     stochastic: bool = False
+    reward_clip: bool = True
+    episodic_life: bool = True
+    anneal_lr: bool = True
+    norm_adv: bool = True
+    target_kl: float = 0.0
+    num_components: int = 5
     quiet: bool = False
     """No progress bar."""
 
@@ -576,6 +626,8 @@ def bench_cmd(args: BenchArgs) -> int:
         plan = bench_plan(args)
     except UserError as e:
         fail(user_message(e))
+    if args.json:
+        check_writable(args.json, "--json")
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -602,7 +654,10 @@ def bench_cmd(args: BenchArgs) -> int:
         table.add_row(*row)
     console.print(table)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        try:
+            args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        except OSError as e:
+            fail(f"--json {args.json}: cannot write the rows: {e.strerror or e}")
         console.print(f"wrote {args.json}")
     return 0
 
@@ -646,7 +701,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_train(rest)
     else:
         args = tyro.cli(cls, args=rest, prog=f"purejaxspi {command}", description=cls.__doc__)
-    return fn(args) or 0
+    try:
+        return fn(args) or 0
+    except BrokenPipeError:  # the reader of our output left (`purejaxspi envs | head`): nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

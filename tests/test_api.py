@@ -19,7 +19,8 @@ def test_the_readme_api_example_runs_as_written(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out.splitlines()
     # 6 runs x (4096 steps / (8 envs x 128 steps) = 4 iterations)
     assert printed[-1] == "(6, 4)"
-    assert printed[-2].endswith("[0.001, 0.001, 0.001, 0.0025, 0.0025, 0.0025]")
+    assert printed[-2] == "(2,) 4"  # run 3's greedy actions for 2 envs; its 4 evaluation episodes all ended
+    assert printed[-3].endswith("[0.001, 0.001, 0.001, 0.0025, 0.0025, 0.0025]")
     assert (tmp_path / "runs" / "api-example" / "summary.json").is_file()
 
 

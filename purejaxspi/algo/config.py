@@ -80,6 +80,13 @@ class Config:
     lipschitz: bool = True  # the paper's Lipschitz world model; False: deep_mdp_ppo.py's plain networks
     spectral_norm: str = "exact"  # "reference": the paper's code's estimate (lipschitz.SPECTRAL_NORMS)
     stochastic: bool = False  # Atari only: sticky actions (0.3) and up to 60 no-op starts
+    reward_clip: bool = True  # Atari only: learn from rewards clipped to [-1, 1] (scores stay unclipped)
+    episodic_life: bool = True  # Atari only: a lost life ends the learning episode (GAE's trace, V's bootstrap)
+    anneal_lr: bool = True  # the learning rate falls linearly to 0 over the run; False: constant
+    norm_adv: bool = True  # normalise the advantages per minibatch
+    target_kl: float = 0.0  # skip an iteration's remaining epochs once an epoch ends above this approximate KL (0: never)
+    torso_width: int = 256  # the policy/value torso's units (the family's default: vector 64, MinAtar 256, Atari 512)
+    encoder_width: int = 16  # the encoder's width: vector MLP units (64), MinAtar conv channels (16); Atari's is fixed
 
     @property
     def batch_size(self) -> int:
@@ -96,6 +103,11 @@ class Config:
     @property
     def world_model(self) -> bool:
         return self.algo != "ppo"
+
+    @property
+    def early_stop(self) -> bool:
+        """Whether the update carries the target-KL stop (static, so runs without one pay nothing)."""
+        return self.target_kl > 0 and self.update_epochs > 1
 
     @property
     def gradient_penalty(self) -> bool:
@@ -195,6 +207,9 @@ PRESETS: dict[tuple[str, str], Preset] = {
 }
 PRESET_FIELDS = ("num_envs", "num_steps", "num_minibatches", "update_epochs", "total_timesteps", "density",
                  "lipschitz", "spectral_norm")
+# The networks' widths per observation family (torso, encoder); the Nature CNN's encoder is fixed.
+NETWORK_WIDTHS = {"vector": (64, 64), "minatar": (256, 16), "atari": (512, 64)}
+ATARI_ONLY = ("stochastic", "reward_clip", "episodic_life")
 
 
 def preset_name(env_id: str) -> str:
@@ -212,15 +227,16 @@ def preset_of(env_id: str, settings: str = "deepspi") -> Preset:
     return PRESETS[(preset_name(env_id), settings)]
 
 
-def make_config(env_id: str, algo: str = "deepspi", settings: str | None = None, **overrides) -> Config:
-    """A validated Config for `env_id` and `algo`: the preset of (env family, `settings`), then
-    `overrides` (Config fields). `settings` defaults to `algo`, so each algorithm runs as the paper ran
+def make_config(env_id, algo: str = "deepspi", settings: str | None = None, **overrides) -> Config:
+    """A validated Config for `env_id` (an id, or a pjs.EnvDef, which is registered under its id) and
+    `algo`: the preset of (env family, `settings`), then `overrides` (Config fields). `settings` defaults to `algo`, so each algorithm runs as the paper ran
     it; another algorithm's name runs it under that one's settings (the same-settings ablation).
 
     Raises ConfigError (UnknownEnvError for an unknown env id) with one line.
     """
-    from purejaxspi.envs import family_of
+    from purejaxspi.envs import env_id_of, family_of
 
+    env_id = env_id_of(env_id)
     settable = {f.name for f in dataclasses.fields(Config)} - {"env_id", "algo", "settings"}
     unknown = sorted(set(overrides) - settable)
     if unknown:
@@ -230,10 +246,22 @@ def make_config(env_id: str, algo: str = "deepspi", settings: str | None = None,
         raise ConfigError(f"unknown algo {algo!r}; choose one of {', '.join(ALGOS)}", setting="algo")
     settings = algo if settings is None else settings
     preset = preset_of(env_id, settings)
+    family = family_of(env_id)
     shape = {name: getattr(preset, name) for name in PRESET_FIELDS}
+    torso, encoder = NETWORK_WIDTHS[family]
+    shape.update(torso_width=torso, encoder_width=encoder)
     config = Config(env_id=env_id, algo=algo, settings=settings, **{**shape, **overrides})
-    if config.stochastic and family_of(env_id) != "atari":
-        raise ConfigError(f"stochastic applies to Atari (envpool) envs only, not {env_id}", setting="stochastic")
+    defaults = Config()
+    for name in ATARI_ONLY:
+        if family != "atari" and getattr(config, name) != getattr(defaults, name):
+            raise ConfigError(f"{name} applies to Atari (envpool) envs only, not {env_id}", setting=name)
+    if not (math.isfinite(config.target_kl) and config.target_kl >= 0):
+        raise ConfigError(f"target_kl must be finite and non-negative, got {config.target_kl}", setting="target_kl")
+    if family == "minatar" and config.encoder_width % 4:
+        raise ConfigError(f"encoder_width must be a multiple of 4 (the transition network's feature groups), "
+                          f"got {config.encoder_width}", setting="encoder_width")
+    if family == "atari" and config.encoder_width != encoder:
+        raise ConfigError(f"encoder_width: the Nature CNN's is fixed ({encoder} channels)", setting="encoder_width")
     validate_config(config)
     return config
 
@@ -285,7 +313,8 @@ def validate_config(config: Config) -> None:
         if getattr(config, name) not in allowed:
             raise ConfigError(f"unknown {name} {getattr(config, name)!r}; choose one of {', '.join(allowed)}",
                               setting=name)
-    for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs", "total_timesteps", "num_components"):
+    for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs", "total_timesteps", "num_components",
+                 "torso_width", "encoder_width"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(config, name)}", setting=name)
     if config.batch_size % config.num_minibatches:

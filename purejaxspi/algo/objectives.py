@@ -128,7 +128,7 @@ class LossTerms(NamedTuple):
     ratio_max: jax.Array
 
 
-def loss(algo: str, x: LossInputs, hp, transition_reduction: str = "sum") -> LossTerms:
+def loss(algo: str, x: LossInputs, hp, transition_reduction: str = "sum", norm_adv: bool = True) -> LossTerms:
     """The total loss of `algo` in {"deepspi", "deepmdp", "ppo"} on one minibatch, and its parts.
 
     `hp.gradient_penalty * x.gradient_penalty` is added for either world-model algorithm (the caller
@@ -136,7 +136,7 @@ def loss(algo: str, x: LossInputs, hp, transition_reduction: str = "sum") -> Los
     log_prob = jnp.take_along_axis(x.log_probs, x.action[:, None], axis=-1)[:, 0]
     log_rho = log_prob - x.old_log_prob
     rho = jnp.exp(log_rho)
-    advantages = normalize(x.advantages)
+    advantages = normalize(x.advantages) if norm_adv else x.advantages
     valid = x.transition_valid.astype(rho.dtype)
     loss_r = reward_loss(x.reward_pred, x.reward)
     loss_p = transition_loss(x.next_latent_pred, x.next_latent, valid, transition_reduction)

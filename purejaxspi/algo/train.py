@@ -79,6 +79,8 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
         num_components=config.num_components,
         lipschitz=config.lipschitz,
         spectral_norm=config.spectral_norm,
+        torso_width=config.torso_width,
+        encoder_width=config.encoder_width,
     )
     adam = optax.scale_by_adam(eps=1e-5)
 
@@ -164,7 +166,7 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
             transition_valid=batch["transition_valid"],
             gradient_penalty=penalty,
         )
-        terms = objectives.loss(config.algo, inputs, hp, config.transition_reduction)
+        terms = objectives.loss(config.algo, inputs, hp, config.transition_reduction, config.norm_adv)
         return terms.total, (terms, spectral)
 
     def update(state: RunState, traj: Transition, adv, returns, hp: HParams):
@@ -181,31 +183,41 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
             "transition_valid": ts.transition_valid,
         }
         batch = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
-        learning_rate = hp.learning_rate * (1.0 - state.iteration / config.num_iterations)
+        learning_rate = hp.learning_rate
+        if config.anneal_lr:
+            learning_rate = learning_rate * (1.0 - state.iteration / config.num_iterations)
         grad_fn = jax.value_and_grad(minibatch_loss, has_aux=True)
 
         def sgd_step(carry, minibatch):
-            params, spectral, adam_state, key = carry
+            params, spectral, adam_state, key, stopped = carry
             key, sample_key = jax.random.split(key)
-            (_, (terms, spectral)), grads = grad_fn(params, spectral, minibatch, hp, sample_key)
+            (_, (terms, new_spectral)), grads = grad_fn(params, spectral, minibatch, hp, sample_key)
             grads = _clip_by_global_norm(grads, hp.max_grad_norm)
-            updates, adam_state = adam.update(grads, adam_state)
-            params = optax.apply_updates(params, jax.tree.map(lambda u: -learning_rate * u, updates))
-            return (params, spectral, adam_state, key), terms
+            updates, new_adam = adam.update(grads, adam_state)
+            new_params = optax.apply_updates(params, jax.tree.map(lambda u: -learning_rate * u, updates))
+            if config.early_stop:  # after the target KL was passed, the remaining steps leave everything as it is
+                keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(stopped, o, n), new, old)  # noqa: E731
+                new_params, new_spectral, new_adam = (keep(new_params, params), keep(new_spectral, spectral),
+                                                      keep(new_adam, adam_state))
+            return (new_params, new_spectral, new_adam, key, stopped), terms
 
         def epoch(carry, _):
-            params, spectral, adam_state, key = carry
+            params, spectral, adam_state, key, stopped = carry
             key, perm_key = jax.random.split(key)
             perm = jax.random.permutation(perm_key, config.batch_size)
             minibatches = jax.tree.map(
                 lambda x: x[perm].reshape((config.num_minibatches, config.minibatch_size) + x.shape[1:]), batch
             )
-            return jax.lax.scan(sgd_step, (params, spectral, adam_state, key), minibatches)
+            carry, terms = jax.lax.scan(sgd_step, (params, spectral, adam_state, key, stopped), minibatches)
+            applied = jnp.logical_not(stopped)
+            # CleanRL's rule: stop once the epoch's last minibatch's approximate KL exceeds the target
+            stopped = stopped | (terms.approx_kl[-1] > config.target_kl) if config.early_stop else stopped
+            return carry[:4] + (stopped,), (terms, applied)
 
-        carry = (state.params, state.spectral, state.adam_state, state.key)
-        (params, spectral, adam_state, key), terms = jax.lax.scan(epoch, carry, None, config.update_epochs)
+        carry = (state.params, state.spectral, state.adam_state, state.key, jnp.bool_(False))
+        (params, spectral, adam_state, key, _), (terms, applied) = jax.lax.scan(epoch, carry, None, config.update_epochs)
         state = state._replace(params=params, spectral=spectral, adam_state=adam_state, key=key)
-        return state, terms, learning_rate
+        return state, terms, learning_rate, jnp.sum(applied.astype(jnp.float32))
 
     # ---- probe: exact diagnostics of the updated network, for envs with a known model ---------------
     def probe(state: RunState) -> dict[str, jax.Array]:
@@ -220,9 +232,10 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
     def iteration(state: RunState, hp: HParams):
         state, traj = rollout(state)
         adv, returns = advantages(state, traj, hp)
-        state, terms, learning_rate = update(state, traj, adv, returns, hp)
+        state, terms, learning_rate, epochs = update(state, traj, adv, returns, hp)
         state = state._replace(iteration=state.iteration + 1)
-        return state, {**_iteration_metrics(traj.timestep, terms, learning_rate), **probe(state)}
+        return state, {**_iteration_metrics(traj.timestep, terms, learning_rate), "update_epochs_run": epochs,
+                       **probe(state)}
 
     def train_chunk(state: RunState, hp: HParams, num_iterations: int):
         return jax.lax.scan(lambda s, _: iteration(s, hp), state, None, num_iterations)

@@ -127,12 +127,11 @@ def training_program(config: Config, grid: RunGrid, iterations: int, run_mapping
                      num_devices: int | None = 1) -> tuple[Program, str]:
     """`iterations` training iterations of the whole grid in one program sharded over the first
     `num_devices` devices; also the run mapping each device applies to its runs."""
-    from purejaxspi.envs import make_env
+    from purejaxspi.envs import env_for
     from purejaxspi.scale.mapping import make_trainer, resolve_run_mapping
 
     layout = make_layout(grid.size, num_devices)
-    env = make_env(config.env_id, config.num_envs, tuple(r.seed for r in grid.runs), config.stochastic,
-                   layout.local_runs())
+    env = env_for(config, None, tuple(r.seed for r in grid.runs), layout.local_runs())
     trainer = shard_trainer(make_trainer(config, env, run_mapping), layout)
     hparams = layout.place(grid.hparams())
     state = jax.block_until_ready(jax.jit(trainer.init)(layout.place(grid.keys()), hparams))
@@ -144,10 +143,10 @@ def training_program(config: Config, grid: RunGrid, iterations: int, run_mapping
 
 def sequential_program(config: Config, grid: RunGrid, iterations: int) -> Program:
     """The grid's runs trained one after another, each by the same compiled 1-run program."""
-    from purejaxspi.envs import make_env
+    from purejaxspi.envs import env_for
     from purejaxspi.scale.mapping import make_trainer
 
-    env = make_env(config.env_id, config.num_envs, (grid.runs[0].seed,), config.stochastic)
+    env = env_for(config, None, (grid.runs[0].seed,))
     trainer = make_trainer(config, env, "vmap")
     init = jax.jit(trainer.init)
     keys, hparams = grid.keys(), grid.hparams()
@@ -161,9 +160,9 @@ def sequential_program(config: Config, grid: RunGrid, iterations: int) -> Progra
 
 def env_only_program(config: Config, grid: RunGrid, iterations: int) -> Program:
     """The env-only ceiling: as many random-action env steps as `iterations` training iterations take."""
-    from purejaxspi.envs import make_env
+    from purejaxspi.envs import env_for
 
-    env = make_env(config.env_id, config.num_envs, tuple(r.seed for r in grid.runs), config.stochastic)
+    env = env_for(config, None, tuple(r.seed for r in grid.runs))
     steps = iterations * config.batch_size * grid.size
     return compile_program(random_rollout(env, iterations * config.num_steps), [(grid.keys(),)], steps, env)
 

@@ -6,6 +6,7 @@ import difflib
 
 from purejaxspi.envs.base import BatchedEnv, EnvSpec, Timestep
 from purejaxspi.envs.confounding import CONFOUNDING_IDS
+from purejaxspi.envs.custom import EnvDef, registered, registered_ids
 from purejaxspi.envs.envpool import atari_ids
 from purejaxspi.envs.gymnax import GYMNAX_IDS
 from purejaxspi.envs.pgx import PGX_IDS
@@ -13,7 +14,22 @@ from purejaxspi.errors import UnknownEnvError
 
 
 def env_ids_by_backend() -> dict[str, tuple[str, ...]]:
-    return {"gymnax": GYMNAX_IDS, "pgx": PGX_IDS, "grid": CONFOUNDING_IDS, "envpool": atari_ids()}
+    """Every id by backend; "custom" holds the envs registered in this process (`register_env`)."""
+    builtin = {"gymnax": GYMNAX_IDS, "pgx": PGX_IDS, "grid": CONFOUNDING_IDS, "envpool": atari_ids()}
+    return {**builtin, "custom": registered_ids()} if registered_ids() else builtin
+
+
+def register_env(env: EnvDef) -> str:
+    """Make a user's env (a pjs.EnvDef) usable under its id wherever an env id is accepted; returns the id."""
+    from purejaxspi.envs import custom
+
+    builtin = tuple(i for backend, ids in env_ids_by_backend().items() if backend != "custom" for i in ids)
+    return custom.register_env(env, builtin)
+
+
+def env_id_of(env: "str | EnvDef") -> str:
+    """An env id, registering an EnvDef given in its place."""
+    return register_env(env) if isinstance(env, EnvDef) else env
 
 
 def all_env_ids() -> tuple[str, ...]:
@@ -33,16 +49,20 @@ def check_env_id(env_id: str) -> str:
 
 
 def make_env(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stochastic: bool = False,
-             local_runs=None) -> BatchedEnv:
+             local_runs=None, reward_clip: bool = True, episodic_life: bool = True) -> BatchedEnv:
     """`num_envs` environments per run. The pure-JAX backends seed from each run's key and ignore
     `run_seeds` and `local_runs`; envpool (Atari) builds one pool for the grid whose runs have
     `run_seeds`, in run order (with `local_runs`, a base.LocalRuns, one pool per device of this
-    process for that device's runs), and `stochastic` selects the sticky-action ALE."""
+    process for that device's runs), `stochastic` selects the sticky-action ALE, `reward_clip` and
+    `episodic_life` the learning signal's preprocessing."""
+    env_id = env_id_of(env_id)
     backend = check_env_id(env_id)
+    if backend == "custom":
+        return registered(env_id).make(num_envs)
     if backend == "envpool":
         from purejaxspi.envs import envpool
 
-        return envpool.make(env_id, num_envs, tuple(run_seeds), stochastic, local_runs)
+        return envpool.make(env_id, num_envs, tuple(run_seeds), stochastic, local_runs, reward_clip, episodic_life)
     if backend == "gymnax":
         from purejaxspi.envs import gymnax
 
@@ -56,7 +76,14 @@ def make_env(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stoc
     return pgx.make(env_id, num_envs)
 
 
-__all__ = ["BatchedEnv", "EnvSpec", "Timestep", "make_env", "check_env_id", "all_env_ids", "env_ids_by_backend", "UnknownEnvError"]
+def env_for(config, num_envs: int | None = None, run_seeds: tuple[int, ...] = (0,), local_runs=None) -> BatchedEnv:
+    """The env a Config trains on (its id and its Atari options), `num_envs` per run (default the config's)."""
+    return make_env(config.env_id, config.num_envs if num_envs is None else num_envs, run_seeds,
+                    getattr(config, "stochastic", False), local_runs, getattr(config, "reward_clip", True),
+                    getattr(config, "episodic_life", True))
+
+
+__all__ = ["BatchedEnv", "EnvSpec", "Timestep", "EnvDef", "register_env", "make_env", "env_for", "check_env_id", "all_env_ids", "env_ids_by_backend", "UnknownEnvError"]
 
 
 # What a backend's envs tell the program and the host loop (EnvSpec's trait fields): envpool keeps its
@@ -80,6 +107,8 @@ def check_run_seeds(env_id: str, run_seeds: tuple[int, ...], num_envs: int) -> N
 def family_of(env_id: str) -> str:
     """The observation family of an env id (vector, minatar, atari), without building the env."""
     backend = check_env_id(env_id)
+    if backend == "custom":
+        return registered(env_id).family
     if backend == "envpool":
         return "atari"
     if backend == "pgx":

@@ -78,12 +78,41 @@ def check_seeds(run_seeds: tuple[int, ...], num_envs: int) -> None:
                           setting="seed")
 
 
-def make_pool(env_id: str, run_seeds: tuple[int, ...], num_envs: int, stochastic: bool = False):
+# Host memory one Atari environment of a pool takes (emulator, frame stack, buffers): 1.2-1.3 MiB measured
+# for Breakout and Pong with envpool 1.2.5; the guard counts this much.
+POOL_BYTES_PER_ENV = 3 * 2**19
+
+
+def host_available_bytes() -> int | None:
+    """The host's MemAvailable, or None where /proc/meminfo cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_pool_memory(total_envs: int) -> None:
+    """Refuse pools larger than the host's free memory (ResourceError, one line) before envpool allocates them."""
+    from purejaxspi.errors import ResourceError
+
+    need, free = total_envs * POOL_BYTES_PER_ENV, host_available_bytes()
+    if free is not None and need > free:
+        raise ResourceError(
+            f"{total_envs:,} Atari environments need about {need / 2**30:.1f} GiB of host memory but "
+            f"{free / 2**30:.1f} GiB is free; use fewer --num-envs or runs")
+
+
+def make_pool(env_id: str, run_seeds: tuple[int, ...], num_envs: int, stochastic: bool = False,
+              reward_clip: bool = True, episodic_life: bool = True):
     """The host-side envpool pool of `len(run_seeds) * num_envs` Atari environments (sync mode)."""
     import envpool
 
     seeds = env_seeds(run_seeds, num_envs)
-    options = STOCHASTIC if stochastic else DETERMINISTIC
+    options = {**(STOCHASTIC if stochastic else DETERMINISTIC), "reward_clip": reward_clip, "episodic_life": episodic_life}
     return envpool.make(
         env_id, env_type="gymnasium", num_envs=len(seeds), batch_size=len(seeds), seed=seeds, **options
     )
@@ -170,9 +199,8 @@ def pool_functions(pools: dict[int, object], num_runs: int, num_envs: int, axis_
 
     `pools` maps a device's index along `axis_name` to the pool of its `num_runs` runs (one entry,
     index 0, without sharding). Called under vmap over those runs, each call reaches the device's
-    pool once with all num_runs * N environments. Called without vmap (the natural use for a
-    single-run pool), the action drives every run's environments alike and the first run's outputs
-    come back.
+    pool once with all num_runs * N environments. Called without vmap, the pool must serve one run
+    (ConfigError otherwise: one run's actions cannot drive the others' environments).
     """
     calls = {position: pool_calls(pool) for position, pool in pools.items()}
     flat_reset = on_this_device(calls, 0, axis_name, axis_size)
@@ -189,9 +217,17 @@ def pool_functions(pools: dict[int, object], num_runs: int, num_envs: int, axis_
         handle, step = outputs
         return handle, jax.tree.map(lambda x: x[:num_envs], step)
 
+    def refuse_unbatched():
+        if num_runs != 1:
+            from purejaxspi.errors import ConfigError
+
+            raise ConfigError(f"this Atari env's pool serves {num_runs} runs: map the program over them with "
+                              f"jax.vmap (pjs.make_trainer does), or make the env for one run")
+
     @jax.custom_batching.custom_vmap
     def reset_pool(key):
         del key  # envpool seeds its environments when the pool is made
+        refuse_unbatched()
         return first_run(flat_reset())
 
     @reset_pool.def_vmap
@@ -201,7 +237,8 @@ def pool_functions(pools: dict[int, object], num_runs: int, num_envs: int, axis_
 
     @jax.custom_batching.custom_vmap
     def step_pool(handle, action):
-        return first_run(flat_step(handle, jnp.tile(action, num_runs)))
+        refuse_unbatched()
+        return first_run(flat_step(handle, action))
 
     @step_pool.def_vmap
     def _step_rule(axis_size, in_batched, handle, action):
@@ -216,7 +253,7 @@ def pool_functions(pools: dict[int, object], num_runs: int, num_envs: int, axis_
 
 
 def make(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stochastic: bool = False,
-         local_runs: LocalRuns | None = None) -> BatchedEnv:
+         local_runs: LocalRuns | None = None, reward_clip: bool = True, episodic_life: bool = True) -> BatchedEnv:
     """A BatchedEnv of `num_envs` Atari games per run, for the grid whose runs have `run_seeds` (in order).
 
     With `local_runs` (a grid sharded over devices) each of this process's devices gets a pool of its
@@ -224,8 +261,9 @@ def make(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stochast
     """
     if local_runs is None:
         local_runs = LocalRuns(None, 1, (0,), (tuple(range(len(run_seeds))),))
+    check_pool_memory(num_envs * sum(len(runs) for runs in local_runs.runs))
     pools = {
-        position: make_pool(env_id, tuple(run_seeds[r] for r in runs), num_envs, stochastic)
+        position: make_pool(env_id, tuple(run_seeds[r] for r in runs), num_envs, stochastic, reward_clip, episodic_life)
         for position, runs in zip(local_runs.positions, local_runs.runs)
     }
     runs_per_pool = len(local_runs.runs[0])

@@ -31,6 +31,34 @@ class Restored(NamedTuple):
     state: Any
     cursor: dict[str, np.ndarray]
     path: Path
+    skipped: tuple[tuple[Path, str], ...] = ()  # newer checkpoints that did not restore: (folder, why)
+
+    def note(self) -> str | None:
+        """One line naming the damaged newer checkpoints passed over, or None."""
+        if not self.skipped:
+            return None
+        why = "; ".join(reason for _, reason in self.skipped)
+        return f"{len(self.skipped)} newer checkpoint(s) did not restore ({why}); used {self.path}"
+
+
+DAMAGED_DIR = "damaged-checkpoints"
+
+
+def set_aside(run_dir: Path, restored: Restored) -> str | None:
+    """Move the damaged checkpoints newer than the one restored to DIR/damaged-checkpoints/ (kept, never
+    deleted), so that training on can save those steps again; returns a line saying so, or None."""
+    if not restored.skipped:
+        return None
+    target = run_dir / DAMAGED_DIR
+    target.mkdir(exist_ok=True)
+    for folder, _ in restored.skipped:
+        destination = target / folder.name
+        suffix = 0
+        while destination.exists():
+            suffix += 1
+            destination = target / f"{folder.name}.{suffix}"
+        folder.rename(destination)
+    return f"moved the damaged checkpoint(s) to {target}"
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -109,27 +137,57 @@ def latest_step(run_dir: Path) -> int | None:
         manager.close()
 
 
+def all_steps(run_dir: Path) -> list[int]:
+    """Every complete checkpoint's iteration, newest first (orbax's complaints about damaged ones held back:
+    restoring them says what is wrong, in one line)."""
+    if not checkpoint_dir(run_dir).is_dir():
+        return []
+    with contextlib.redirect_stderr(io.StringIO()), _logs_held(keep=False):
+        manager = open_manager(run_dir, create=False)
+        try:
+            return sorted(manager.all_steps(), reverse=True)
+        finally:
+            manager.close()
+
+
 def restore_latest(run_dir: Path, state_template, cursor_template: dict[str, np.ndarray]) -> Restored | None:
-    """Read the newest checkpoint into host (numpy) arrays of the templates' shapes (arrays or ShapeDtypeStructs).
+    """Read the newest checkpoint that restores into host (numpy) arrays of the templates' shapes (arrays
+    or ShapeDtypeStructs); newer ones that fail are named in `Restored.skipped`.
 
     The state comes back whole on every process, whatever devices wrote it; the caller lays it out
-    over its own devices (`sharding.RunLayout.place`). Returns None when there is no checkpoint yet; raises CheckpointError when the newest one is
-    corrupt or does not fit this program (other shapes, another network).
+    over its own devices (`sharding.RunLayout.place`). Returns None when there is no checkpoint yet;
+    raises CheckpointError (naming the newest) when none restores or fits this program (other shapes,
+    another network).
     """
-    step = latest_step(run_dir)
-    if step is None:
+    steps = all_steps(run_dir)
+    if not steps:
         return None
-    import orbax.checkpoint as ocp
-
-    path = checkpoint_dir(run_dir) / str(step)
     abstract = jax.tree.map(
         lambda x: np.zeros(np.shape(x), x.dtype), {"state": state_template, "cursor": cursor_template}
     )
-    manager = open_manager(run_dir, create=False)
-    # A failing read makes orbax's remaining reader callbacks print tracebacks; hold them back
-    # and show them only if the restore succeeds (where they would be news).
+    failures = []
+    for step in steps:
+        path = checkpoint_dir(run_dir) / str(step)
+        try:
+            restored = _restore_step(run_dir, step, abstract)
+            _check_shapes(path, abstract, restored)
+        except CheckpointError as e:
+            failures.append((path, e))
+            continue
+        cursor = {k: np.asarray(v) for k, v in restored["cursor"].items()}
+        return Restored(step, restored["state"], cursor, path, tuple((p, str(e)) for p, e in failures))
+    raise failures[0][1]
+
+
+def _restore_step(run_dir: Path, step: int, abstract):
+    """One checkpoint, or CheckpointError in one line. A failing read makes orbax's remaining reader
+    callbacks print tracebacks and absl log ERRORs: both are held back, and shown only on success."""
+    import orbax.checkpoint as ocp
+
+    path = checkpoint_dir(run_dir) / str(step)
     held, failure = io.StringIO(), None
-    with contextlib.redirect_stderr(held):
+    with contextlib.redirect_stderr(held), _logs_held(keep=False):
+        manager = open_manager(run_dir, create=False)  # it reads every step's metadata, damaged ones too
         try:
             restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
         except Exception as e:  # orbax raises many types (ValueError, KeyError, tensorstore errors, ...)
@@ -141,9 +199,7 @@ def restore_latest(run_dir: Path, state_template, cursor_template: dict[str, np.
         detail = " ".join(str(failure).split()).split(" See full TensorStore details")[0][:200]
         raise CheckpointError(f"cannot restore checkpoint {path}: {detail or type(failure).__name__}")
     sys.stderr.write(held.getvalue())
-    _check_shapes(path, abstract, restored)
-    cursor = {k: np.asarray(v) for k, v in restored["cursor"].items()}
-    return Restored(step, restored["state"], cursor, path)
+    return restored
 
 
 def _check_shapes(path: Path, abstract, restored) -> None:

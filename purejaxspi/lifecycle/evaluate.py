@@ -132,11 +132,12 @@ class LoadedRun:
     spectral: object
     iteration: int
     checkpoint: Path
+    note: str | None = None  # newer checkpoints that did not restore, in one line
 
 
 def load_run(run_dir: Path) -> LoadedRun:
     """config.json and the newest checkpoint's parameters of every run."""
-    from purejaxspi.envs import make_env
+    from purejaxspi.envs import env_for
     from purejaxspi.lifecycle.metrics import MetricsLog
     from purejaxspi.lifecycle.rundir import read_record
     from purejaxspi.scale.mapping import make_trainer
@@ -145,7 +146,7 @@ def load_run(run_dir: Path) -> LoadedRun:
     names = {f.name for f in dataclasses.fields(Config)}
     config = Config(**{k: v for k, v in record["config"].items() if k in names})
     grid = grid_from_values(record["hparam_values"], record["seed"], record["num_seeds"])
-    env = make_env(config.env_id, config.num_envs, tuple(r.seed for r in grid.runs), getattr(config, "stochastic", False))
+    env = env_for(config, None, tuple(r.seed for r in grid.runs))
     trainer = make_trainer(config, env)
     template = jax.eval_shape(trainer.init, grid.keys(), grid.hparams())
     scratch = MetricsLog(Path(os.devnull), config, grid)
@@ -155,7 +156,7 @@ def load_run(run_dir: Path) -> LoadedRun:
         raise EvalError(f"no checkpoint in {checkpoint.checkpoint_dir(run_dir)}; train (or resume) the run first")
     state = restored.state
     return LoadedRun(run_dir, env.spec.obs_shape, config, grid, record, state.params, state.spectral,
-                     restored.iteration, restored.path)
+                     restored.iteration, restored.path, restored.note())
 
 
 def eval_keys(grid: RunGrid, seed: int) -> jax.Array:
@@ -163,13 +164,13 @@ def eval_keys(grid: RunGrid, seed: int) -> jax.Array:
     return jax.vmap(lambda k: jax.random.fold_in(k, 1_000_003 + seed))(grid.keys())
 
 
-def evaluate(run: LoadedRun, episodes: int, greedy: bool, max_steps: int, seed: int = 0) -> dict:
-    """Play `episodes` episodes per run and write DIR/eval.json; returns its content."""
-    from purejaxspi.envs import make_env
+def evaluate(run: LoadedRun, episodes: int, greedy: bool, max_steps: int, seed: int = 0, write: bool = True) -> dict:
+    """Play `episodes` episodes per run and (with `write`) write DIR/eval.json; returns its content."""
+    from purejaxspi.envs import env_for
     from purejaxspi.lifecycle.metrics import iqm
 
     config, grid = run.config, run.grid
-    env = make_env(config.env_id, episodes, tuple(r.seed for r in grid.runs), getattr(config, "stochastic", False))
+    env = env_for(config, episodes, tuple(r.seed for r in grid.runs))
     agent = _agent(config, env)
     play = jax.jit(jax.vmap(make_play(agent, env, max_steps, greedy)))
     result = jax.device_get(play(run.params, run.spectral, eval_keys(grid, seed)))
@@ -198,7 +199,8 @@ def evaluate(run: LoadedRun, episodes: int, greedy: bool, max_steps: int, seed: 
         hns = np.array([np.nan if row["hns"] is None else row["hns"] for row in rows])
         report["hns_median"] = float(np.nanmedian(hns)) if np.isfinite(hns).any() else None
         report["hns_iqm"] = iqm(hns) if np.isfinite(hns).any() else None
-    (run.run_dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    if write:
+        (run.run_dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
@@ -210,11 +212,11 @@ def check_video(run: LoadedRun) -> None:
 
 def record_videos(run: LoadedRun, num_frames: int, greedy: bool, fmt: str = "gif", seed: int = 0) -> list[Path]:
     """One episode (at most num_frames steps) per run, from env 0, as DIR/videos/run<r>-seed<s>.<fmt>."""
-    from purejaxspi.envs import make_env
+    from purejaxspi.envs import env_for
 
     check_video(run)
     config, grid = run.config, run.grid
-    env = make_env(config.env_id, 1, tuple(r.seed for r in grid.runs), getattr(config, "stochastic", False))
+    env = env_for(config, 1, tuple(r.seed for r in grid.runs))
     frame_scale = 1.0 if env.spec.family == "atari" else 255.0
     record = jax.jit(jax.vmap(make_record(_agent(config, env), env, num_frames, greedy, frame_scale)))
     frames, done = jax.device_get(record(run.params, run.spectral, eval_keys(grid, seed)))

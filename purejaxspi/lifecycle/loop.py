@@ -153,12 +153,11 @@ class Session:
 
 def build_session(config: Config, grid: RunGrid, out: Path, num_devices: int | None) -> Session:
     """The grid's layout over devices, the env and the jitted, sharded program."""
-    from purejaxspi.envs import make_env
+    from purejaxspi.envs import env_for
     from purejaxspi.scale.mapping import make_trainer
 
     layout = make_layout(grid.size, num_devices)
-    env = make_env(config.env_id, config.num_envs, tuple(r.seed for r in grid.runs), config.stochastic,
-                   layout.local_runs())
+    env = env_for(config, None, tuple(r.seed for r in grid.runs), layout.local_runs())
     trainer = shard_trainer(make_trainer(config, env), layout)
     init = jax.jit(trainer.init)
     train_chunk = jax.jit(trainer.train_chunk, static_argnums=2, donate_argnums=0)
@@ -201,11 +200,15 @@ def init_or_restore(session: Session, record: dict, resume: bool) -> Start:
     iteration, timed_steps, timed_seconds = checkpoint.restore_log_cursor(log, restored.cursor)
     state = layout.place(restored.state)
     notes = (f"resuming {out} at iteration {start_iteration} of {config.num_iterations} ({restored.path})",)
+    if restored.note():
+        moved = checkpoint.set_aside(out, restored) if session.writer else None
+        notes = (restored.note() + (f"; {moved}" if moved else ""),) + notes
     if session.env.spec.external_state:
         fresh = session.init(session.keys, session.hparams)
         state = state._replace(env_state=fresh.env_state, obs=fresh.obs, action_mask=fresh.action_mask)
-        notes = (f"resumed {out} at iteration {start_iteration}; {config.env_id} keeps its emulator state outside "
-                 f"the checkpoint, so every env starts a new episode (parameters, optimiser, keys restored)",)
+        notes = notes[:-1] + (f"resumed {out} at iteration {start_iteration}; {config.env_id} keeps its emulator state "
+                              f"outside the checkpoint, so every env starts a new episode (parameters, optimiser, "
+                              f"keys restored)",)
     return Start(state, log, iteration, timed_steps, timed_seconds, notes)
 
 

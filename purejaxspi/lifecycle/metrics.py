@@ -36,6 +36,7 @@ CSV_METRICS = (
     "ratio_min",
     "ratio_max",
     "learning_rate",
+    "update_epochs_run",
 )
 # Exact diagnostics from envs that offer a probe (the confounding gridworld); empty cells elsewhere.
 PROBE_METRICS = ("init_value", "repr_dist")

@@ -1,0 +1,65 @@
+"""The switches a CleanRL user reaches for: each in the config and the command line, each doing what it says."""
+
+import jax
+import numpy as np
+import pytest
+from conftest import cli
+
+import purejaxspi as pjs
+from purejaxspi.algo import objectives
+from test_objectives import HP, hand_terms, tiny_inputs
+
+
+def run_metrics(**overrides):
+    config = pjs.make_config("CartPole-v1", "ppo", num_envs=4, num_steps=16, total_timesteps=64 * 4, **overrides)
+    grid = pjs.make_grid(config)
+    program = pjs.make_train(config, pjs.make_env(config.env_id, config.num_envs))
+    _, metrics = jax.jit(program.train)(grid.keys()[0], jax.tree.map(lambda x: x[0], grid.hparams()))
+    return {k: np.asarray(v) for k, v in metrics.items()}
+
+
+def test_learning_rate_annealing_on_and_off():
+    annealed, constant = run_metrics()["learning_rate"], run_metrics(anneal_lr=False)["learning_rate"]
+    np.testing.assert_allclose(annealed, 2.5e-3 * (1 - np.arange(4) / 4), rtol=1e-6)
+    np.testing.assert_allclose(constant, [2.5e-3] * 4, rtol=1e-6)
+
+
+def test_target_kl_stops_the_remaining_epochs():
+    assert run_metrics()["update_epochs_run"].tolist() == [4.0] * 4
+    assert run_metrics(target_kl=1e-9)["update_epochs_run"].tolist() == [1.0] * 4  # every first epoch moves the policy
+
+
+def test_advantage_normalisation_off_uses_the_raw_advantages():
+    x = tiny_inputs()
+    raw = objectives.loss("ppo", x, HP, norm_adv=False)
+    normalised = objectives.loss("ppo", x._replace(advantages=objectives.normalize(x.advantages)), HP, norm_adv=False)
+    np.testing.assert_allclose(normalised.total, hand_terms(x, "ppo")[0], rtol=1e-5)
+    assert float(raw.policy_loss) != pytest.approx(float(normalised.policy_loss))
+
+
+def test_atari_reward_clip_and_episodic_life_reach_the_pool():
+    from purejaxspi.envs.envpool import make_pool
+
+    pool = make_pool("Breakout-v5", (0,), 2, reward_clip=False, episodic_life=False)
+    assert pool.config["reward_clip"] is False and pool.config["episodic_life"] is False
+    assert make_pool("Breakout-v5", (0,), 2).config["reward_clip"] is True
+    with pytest.raises(pjs.ConfigError, match="Atari"):
+        pjs.make_config("CartPole-v1", "ppo", episodic_life=False)
+
+
+def test_the_switches_are_flags(tmp_path):
+    out = tmp_path / "run"
+    result = cli("train", "--env", "CartPole-v1", "--algo", "deepspi", "--num-seeds", "1", "--num-envs", "4",
+                 "--num-steps", "16", "--total-timesteps", "128", "--no-anneal-lr", "--no-norm-adv", "--target-kl",
+                 "0.02", "--num-components", "3", "--torso-width", "32", "--encoder-width", "48", "--out", str(out),
+                 "--quiet")
+    assert result.returncode == 0, result.stderr
+    import json
+
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert (config["anneal_lr"], config["norm_adv"], config["target_kl"], config["num_components"],
+            config["torso_width"], config["encoder_width"]) == (False, False, 0.02, 3, 32, 48)
+    help_text = cli("train", "--help").stdout
+    for flag in ("--no-anneal-lr", "--no-norm-adv", "--target-kl", "--no-reward-clip", "--no-episodic-life",
+                 "--num-components", "--torso-width", "--encoder-width", "--settings"):
+        assert flag in help_text, flag
