@@ -61,5 +61,8 @@ def test_an_atari_program_called_without_vmap_is_refused():
     env = pjs.make_env(config.env_id, config.num_envs, run_seeds=(0, 1))
     program = pjs.make_train(config, env)
     grid = pjs.make_grid(config, num_seeds=2)
-    with pytest.raises(pjs.ConfigError, match="jax.vmap"):
-        program.init(grid.keys()[0], jax.tree.map(lambda x: x[0], grid.hparams()))
+    # the refusal runs on the host when the unbatched call executes; JAX hands it back wrapped
+    with pytest.raises(Exception, match="serves 2 runs: map the program over them with jax.vmap"):
+        jax.block_until_ready(jax.jit(program.init)(grid.keys()[0], jax.tree.map(lambda x: x[0], grid.hparams())))
+    # mapped over the runs, as make_trainer does, the same program runs
+    jax.block_until_ready(jax.jit(jax.vmap(program.init))(grid.keys(), grid.hparams()))

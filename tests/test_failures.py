@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from conftest import SMALL_RUN, cli
-from test_guards import limit_file_size
+from test_guards import NO_BYTECODE, limit_file_size
 
 
 def one_line(result):
@@ -86,6 +86,7 @@ def test_eval_and_its_videos_into_a_full_disk_end_in_one_line(tmp_path):
     # eval.json itself (no room at all), then a video (room for eval.json, not for the GIF)
     for limit, extra in ((0, ()), (4_000, ("--video", "--video-steps", "20"))):
         result = subprocess.run([sys.executable, "-m", "purejaxspi.cli", "eval", str(run), "--episodes", "2", *extra],
-                                capture_output=True, text=True, timeout=600, preexec_fn=limit_file_size(limit))
+                                capture_output=True, text=True, timeout=600, preexec_fn=limit_file_size(limit),
+                                env=NO_BYTECODE)
         assert "cannot write the evaluation's outputs" in one_line(result)
     assert (run / "eval.json").stat().st_size < 4_000 and list((run / "videos").iterdir())

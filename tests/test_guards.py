@@ -81,6 +81,11 @@ def test_a_grid_too_large_for_memory_is_refused_before_anything_is_allocated(tmp
     assert not (out / "metrics.csv").exists()
 
 
+# A process under a file-size limit must not write bytecode: a cache file cut short by the limit would
+# break that module's import for every later process.
+NO_BYTECODE = {**__import__("os").environ, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
 def limit_file_size(size):
     def limit():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
@@ -94,7 +99,8 @@ def test_a_full_disk_ends_in_one_line_and_resume_continues(tmp_path, limit, what
     # ppo: what is written and when does not depend on the algorithm, and it compiles in half the time
     result = subprocess.run([sys.executable, "-m", "purejaxspi.cli", "train", *SMALL_RUN, "--algo", "ppo",
                              "--out", str(out)],
-                            capture_output=True, text=True, timeout=600, preexec_fn=limit_file_size(limit))
+                            capture_output=True, text=True, timeout=600, preexec_fn=limit_file_size(limit),
+                            env=NO_BYTECODE)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"no space left writing {what}" in lines[0] and "--resume" in lines[0], result.stderr

@@ -207,8 +207,6 @@ PRESETS: dict[tuple[str, str], Preset] = {
 }
 PRESET_FIELDS = ("num_envs", "num_steps", "num_minibatches", "update_epochs", "total_timesteps", "density",
                  "lipschitz", "spectral_norm")
-# The networks' widths per observation family (torso, encoder); the Nature CNN's encoder is fixed.
-NETWORK_WIDTHS = {"vector": (64, 64), "minatar": (256, 16), "atari": (512, 64)}
 ATARI_ONLY = ("stochastic", "reward_clip", "episodic_life")
 
 
@@ -234,6 +232,7 @@ def make_config(env_id, algo: str = "deepspi", settings: str | None = None, **ov
 
     Raises ConfigError (UnknownEnvError for an unknown env id) with one line.
     """
+    from purejaxspi.algo.networks import NETWORK_WIDTHS
     from purejaxspi.envs import env_id_of, family_of
 
     env_id = env_id_of(env_id)

@@ -86,6 +86,8 @@ class NatureCNNEncoder(nn.Module):
 
 
 ENCODERS = {"vector": MLPEncoder, "minatar": MinAtarEncoder, "atari": NatureCNNEncoder}
+# The networks' widths per observation family (torso, encoder); the Nature CNN's encoder is fixed.
+NETWORK_WIDTHS = {"vector": (64, 64), "minatar": (256, 16), "atari": (512, 64)}
 # World-model widths for flat latents: (reward MLP width, transition hidden width). Image latents
 # take the paper's reward MLP (256, 256) and a transition network sized by the latent's channels.
 WORLD_MODEL_WIDTH = {"vector": (64, 64), "minatar": (256, None), "atari": (256, None)}
@@ -355,20 +357,22 @@ class Agent(nn.Module):
     num_components: int = 5
     lipschitz: bool = True
     spectral_norm: str = "exact"
-    torso_width: int = 256  # Config.torso_width
-    encoder_width: int = 16  # Config.encoder_width: MLP units or MinAtar conv channels (the Nature CNN's is fixed)
+    torso_width: int | None = None  # Config.torso_width; None: the family's (NETWORK_WIDTHS)
+    encoder_width: int | None = None  # Config.encoder_width: MLP units or MinAtar conv channels; None: the family's
 
     def setup(self):
+        torso_width, encoder_width = NETWORK_WIDTHS[self.family]
+        torso_width, encoder_width = self.torso_width or torso_width, self.encoder_width or encoder_width
         if self.family == "atari":
             self.encoder = NatureCNNEncoder()
         elif self.family == "minatar":
-            self.encoder = MinAtarEncoder(self.encoder_width)
+            self.encoder = MinAtarEncoder(encoder_width)
         else:
-            self.encoder = MLPEncoder(self.encoder_width)
-        self.torso = _dense(self.torso_width, math.sqrt(2))
+            self.encoder = MLPEncoder(encoder_width)
+        self.torso = _dense(torso_width, math.sqrt(2))
         # Vector envs: the critic gets its own hidden layer on z, so the value loss (returns in the
         # hundreds on CartPole) does not swamp the policy's features in a tiny shared torso.
-        self.critic_torso = _dense(self.torso_width, math.sqrt(2)) if self.family == "vector" else None
+        self.critic_torso = _dense(torso_width, math.sqrt(2)) if self.family == "vector" else None
         self.actor = _dense(self.num_actions, 0.01)
         self.critic = _dense(1, 1.0)
         if self.world_model and not self.lipschitz:

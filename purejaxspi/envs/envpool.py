@@ -218,11 +218,18 @@ def pool_functions(pools: dict[int, object], num_runs: int, num_envs: int, axis_
         return handle, jax.tree.map(lambda x: x[:num_envs], step)
 
     def refuse_unbatched():
-        if num_runs != 1:
+        """Unbatched, one run's actions would drive every run's environments: fail when such a call runs.
+        (custom_vmap traces this path for its shapes even under vmap, so it cannot refuse at trace time.)"""
+        if num_runs == 1:
+            return
+
+        def refuse():
             from purejaxspi.errors import ConfigError
 
             raise ConfigError(f"this Atari env's pool serves {num_runs} runs: map the program over them with "
                               f"jax.vmap (pjs.make_trainer does), or make the env for one run")
+
+        io_callback(refuse, None, ordered=True)
 
     @jax.custom_batching.custom_vmap
     def reset_pool(key):
