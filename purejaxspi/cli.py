@@ -127,6 +127,8 @@ class _TrainFlags:
     """Skip an iteration's remaining update epochs once an epoch ends with its last minibatch's approximate KL above this (CleanRL's rule; 0: never)."""
     num_components: int = 5
     """Gaussians in the mixture transition density."""
+    conv: str = "auto"
+    """Convolutions as lax (cuDNN on a GPU) or patches (patches @ matrix); auto: the platform's measured choice (`purejaxspi info` shows it)."""
     torso_width: Annotated[Optional[int], _preset_help(
         "Units of the policy/value torso.", lambda p: "the family's")] = None
     encoder_width: Annotated[Optional[int], _preset_help(
@@ -150,12 +152,16 @@ class _TrainFlags:
     """Also save a checkpoint every K chunks (0: off)."""
     keep_checkpoints: int = 3
     """How many of the newest checkpoints to keep."""
+    time_limit: float = 0.0
+    """Wall-clock seconds for this call (a cluster job's limit): at the first chunk boundary past it, save a checkpoint, write summary.json for what ran and exit 0 with the line to resume (0: no limit)."""
     tensorboard: bool = False
     """Also write TensorBoard event files, one sub-run per grid member, under DIR/tensorboard."""
     wandb: Optional[str] = None
     """Also log to this Weights & Biases project, one W&B run per grid member (needs `uv sync --extra wandb`)."""
     devices: Optional[int] = None
     """Shard the runs over the first N devices (default: all); a grid N does not divide is padded with copies of its last run, left out of every output."""
+    compilation_cache: bool = True
+    """Keep compiled programs in JAX's persistent cache (PUREJAXSPI_COMPILATION_CACHE names its folder or turns it off; default ~/.cache/purejaxspi/jax), so a rerun of the same program skips compiling."""
     distributed: bool = False
     """Join other processes through jax.distributed (implied when JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES or JAX_PROCESS_ID is set)."""
 
@@ -175,7 +181,8 @@ TrainArgs.__doc__ = _TrainFlags.__doc__
 SHAPE_FLAGS = ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "density",
                "lipschitz", "spectral_norm", "torso_width", "encoder_width")
 # Config switches every command line sets (their defaults are Config's).
-SWITCH_FLAGS = ("stochastic", "reward_clip", "episodic_life", "anneal_lr", "norm_adv", "target_kl", "num_components")
+SWITCH_FLAGS = ("stochastic", "reward_clip", "episodic_life", "anneal_lr", "norm_adv", "target_kl", "num_components",
+                "conv")
 
 
 def resolve(args) -> tuple[Config, dict[str, list[float]]]:
@@ -195,7 +202,7 @@ def check_train_flags(args) -> None:
         raise ConfigError(f"num_seeds must be positive, got {args.num_seeds}", setting="num_seeds")
     if args.seed < 0:
         raise ConfigError(f"seed must be non-negative, got {args.seed}", setting="seed")
-    for name in ("chunk_iterations", "checkpoint_every", "checkpoint_interval"):
+    for name in ("chunk_iterations", "checkpoint_every", "checkpoint_interval", "time_limit"):
         if getattr(args, name) < 0:
             raise ConfigError(f"{name} must be non-negative, got {getattr(args, name)}", setting=name)
     if not args.chunk_seconds > 0:
@@ -297,7 +304,15 @@ class ProgressView:
             self.bar.stop()
 
 
+def use_compilation_cache(args) -> None:
+    if getattr(args, "compilation_cache", False):
+        from purejaxspi.lifecycle import compilation_cache
+
+        compilation_cache.enable()
+
+
 def train_cmd(args) -> int:
+    use_compilation_cache(args)
     try:
         check_train_flags(args)
         config, values = resolve(args)
@@ -323,6 +338,7 @@ def train_cmd(args) -> int:
         keep_checkpoints=args.keep_checkpoints, chunk_iterations=args.chunk_iterations,
         chunk_seconds=args.chunk_seconds,
         tensorboard=args.tensorboard, wandb_project=args.wandb, num_devices=args.devices,
+        time_limit=args.time_limit or None,
     )
     view = ProgressView(not args.quiet and distributed.is_writer(), notes=distributed.is_writer())
     start = time.perf_counter()
@@ -344,6 +360,11 @@ def train_cmd(args) -> int:
             print(f"purejaxspi: {e}", file=sys.stderr, flush=True)
         return 128 + e.signum
     view.close()
+    if not summary.get("complete", True) and distributed.is_writer():
+        print(f"purejaxspi: stopped at the time limit ({args.time_limit:g} s) after iteration "
+              f"{summary['iterations_done']} of {summary['num_iterations']}, checkpoint saved; continue with "
+              f"`purejaxspi train --resume {out}`", file=sys.stderr, flush=True)
+        return 0
     if not args.quiet and distributed.is_writer():
         print(summary_line(summary, time.perf_counter() - start, out))
     return 0
@@ -381,6 +402,22 @@ def envs_cmd(args: EnvsArgs) -> int:
         print(f"{backend} ({len(names)}):")
         for name in names:
             print(f"  {name}")
+    return 0
+
+
+@dataclasses.dataclass
+class InfoArgs:
+    """Show the platform, devices, package versions, envpool's XLA step and what `auto` picks on this machine."""
+
+    json: bool = False
+    """Print a JSON object instead of lines."""
+
+
+def info_cmd(args: InfoArgs) -> int:
+    from purejaxspi.analysis.info import format_info, machine_info
+
+    info = machine_info()
+    print(json.dumps(info, indent=2) if args.json else "\n".join(format_info(info)))
     return 0
 
 
@@ -436,9 +473,12 @@ class EvalArgs:
     """Longest video, in env steps."""
     video_format: str = "gif"
     """gif, or mp4 where imageio has an ffmpeg plugin."""
+    compilation_cache: bool = True
+    """Keep the compiled evaluation program in JAX's persistent cache (see train --help)."""
 
 
 def eval_cmd(args: EvalArgs) -> int:
+    use_compilation_cache(args)
     for name in ("episodes", "max_steps", "video_steps"):
         if getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
@@ -580,6 +620,10 @@ class BenchArgs:
     norm_adv: bool = True
     target_kl: float = 0.0
     num_components: int = 5
+    conv: tuple[str, ...] = ("auto",)
+    """Convolution implementations to measure, one or more of auto, lax, patches (one row each)."""
+    compilation_cache: bool = True
+    """Keep compiled programs in JAX's persistent cache (PUREJAXSPI_COMPILATION_CACHE names its folder or turns it off; default ~/.cache/purejaxspi/jax), so a rerun of the same program skips compiling."""
     quiet: bool = False
     """No progress bar."""
 
@@ -605,10 +649,13 @@ def bench_plan(args: BenchArgs):
     if any(d <= 0 for d in args.devices):
         raise ConfigError(f"--devices takes positive device counts, got {list(args.devices)}")
     configs, values = [], []
+    if not args.conv:
+        raise ConfigError("--conv needs at least one value")
     for algo in dict.fromkeys(args.algo):
-        config, algo_values = resolve(dataclasses.replace(args, algo=algo))
-        configs.append(config)
-        values.append(algo_values)
+        for conv in dict.fromkeys(args.conv):
+            config, algo_values = resolve(dataclasses.replace(args, algo=algo, conv=conv))
+            configs.append(config)
+            values.append(algo_values)
     for mapping in args.run_mapping:
         resolve_run_mapping(mapping, family_of(args.env), traits(args.env)["vmap_only"])
     from purejaxspi.scale.sharding import make_layout
@@ -622,6 +669,7 @@ def bench_plan(args: BenchArgs):
 
 
 def bench_cmd(args: BenchArgs) -> int:
+    use_compilation_cache(args)
     try:
         plan = bench_plan(args)
     except UserError as e:
@@ -668,6 +716,7 @@ COMMANDS = {
     "plot": (PlotArgs, plot_cmd),
     "envs": (EnvsArgs, envs_cmd),
     "presets": (PresetsArgs, presets_cmd),
+    "info": (InfoArgs, info_cmd),
     "bench": (BenchArgs, bench_cmd),
 }
 
@@ -686,7 +735,7 @@ def use_every_core() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("train", "bench"):
+    if argv and argv[0] in ("train", "bench", "info"):
         use_every_core()
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: purejaxspi {" + ",".join(COMMANDS) + "} [--help] ...")

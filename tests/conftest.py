@@ -11,6 +11,9 @@ import pytest
 # rest, so the others import in a second instead of recompiling every source where bytecode is off.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
+# Tests compile their own programs: no persistent compilation cache shared between them and the user's
+# (tests/test_compilation_cache.py turns one on in its own folder).
+os.environ["PUREJAXSPI_COMPILATION_CACHE"] = "off"
 
 SMALL_RUN = ("--env", "CartPole-v1", "--num-seeds", "4", "--num-envs", "4", "--num-steps", "32",
              "--total-timesteps", "1536", "--chunk-iterations", "3", "--quiet")

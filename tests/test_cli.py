@@ -53,6 +53,16 @@ def test_presets_prints_every_family_and_algorithm():
     assert table[0].split()[:4] == ["family", "algo", "envs", "steps"] and len(table) == 14
 
 
+def test_info_reports_the_machine_and_what_auto_picks():
+    info = json.loads(cli("info", "--json").stdout)
+    assert info["platform"] == "cpu" and len(info["devices"]) == info["host_cores"]  # one CPU device per core, as train
+    assert info["packages"]["jax"] and info["packages"]["envpool"]
+    assert info["envpool_xla"]["available"] is True
+    assert info["auto"] == {"run_mapping": {"vector": "vmap", "minatar": "map", "atari": "vmap"}, "conv": "patches"}
+    assert info["compilation_cache"] is None  # the tests turn it off
+    assert cli("info").stdout.startswith("platform: cpu")
+
+
 def test_unknown_command_exits_2():
     result = cli("fly")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1

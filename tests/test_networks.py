@@ -108,3 +108,30 @@ def test_deepmdp_gradient_penalty_reads_each_samples_input_gradient():
     grads = jax.grad(lambda z: sums(z, action)[0])(z)
     np.testing.assert_allclose(np.asarray(grads).reshape(5, -1), expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(objectives.squared_slope(grads), np.mean(np.sum(expected**2, -1)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("family, obs_shape", [
+    ("minatar", (10, 10, 4)), pytest.param("atari", (84, 84, 4), marks=pytest.mark.slow)])
+def test_lax_and_patches_convolutions_give_the_same_agent(family, obs_shape):
+    """`conv` lax (cuDNN on a GPU) and patches (CPU) are one network: the same outputs, losses' inputs and
+    gradients to float rounding, from the same parameters."""
+    from purejaxspi.algo.networks import Agent
+
+    obs = jax.random.uniform(jax.random.PRNGKey(0), (3, *obs_shape)) * (255.0 if family == "atari" else 1.0)
+    action, key = jnp.array([0, 1, 2]), jax.random.PRNGKey(1)
+    agents = {impl: Agent(family, num_actions=4, density="mixture", conv=impl) for impl in ("lax", "patches")}
+    variables = agents["patches"].init(key, obs, action, key, method=Agent.init_all)
+
+    def outputs(impl, params):
+        out = agents[impl].apply({**variables, "params": params}, obs, action, obs, key, method=Agent.with_world_model)
+        return out
+
+    def scalar(impl, params):
+        out = outputs(impl, params)
+        return jnp.sum(out.logits) + jnp.sum(out.value) + jnp.sum(out.reward_pred) + jnp.sum(out.next_latent_pred ** 2)
+
+    for a, b in zip(jax.tree.leaves(outputs("lax", variables["params"])), jax.tree.leaves(outputs("patches", variables["params"]))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    grads = {impl: jax.grad(lambda p, impl=impl: scalar(impl, p))(variables["params"]) for impl in agents}
+    for a, b in zip(jax.tree.leaves(grads["lax"]), jax.tree.leaves(grads["patches"])):
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3)

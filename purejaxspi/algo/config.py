@@ -84,6 +84,7 @@ class Config:
     episodic_life: bool = True  # Atari only: a lost life ends the learning episode (GAE's trace, V's bootstrap)
     anneal_lr: bool = True  # the learning rate falls linearly to 0 over the run; False: constant
     norm_adv: bool = True  # normalise the advantages per minibatch
+    conv: str = "auto"  # convolutions as "lax" (cuDNN) or "patches" @ matrix; "auto": the platform's (algo.conv.AUTO_CONV)
     target_kl: float = 0.0  # skip an iteration's remaining epochs once an epoch ends above this approximate KL (0: never)
     torso_width: int = 256  # the policy/value torso's units (the family's default: vector 64, MinAtar 256, Atari 512)
     encoder_width: int = 16  # the encoder's width: vector MLP units (64), MinAtar conv channels (16); Atari's is fixed
@@ -304,10 +305,12 @@ def preset_table() -> list[dict]:
 
 def validate_config(config: Config) -> None:
     """Raise ConfigError for impossible shapes or unknown choices."""
+    from purejaxspi.algo.conv import CONV_IMPLS
     from purejaxspi.algo.lipschitz import SPECTRAL_NORMS
     from purejaxspi.algo.networks import DENSITIES
 
-    choices = {"algo": ALGOS, "settings": ALGOS, "density": DENSITIES, "spectral_norm": SPECTRAL_NORMS}
+    choices = {"algo": ALGOS, "settings": ALGOS, "density": DENSITIES, "spectral_norm": SPECTRAL_NORMS,
+               "conv": CONV_IMPLS}
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
             raise ConfigError(f"unknown {name} {getattr(config, name)!r}; choose one of {', '.join(allowed)}",

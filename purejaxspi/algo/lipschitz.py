@@ -160,6 +160,7 @@ class LipschitzConv(nn.Module, _SpectralMixin):
     gain: float = 1.0
     power_iterations: int = 1
     spectral_norm: str = "exact"
+    impl: str = "patches"  # conv.conv2d's: "lax" or "patches"
 
     @nn.compact
     def __call__(self, x):
@@ -167,14 +168,14 @@ class LipschitzConv(nn.Module, _SpectralMixin):
         init = kernel_init(self.spectral_norm if self.spectral else "exact", self.gain)
         kernel = self.param("kernel", init, shape)
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        y = conv2d(x, kernel, 1, "SAME")
+        y = conv2d(x, kernel, 1, "SAME", self.impl)
         if not self.spectral:
             return y + bias
         if self.spectral_norm == "reference":
             return y / reference_sigma(kernel.reshape(-1, self.features)) + bias
         if self.spectral_norm != "exact":
             raise ValueError(f"unknown spectral norm {self.spectral_norm!r}; choose one of {', '.join(SPECTRAL_NORMS)}")
-        linear = lambda u: conv2d(u[None], kernel, 1, "SAME")[0]  # noqa: E731
+        linear = lambda u: conv2d(u[None], kernel, 1, "SAME", self.impl)[0]  # noqa: E731
         start = _unit(jnp.ones(x.shape[1:], x.dtype))
         u_var = self.variable("spectral", "u", lambda: operator_power_iteration(linear, start, INIT_POWER_ITERATIONS)[0])
         u, _, sigma = operator_power_iteration(linear, u_var.value, self.power_iterations)

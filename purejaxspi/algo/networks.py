@@ -33,23 +33,20 @@ def _dense(features, gain):
 
 
 class Conv(nn.Module):
-    """VALID convolution as patches @ matrix (fast under vmap on CPU), orthogonal init."""
+    """VALID convolution (patches @ matrix or lax.conv, `impl`), orthogonal init."""
 
     features: int
     kernel_size: int
     stride: int = 1
     gain: float = math.sqrt(2)
+    impl: str = "patches"
 
     @nn.compact
     def __call__(self, x):
         shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
         kernel = self.param("kernel", nn.initializers.orthogonal(self.gain, column_axis=-1), shape)
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        return conv2d(x, kernel, self.stride, "VALID") + bias
-
-
-def _conv(features, kernel, stride):
-    return Conv(features, kernel, stride)
+        return conv2d(x, kernel, self.stride, "VALID", self.impl) + bias
 
 
 class MLPEncoder(nn.Module):
@@ -68,21 +65,24 @@ class MinAtarEncoder(nn.Module):
     """MinAtar-sized images [B, H, W, C] -> z, the conv feature map [B, H-2, W-2, 16]."""
 
     channels: int = 16
+    conv: str = "patches"
 
     @nn.compact
     def __call__(self, obs):
-        return nn.relu(_conv(self.channels, 3, 1)(obs))
+        return nn.relu(Conv(self.channels, 3, 1, impl=self.conv)(obs))
 
 
 class NatureCNNEncoder(nn.Module):
     """84x84x4 uint8 frames -> z, the 7x7x64 conv map of the Nature CNN (input scaled by 1/255)."""
 
+    conv: str = "patches"
+
     @nn.compact
     def __call__(self, obs):
         x = obs.astype(jnp.float32) / 255.0
-        x = nn.relu(_conv(32, 8, 4)(x))
-        x = nn.relu(_conv(64, 4, 2)(x))
-        return nn.relu(_conv(64, 3, 1)(x))
+        x = nn.relu(Conv(32, 8, 4, impl=self.conv)(x))
+        x = nn.relu(Conv(64, 4, 2, impl=self.conv)(x))
+        return nn.relu(Conv(64, 3, 1, impl=self.conv)(x))
 
 
 ENCODERS = {"vector": MLPEncoder, "minatar": MinAtarEncoder, "atari": NatureCNNEncoder}
@@ -152,6 +152,7 @@ class TransitionModel(nn.Module):
     hidden: int | None = 64
     lipschitz: bool = True
     spectral_norm: str = "exact"
+    conv: str = "patches"
 
     @nn.compact
     def __call__(self, z, action) -> TransitionParams:
@@ -164,7 +165,7 @@ class TransitionModel(nn.Module):
         if z.ndim == 4:
             channels = latent_shape[-1]
             groups = max(channels // CHANNELS_PER_GROUP, 1)
-            h = act(LipschitzConv(2 * channels, gain=math.sqrt(2), **norm)(z))
+            h = act(LipschitzConv(2 * channels, gain=math.sqrt(2), impl=self.conv, **norm)(z))
             out = GroupedActionConv(self.num_actions, groups, k * per_component * (channels // groups), **norm)(h, one_hot)
             # [B, H, W, G, K*P*C/G] -> [B, K, P, H, W, C]
             out = out.reshape(batch, *latent_shape[:2], groups, k, per_component, channels // groups)
@@ -357,6 +358,7 @@ class Agent(nn.Module):
     num_components: int = 5
     lipschitz: bool = True
     spectral_norm: str = "exact"
+    conv: str = "patches"  # "lax" or "patches": how the encoder and the transition network's first layer convolve
     torso_width: int | None = None  # Config.torso_width; None: the family's (NETWORK_WIDTHS)
     encoder_width: int | None = None  # Config.encoder_width: MLP units or MinAtar conv channels; None: the family's
 
@@ -364,9 +366,9 @@ class Agent(nn.Module):
         torso_width, encoder_width = NETWORK_WIDTHS[self.family]
         torso_width, encoder_width = self.torso_width or torso_width, self.encoder_width or encoder_width
         if self.family == "atari":
-            self.encoder = NatureCNNEncoder()
+            self.encoder = NatureCNNEncoder(self.conv)
         elif self.family == "minatar":
-            self.encoder = MinAtarEncoder(encoder_width)
+            self.encoder = MinAtarEncoder(encoder_width, self.conv)
         else:
             self.encoder = MLPEncoder(encoder_width)
         self.torso = _dense(torso_width, math.sqrt(2))
@@ -386,7 +388,7 @@ class Agent(nn.Module):
             )
             self.transition_model = TransitionModel(
                 self.num_actions, self.density, self.num_components, transition_width, self.lipschitz,
-                self.spectral_norm,
+                self.spectral_norm, self.conv,
             )
 
     def _policy_value(self, z):

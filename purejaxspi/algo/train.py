@@ -16,6 +16,7 @@ import optax
 
 from purejaxspi.algo import objectives
 from purejaxspi.algo.config import Config, HParams
+from purejaxspi.algo.conv import resolve_conv
 from purejaxspi.algo.networks import Agent
 from purejaxspi.envs.base import BatchedEnv, Timestep
 
@@ -81,6 +82,7 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
         spectral_norm=config.spectral_norm,
         torso_width=config.torso_width,
         encoder_width=config.encoder_width,
+        conv=resolve_conv(config.conv),
     )
     adam = optax.scale_by_adam(eps=1e-5)
 

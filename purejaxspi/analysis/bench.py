@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from purejaxspi.algo.config import Config
 from purejaxspi.lifecycle.guards import program_bytes
+from purejaxspi.algo.conv import resolve_conv
 from purejaxspi.scale.grid import RunGrid, grid_from_values
 from purejaxspi.scale.sharding import make_layout, shard_trainer
 
@@ -183,20 +184,21 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
         for config, grid in zip(plan.configs, grids):
             for mapping in plan.run_mappings:
                 for devices in plan.devices:
-                    key = config.algo, mapping, devices
+                    key = config.algo, config.conv, mapping, devices
                     programs[key], mappings[key] = training_program(config, grid, plan.iterations, mapping, devices)
                     on_step()
             if plan.sequential:
-                programs[config.algo, "sequential"] = sequential_program(config, grid, plan.iterations)
+                programs[config.algo, config.conv, "sequential"] = sequential_program(config, grid, plan.iterations)
                 on_step()
         seconds = dict(zip(programs, time_interleaved(list(programs.values()), plan.repeats, on_step)))
         rate = {name: programs[name].env_steps / seconds[name] for name in programs}
         for config in plan.configs:
             for mapping, devices in itertools.product(plan.run_mappings, plan.devices):
-                key = config.algo, mapping, devices
+                key = config.algo, config.conv, mapping, devices
                 row = {
                     "env": config.env_id,
                     "algo": config.algo,
+                    "conv": resolve_conv(config.conv, jax.default_backend()),
                     "num_runs": num_runs,
                     "devices": make_layout(num_runs, devices).num_devices,
                     "run_mapping": mappings[key],
@@ -209,7 +211,7 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
                     "env_only_steps_per_second": rate.get("env_only"),
                 }
                 if plan.sequential:
-                    row["sequential_steps_per_second"] = rate[config.algo, "sequential"]
+                    row["sequential_steps_per_second"] = rate[config.algo, config.conv, "sequential"]
                     row["speedup_over_sequential"] = row["steps_per_second"] / row["sequential_steps_per_second"]
                 rows.append(row)
     add_cost_ratios(rows)
@@ -225,7 +227,7 @@ def count_steps(plan: BenchPlan) -> int:
 
 def add_cost_ratios(rows: list[dict]) -> None:
     """Time per iteration relative to ppo's at the same grid size, run mapping and device count (where ppo was measured)."""
-    key = lambda r: (r["num_runs"], r["run_mapping"], r.get("devices", 1))  # noqa: E731
+    key = lambda r: (r["num_runs"], r["run_mapping"], r.get("devices", 1), r.get("conv"))  # noqa: E731
     ppo = {key(r): r["seconds_per_iteration"] for r in rows if r["algo"] == "ppo"}
     for row in rows:
         if key(row) in ppo:
@@ -234,7 +236,7 @@ def add_cost_ratios(rows: list[dict]) -> None:
 
 def add_device_scaling(rows: list[dict]) -> None:
     """Throughput relative to one device's for the same grid, algo and run mapping (where one device was measured)."""
-    key = lambda r: (r["num_runs"], r["algo"], r["run_mapping"])  # noqa: E731
+    key = lambda r: (r["num_runs"], r["algo"], r["run_mapping"], r.get("conv"))  # noqa: E731
     one = {key(r): r["steps_per_second"] for r in rows if r.get("devices", 1) == 1}
     for row in rows:
         if key(row) in one:
@@ -247,13 +249,13 @@ def _mb(x: int | None) -> str:
 
 def format_rows(rows: list[dict]) -> list[list[str]]:
     """The printed table's cells, one list per row (header first)."""
-    header = ["algo", "runs", "devices", "mapping", "env steps/s", "vs 1 device", "sequential", "grid/seq", "s/iter", "vs ppo",
+    header = ["algo", "conv", "runs", "devices", "mapping", "env steps/s", "vs 1 device", "sequential", "grid/seq", "s/iter", "vs ppo",
               "compile s", "program MB", "host peak MB", "device peak MB", "env-only steps/s"]
     fmt = lambda x, spec: "-" if x is None else format(x, spec)  # noqa: E731
     cells = [header]
     for r in rows:
         cells.append([
-            r["algo"], str(r["num_runs"]), str(r.get("devices", 1)), r["run_mapping"], fmt(r["steps_per_second"], ",.0f"),
+            r["algo"], r.get("conv", "-"), str(r["num_runs"]), str(r.get("devices", 1)), r["run_mapping"], fmt(r["steps_per_second"], ",.0f"),
             fmt(r.get("speedup_over_one_device"), ".2f"),
             fmt(r.get("sequential_steps_per_second"), ",.0f"), fmt(r.get("speedup_over_sequential"), ".2f"),
             fmt(r["seconds_per_iteration"], ".3f"), fmt(r.get("time_per_iteration_vs_ppo"), ".2f"),

@@ -65,6 +65,9 @@ class RunOptions:
     tensorboard: bool = False
     wandb_project: str | None = None
     num_devices: int | None = None  # shard the runs over the first N devices (default: all)
+    # Wall-clock seconds from the call of `train`: at the first chunk boundary past it, save a checkpoint,
+    # write summary.json for what ran ("complete": false) and return; `resume` continues. None: no limit.
+    time_limit: float | None = None
 
 
 class Progress(NamedTuple):
@@ -220,8 +223,11 @@ class ChunkResult(NamedTuple):
 
 
 def run_chunks(session: Session, start: Start, options: RunOptions, sinks: list,
-               on_progress: Callable[[Progress], None]) -> tuple[float, float, tuple[int, int] | None]:
-    """Train the remaining chunks; returns (timed steps, timed seconds, (run, iteration) of a non-finite loss or None).
+               on_progress: Callable[[Progress], None],
+               deadline: float | None = None) -> tuple[float, float, tuple[int, int] | None, int]:
+    """Train the remaining chunks; returns (timed steps, timed seconds, (run, iteration) of a non-finite
+    loss or None, iterations done). Past `deadline` (time.monotonic()) it checkpoints at the next chunk
+    boundary and returns early.
 
     JAX dispatch is asynchronous: each chunk is dispatched before the host writes the previous chunk's
     metrics, so the host's work overlaps the device's. A checkpoint needs the state of its chunk
@@ -291,7 +297,9 @@ def run_chunks(session: Session, start: Start, options: RunOptions, sinks: list,
                 index += 1
                 interval = max(options.checkpoint_interval, 20 * save_seconds)
                 every = options.checkpoint_every and index % options.checkpoint_every == 0
-                if not (last or stop.signum is not None or every or time.monotonic() - last_save >= interval):
+                timed_out = deadline is not None and time.monotonic() >= deadline and not last
+                if not (last or stop.signum is not None or every or timed_out
+                        or time.monotonic() - last_save >= interval):
                     continue
                 failure, pending = read(pending), None
                 if failure is not None:
@@ -304,10 +312,12 @@ def run_chunks(session: Session, start: Start, options: RunOptions, sinks: list,
                 saved_iteration, last_save, save_seconds = iteration, time.monotonic(), time.monotonic() - began
                 if stop.signum is not None and not last:
                     raise RunInterrupted(stop.signum, iteration, out)
+                if distributed.agree(int(timed_out)):  # every process stops at the same boundary
+                    break
     finally:
         manager.close()
     steps, seconds = timed_so_far(iteration)
-    return start.timed_steps + steps, start.timed_seconds + seconds, failure
+    return start.timed_steps + steps, start.timed_seconds + seconds, failure, iteration
 
 
 def recut(session: Session, length: int, seconds: float, iteration: int, target_seconds: float) -> list[int]:
@@ -321,13 +331,18 @@ def recut(session: Session, length: int, seconds: float, iteration: int, target_
     return plan
 
 
-def finish(session: Session, log: MetricsLog, steps_per_second: float) -> dict:
-    """Write summary.json (process 0) and return it."""
+def finish(session: Session, log: MetricsLog, steps_per_second: float, iterations_done: int) -> dict:
+    """Write summary.json (process 0) and return it; a run stopped at its time limit says so
+    ("complete": false, its iterations) and gives each run's latest episodic return."""
     config, grid = session.config, session.grid
     hns_per_run, hns_extra = hns_summary_fields(config.env_id, log.final_returns())
+    complete = iterations_done >= config.num_iterations
+    extra = {"complete": complete, "iterations_done": iterations_done, "num_iterations": config.num_iterations}
+    if not complete:
+        hns_per_run = {**hns_per_run, "latest_return": [None if np.isnan(x) else float(x) for x in log.latest_return]}
     return write_summary(
         session.out / "summary.json" if session.writer else None, config, grid, log.final_returns(),
-        steps_per_second, {**log.probe_summary(), **hns_extra}, hns_per_run,
+        steps_per_second, {**log.probe_summary(), **hns_extra, **extra}, hns_per_run,
     )
 
 
@@ -348,6 +363,7 @@ def train(
     and NonFiniteLossError (after writing the metrics so far and the summary) if training diverges.
     """
     out = Path(out)
+    deadline = None if options.time_limit is None else time.monotonic() + options.time_limit
     on_progress = on_progress or (lambda progress: None)
     from purejaxspi.envs import check_run_seeds
 
@@ -364,7 +380,7 @@ def train(
         sinks = open_sinks(out, session.grid, record, options, purge_step) if session.writer else []
         wall = time.perf_counter()
         try:
-            timed_steps, timed_seconds, failure = run_chunks(session, start, options, sinks, on_progress)
+            timed_steps, timed_seconds, failure, done = run_chunks(session, start, options, sinks, on_progress, deadline)
         finally:
             for sink in sinks:
                 sink.close()
@@ -372,8 +388,8 @@ def train(
         wall = time.perf_counter() - wall
         total = config.num_iterations * config.batch_size * session.grid.size
         sps = timed_steps / timed_seconds if timed_seconds else total / max(wall, 1e-9)
-        with guards.disk_full_as("summary.json", out, config.num_iterations if failure is None else None):
-            summary = finish(session, start.log, sps)
+        with guards.disk_full_as("summary.json", out, done if failure is None else None):
+            summary = finish(session, start.log, sps, done)
     if failure is not None:
         run, iteration = failure
         raise NonFiniteLossError(run, session.grid.runs[run].seed, iteration, out / "metrics.csv")

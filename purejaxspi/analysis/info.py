@@ -1,0 +1,89 @@
+"""`purejaxspi info`: what this machine gives a run, and what `auto` picks on it (the GPU campaign's stage 0)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform as host_platform
+
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "orbax-checkpoint", "envpool", "gymnax", "pgx")
+FAMILIES = ("vector", "minatar", "atari")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def device_rows() -> list[dict]:
+    import jax
+
+    rows = []
+    for device in jax.devices():
+        stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+        rows.append({"id": device.id, "platform": device.platform, "kind": device.device_kind,
+                     "process": device.process_index,
+                     "memory_bytes": int(stats["bytes_limit"]) if stats and "bytes_limit" in stats else None})
+    return rows
+
+
+def envpool_xla(platform: str) -> dict:
+    """Whether envpool's XLA step has an FFI target for `platform` (read from a one-env pool's capsules)."""
+    try:
+        import envpool
+
+        pool = envpool.make("Breakout-v5", env_type="gymnasium", num_envs=1, batch_size=1)
+        capsules = {name: caps for name, (_, _, caps) in pool._xla()}
+    except Exception as e:  # envpool missing or unusable here: say so, do not fail the report
+        return {"available": False, "detail": f"{type(e).__name__}: {e}".splitlines()[0]}
+    index = 1 if platform == "gpu" else 0
+    available = all(caps[index] is not None for caps in capsules.values())
+    return {"available": available if platform in ("cpu", "gpu") else False,
+            "detail": f"FFI targets for {', '.join(sorted(capsules))} on {'gpu and cpu' if all(c[1] is not None for c in capsules.values()) else 'cpu'}"}
+
+
+def machine_info() -> dict:
+    """Platform and devices, package versions, host cores, envpool's XLA step, and `auto`'s choices."""
+    import jax
+
+    from purejaxspi.algo.conv import resolve_conv
+    from purejaxspi.lifecycle import compilation_cache
+    from purejaxspi.scale.mapping import resolve_run_mapping
+
+    backend = jax.default_backend()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cache = compilation_cache.cache_dir()
+    return {
+        "platform": backend,
+        "devices": device_rows(),
+        "python": host_platform.python_version(),
+        "packages": package_versions(),
+        "host_cores": cores,
+        "envpool_xla": envpool_xla(backend),
+        "auto": {
+            "run_mapping": {family: resolve_run_mapping("auto", family, family == "atari") for family in FAMILIES},
+            "conv": resolve_conv("auto", backend),
+        },
+        "compilation_cache": str(cache) if cache else None,
+    }
+
+
+def format_info(info: dict) -> list[str]:
+    lines = [f"platform: {info['platform']} ({len(info['devices'])} devices), host cores: {info['host_cores']}, "
+             f"python {info['python']}"]
+    for d in info["devices"]:
+        memory = f", {d['memory_bytes'] / 2**30:.1f} GiB" if d["memory_bytes"] else ""
+        lines.append(f"  device {d['id']}: {d['kind']} ({d['platform']}, process {d['process']}{memory})")
+    lines.append("packages: " + ", ".join(f"{k} {v or '-'}" for k, v in info["packages"].items()))
+    xla = info["envpool_xla"]
+    lines.append(f"envpool XLA step on {info['platform']}: {'yes' if xla['available'] else 'no'} ({xla['detail']})")
+    auto = info["auto"]
+    lines.append("auto run mapping: " + ", ".join(f"{k} {v}" for k, v in auto["run_mapping"].items())
+                 + f"; auto conv: {auto['conv']}")
+    lines.append(f"compilation cache: {info['compilation_cache'] or 'off'}")
+    return lines

@@ -1,0 +1,31 @@
+"""The persistent compilation cache: the first run fills it, a rerun of the same program finds every
+program there (nothing new is written) and trains the same; off, it is left alone."""
+
+import os
+
+import pytest
+from conftest import cli
+
+pytestmark = pytest.mark.slow
+
+RUN = ("--env", "CartPole-v1", "--algo", "ppo", "--num-seeds", "2", "--num-envs", "4", "--num-steps", "16",
+       "--total-timesteps", "640", "--chunk-iterations", "5", "--quiet")
+
+
+def entries(folder):
+    return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_a_rerun_compiles_nothing_new_and_trains_the_same(tmp_path):
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PUREJAXSPI_COMPILATION_CACHE": str(cache)}
+    first = cli("train", *RUN, "--out", str(tmp_path / "a"), env=env)
+    assert first.returncode == 0, first.stderr
+    filled = entries(cache)
+    assert filled, "the first run cached its programs"
+    second = cli("train", *RUN, "--out", str(tmp_path / "b"), env=env)
+    assert second.returncode == 0, second.stderr
+    assert entries(cache) == filled  # every program was found, none compiled anew
+    assert (tmp_path / "a" / "metrics.csv").read_bytes() == (tmp_path / "b" / "metrics.csv").read_bytes()
+    off = cli("train", *RUN, "--num-seeds", "3", "--no-compilation-cache", "--out", str(tmp_path / "c"), env=env)
+    assert off.returncode == 0 and entries(cache) == filled
