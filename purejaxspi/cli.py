@@ -160,8 +160,8 @@ class _TrainFlags:
     """Also log to this Weights & Biases project, one W&B run per grid member (needs `uv sync --extra wandb`)."""
     devices: Optional[int] = None
     """Shard the runs over the first N devices (default: all); a grid N does not divide is padded with copies of its last run, left out of every output."""
-    compilation_cache: bool = True
-    """Keep compiled programs in JAX's persistent cache (PUREJAXSPI_COMPILATION_CACHE names its folder or turns it off; default ~/.cache/purejaxspi/jax), so a rerun of the same program skips compiling."""
+    compilation_cache: Optional[bool] = None
+    """Keep compiled programs in JAX's persistent cache, so a rerun of the same program skips compiling (default: on for accelerators, off on CPUs; PUREJAXSPI_COMPILATION_CACHE names its folder, default ~/.cache/purejaxspi/jax, or turns it off)."""
     distributed: bool = False
     """Join other processes through jax.distributed (implied when JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES or JAX_PROCESS_ID is set)."""
 
@@ -305,10 +305,9 @@ class ProgressView:
 
 
 def use_compilation_cache(args) -> None:
-    if getattr(args, "compilation_cache", False):
-        from purejaxspi.lifecycle import compilation_cache
+    from purejaxspi.lifecycle import compilation_cache
 
-        compilation_cache.enable()
+    compilation_cache.enable(wanted=getattr(args, "compilation_cache", None))
 
 
 def train_cmd(args) -> int:
@@ -473,8 +472,8 @@ class EvalArgs:
     """Longest video, in env steps."""
     video_format: str = "gif"
     """gif, or mp4 where imageio has an ffmpeg plugin."""
-    compilation_cache: bool = True
-    """Keep the compiled evaluation program in JAX's persistent cache (see train --help)."""
+    compilation_cache: Optional[bool] = None
+    """Keep the compiled evaluation program in JAX's persistent cache (default as for train: see train --help)."""
 
 
 def eval_cmd(args: EvalArgs) -> int:
@@ -622,8 +621,8 @@ class BenchArgs:
     num_components: int = 5
     conv: tuple[str, ...] = ("auto",)
     """Convolution implementations to measure, one or more of auto, lax, patches (one row each)."""
-    compilation_cache: bool = True
-    """Keep compiled programs in JAX's persistent cache (PUREJAXSPI_COMPILATION_CACHE names its folder or turns it off; default ~/.cache/purejaxspi/jax), so a rerun of the same program skips compiling."""
+    compilation_cache: Optional[bool] = None
+    """Keep compiled programs in JAX's persistent cache, so a rerun of the same program skips compiling (default: on for accelerators, off on CPUs; PUREJAXSPI_COMPILATION_CACHE names its folder, default ~/.cache/purejaxspi/jax, or turns it off)."""
     quiet: bool = False
     """No progress bar."""
 

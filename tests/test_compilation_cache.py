@@ -27,5 +27,5 @@ def test_a_rerun_compiles_nothing_new_and_trains_the_same(tmp_path):
     assert second.returncode == 0, second.stderr
     assert entries(cache) == filled  # every program was found, none compiled anew
     assert (tmp_path / "a" / "metrics.csv").read_bytes() == (tmp_path / "b" / "metrics.csv").read_bytes()
-    off = cli("train", *RUN, "--num-seeds", "3", "--no-compilation-cache", "--out", str(tmp_path / "c"), env=env)
+    off = cli("train", *RUN, "--num-seeds", "3", "--compilation-cache", "False", "--out", str(tmp_path / "c"), env=env)
     assert off.returncode == 0 and entries(cache) == filled

@@ -57,7 +57,7 @@ def machine_info() -> dict:
 
     backend = jax.default_backend()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cache = compilation_cache.cache_dir()
+    cache = compilation_cache.cache_dir(backend)
     return {
         "platform": backend,
         "devices": device_rows(),

@@ -1,9 +1,12 @@
 """JAX's persistent compilation cache: a second run of the same program loads it instead of compiling.
 
-On by default for the command line (`train`, `bench`, `eval`), in `$XDG_CACHE_HOME/purejaxspi/jax`
-(`~/.cache/purejaxspi/jax`); `PUREJAXSPI_COMPILATION_CACHE` names another folder, or turns it off with
-0 / off / false; the commands' `--no-compilation-cache` turns it off too. Programs that call back into
-the host (envpool's reset) are not cached by JAX.
+For the command line (`train`, `bench`, `eval`) it is on by default on accelerators, in
+`$XDG_CACHE_HOME/purejaxspi/jax` (`~/.cache/purejaxspi/jax`), and off on CPUs: XLA:CPU executables are
+compiled for the host's instruction set, and loading one logs an error line (a feature-list mismatch
+warning, with a SIGILL caution for other machines sharing the folder). `PUREJAXSPI_COMPILATION_CACHE`
+names a folder (on, on any platform) or turns it off with 0 / off / false; `--compilation-cache` /
+`--no-compilation-cache` decide for one command. Programs that call back into the host (envpool's
+reset) are not cached by JAX.
 """
 
 from __future__ import annotations
@@ -21,20 +24,25 @@ def default_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "purejaxspi" / "jax"
 
 
-def cache_dir() -> Path | None:
-    """Where the cache lives under the current environment, or None when it is turned off."""
+def cache_dir(platform: str, wanted: bool | None = None) -> Path | None:
+    """Where the cache lives for `platform` under the current environment, or None when it is off.
+    `wanted` (a command's flag) decides over the platform's default; the variable's folder or "off"
+    decides over both."""
     setting = os.environ.get(ENV_VAR)
     if setting is not None and setting.strip().lower() in OFF:
         return None
-    return Path(setting) if setting else default_dir()
+    if setting:
+        return Path(setting) if wanted is not False else None
+    on = platform != "cpu" if wanted is None else wanted
+    return default_dir() if on else None
 
 
-def enable(path: Path | str | None = None) -> Path | None:
-    """Turn the cache on at `path` (default: `cache_dir()`); returns the folder, or None when turned off
-    or the folder cannot be made (then every program compiles, as without a cache)."""
+def enable(path: Path | str | None = None, wanted: bool | None = None) -> Path | None:
+    """Turn the cache on at `path` (default: `cache_dir` for the default backend); returns the folder, or
+    None when off or the folder cannot be made (then every program compiles, as without a cache)."""
     import jax
 
-    folder = Path(path) if path is not None else cache_dir()
+    folder = Path(path) if path is not None else cache_dir(jax.default_backend(), wanted)
     if folder is None:
         return None
     try:
