@@ -35,6 +35,10 @@ def stages_section(out: Path) -> list[str]:
     stages = [json.loads(line) for line in (out / "stages.jsonl").read_text().splitlines() if line.strip()]
     lines += table(["stage", "status", "seconds", "exit code"],
                    [[s["stage"], s["status"], str(s["seconds"]), str(s["exit_code"])] for s in stages])
+    seconds = {s["stage"]: s["seconds"] for s in stages if s["status"] == "ok"}
+    if "smoke" in seconds and "smoke-cached" in seconds:
+        lines += ["", f"The compilation cache: the CartPole smoke train took {seconds['smoke']} s compiling its "
+                      f"programs and {seconds['smoke-cached']} s loading them from the cache (whole process)."]
     for s in stages:
         if s["status"] != "ok":
             lines += ["", f"`{s['stage']}` {s['status']}; its last lines:", "```", *s["tail"], "```"]

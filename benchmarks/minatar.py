@@ -107,6 +107,8 @@ def train_pair(game: str, algo: str, args: Args, budget: int, density: str | Non
     saved = run_dir / "config.json"
     if saved.is_file():
         previous = json.loads(saved.read_text())
+        # a setting added to Config after the run was written counts as its default (as train --resume does)
+        previous["config"] = {**dataclasses.asdict(pjs.Config()), **previous.get("config", {})}
         if any(previous.get(k) != v for k, v in record.items()):
             fail(f"{run_dir} holds a different run; pass another --runs")
         if (run_dir / "summary.json").is_file():

@@ -112,8 +112,24 @@ def _write_foreign_checkpoint(run_dir):
     return 99
 
 
-@pytest.mark.parametrize("damage", [_damage, _write_foreign_checkpoint])
-def test_a_corrupt_or_incompatible_checkpoint_is_one_line_naming_it(trained_run, tmp_path, damage):
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before_and_is_set_aside(trained_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(trained_run, out)
+    step = _write_foreign_checkpoint(out)
+    foreign = {p.relative_to(out / "checkpoints" / str(step)): p.read_bytes()
+               for p in (out / "checkpoints" / str(step)).rglob("*") if p.is_file()}
+    result = cli("train", "--resume", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()  # the fallback's line, then the resume's: ours alone
+    assert all(line.startswith("purejaxspi: note: ") for line in lines) and len(lines) == 2, result.stderr
+    assert str(out / "checkpoints" / str(step)) in lines[0], result.stderr
+    assert str(out / "checkpoints" / "12") in lines[0] and "damaged-checkpoints" in lines[0]
+    kept = out / "damaged-checkpoints" / str(step)  # moved, never deleted
+    assert {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file()} == foreign
+
+
+@pytest.mark.parametrize("damage", [_damage])
+def test_a_corrupt_checkpoint_with_none_older_is_one_line_naming_it(trained_run, tmp_path, damage):
     out = tmp_path / "run"
     shutil.copytree(trained_run, out)
     step = damage(out)

@@ -20,7 +20,7 @@ def test_the_campaign_dry_run_passes_every_stage_and_writes_the_report(tmp_path)
                             text=True, timeout=1500)
     assert result.returncode == 0, result.stdout + result.stderr
     stages = [json.loads(line) for line in (out / "stages.jsonl").read_text().splitlines()]
-    assert [s["stage"] for s in stages] == ["info", "smoke", "bench-cartpole", "bench-minatar", "bench-atari",
+    assert [s["stage"] for s in stages] == ["info", "smoke", "smoke-cached", "bench-cartpole", "bench-minatar", "bench-atari",
                                             "learn-ppo", "learn-deepspi", "grid-ppo", "grid-deepmdp", "grid-deepspi",
                                             "guard"]
     assert all(s["status"] == "ok" for s in stages), [s for s in stages if s["status"] != "ok"]

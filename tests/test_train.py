@@ -29,8 +29,9 @@ def run_grid(config, values, first_seed, num_seeds, iterations, mapping="auto"):
 ])
 @pytest.mark.slow
 def test_a_run_alone_equals_the_same_run_inside_a_grid(env_id, family, mapping, algo):
-    """lax.map runs each run's own program: bitwise equal. vmap batches the runs' matmuls, which may
-    sum in another order: equal to float rounding. DeepMDP runs its plain world model with the
+    """lax.map runs each run's own program: equal to float rounding (the exactly normalised convolutions'
+    power iteration compiles to other roundings inside the map's body than alone).
+    vmap batches the runs' matmuls, which may sum in another order: equal to float rounding. DeepMDP runs its plain world model with the
     gradient penalty (a gradient inside the loss)."""
     world_model = dict(density="mixture") if algo == "deepspi" else dict(density="deterministic", lipschitz=False)
     config = Config(env_id=env_id, algo=algo, num_envs=4, num_steps=16, num_minibatches=2,
@@ -43,8 +44,8 @@ def test_a_run_alone_equals_the_same_run_inside_a_grid(env_id, family, mapping, 
         names += ("gradient_penalty",)
         assert (together["gradient_penalty"] > 0).all()
     for name in names:
-        if mapping == "map":
-            np.testing.assert_array_equal(together[name][target.index], alone[name][0], err_msg=name)
+        if mapping == "map":  # XLA compiles the conv power iteration in the map's body as alone: float rounding
+            np.testing.assert_allclose(together[name][target.index], alone[name][0], rtol=1e-5, atol=1e-7, err_msg=name)
         else:
             np.testing.assert_allclose(together[name][target.index], alone[name][0], rtol=1e-4, atol=1e-6, err_msg=name)
     # and the grid's runs genuinely differ from one another

@@ -11,6 +11,7 @@ reset) are not cached by JAX.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -22,6 +23,17 @@ MIN_COMPILE_SECONDS = 0.5
 
 def default_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "purejaxspi" / "jax"
+
+
+ACCELERATOR_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "libtpu")
+
+
+def accelerator_expected() -> bool:
+    """Whether JAX will run on an accelerator, read without starting its backends (a command may still
+    have to call jax.distributed.initialize first): an accelerator plugin installed, not forced to CPU."""
+    if os.environ.get("JAX_PLATFORMS", "").strip().lower() == "cpu":
+        return False
+    return any(importlib.util.find_spec(name) is not None for name in ACCELERATOR_PLUGINS)
 
 
 def cache_dir(platform: str, wanted: bool | None = None) -> Path | None:
@@ -38,11 +50,13 @@ def cache_dir(platform: str, wanted: bool | None = None) -> Path | None:
 
 
 def enable(path: Path | str | None = None, wanted: bool | None = None) -> Path | None:
-    """Turn the cache on at `path` (default: `cache_dir` for the default backend); returns the folder, or
-    None when off or the folder cannot be made (then every program compiles, as without a cache)."""
+    """Turn the cache on at `path` (default: `cache_dir` for the platform JAX will use); returns the folder,
+    or None when off or the folder cannot be made (then every program compiles, as without a cache).
+    Starts no JAX backend."""
     import jax
 
-    folder = Path(path) if path is not None else cache_dir(jax.default_backend(), wanted)
+    platform = "gpu" if accelerator_expected() else "cpu"
+    folder = Path(path) if path is not None else cache_dir(platform, wanted)
     if folder is None:
         return None
     try:
