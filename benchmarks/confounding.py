@@ -60,7 +60,7 @@ ABLATIONS = [
     Variant("ppo-long", "ppo", "PPO for 262,144 steps: does its curve stay flat?", flags=(("total_timesteps", 262_144),)),
     Variant("ablate-ppo-marker", "ppo", "the earlier rendering: one-pixel agent, star brighter than the corridor",
             env="ConfoundingGrid-v0-marker"),
-    Variant("ablate-ppo-minatar-settings", "ppo", "the MinAtar preset's optimiser: 32 x 32, lr 1e-3, clip 0.2",
+    Variant("ablate-ppo-minatar-settings", "ppo", "the MinAtar optimiser (lr 1e-3, clip 0.2) with the earlier MinAtar shape, 32 x 32",
             flags=(("learning_rate", (1e-3,)), ("clip_coef", (0.2,)), ("num_envs", 32), ("num_steps", 32))),
     Variant("ablate-deepspi-det-reference", "deepspi", "deterministic head, the reference's spectral estimate",
             flags=(("density", "deterministic"), ("spectral_norm", "reference"))),

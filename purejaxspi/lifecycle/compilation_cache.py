@@ -4,8 +4,8 @@ For the command line (`train`, `bench`, `eval`) it is on by default on accelerat
 `$XDG_CACHE_HOME/purejaxspi/jax` (`~/.cache/purejaxspi/jax`), and off on CPUs: XLA:CPU executables are
 compiled for the host's instruction set, and loading one logs an error line (a feature-list mismatch
 warning, with a SIGILL caution for other machines sharing the folder). `PUREJAXSPI_COMPILATION_CACHE`
-names a folder (on, on any platform) or turns it off with 0 / off / false; `--compilation-cache` /
-`--no-compilation-cache` decide for one command. Programs that call back into the host (envpool's
+names a folder (on, on any platform) or turns it off with 0 / off / false; `--compilation-cache True` /
+`--compilation-cache False` decide for one command. Programs that call back into the host (envpool's
 reset) are not cached by JAX.
 """
 
