@@ -598,6 +598,8 @@ class BenchArgs:
     """Device counts to shard each grid over, e.g. 1 2 4 (default: every device); the first D devices take the runs."""
     env_only: bool = True
     """Also measure the env-only ceiling (random actions through the same env layer)."""
+    model_flops: bool = True
+    """Also count each algo's model FLOPs per env step (XLA's cost analysis) and the FLOP/s achieved."""
     json: Optional[Path] = None
     """Write the rows to this JSON file."""
     num_envs: Optional[int] = None
@@ -664,7 +666,8 @@ def bench_plan(args: BenchArgs):
         if count is not None:
             make_layout(count, count)  # DeviceError when the machine has fewer
     return BenchPlan(tuple(configs), tuple(values), tuple(args.num_runs), args.iterations, args.repeats,
-                     args.sequential, args.env_only, tuple(dict.fromkeys(args.run_mapping)), devices=devices)
+                     args.sequential, args.env_only, tuple(dict.fromkeys(args.run_mapping)), devices=devices,
+                     model_flops=args.model_flops)
 
 
 def bench_cmd(args: BenchArgs) -> int:

@@ -10,7 +10,7 @@ from scipy import stats
 from purejaxspi.algo.networks import (
     GroupedActionConv,
     TransitionModel,
-    fast_normal,
+    clipped_normal,
     select_action,
 )
 
@@ -25,17 +25,23 @@ def grouped_conv_reference(h, kernel, bias, groups):
     return y.reshape(*y.shape[:3], g, out) + bias
 
 
-@pytest.mark.parametrize("spectral", [False, True])
-def test_action_sliced_grouped_conv_equals_slicing_the_full_output(spectral):
-    batch, groups, actions, features = 6, 4, 3, 5
+def to_groups(h, groups):
+    """[B, H, W, C] -> the group-major [B, G, H, W, C/G] that GroupedActionConv reads."""
+    return jnp.moveaxis(h.reshape(*h.shape[:3], groups, -1), 3, 1)
+
+
+@pytest.mark.parametrize("spectral, splits", [(False, 1), (True, 1), (False, 5)])
+def test_action_sliced_grouped_conv_equals_slicing_the_full_output(spectral, splits):
+    batch, groups, actions, features = 6, 4, 3, 10
     h = jax.random.normal(jax.random.PRNGKey(0), (batch, 5, 7, 8))
     action = jnp.array([0, 1, 2, 2, 1, 0])
     one_hot = jax.nn.one_hot(action, actions)
-    layer = GroupedActionConv(actions, groups, features, spectral=spectral)
-    variables = layer.init(jax.random.PRNGKey(1), h, one_hot)
+    layer = GroupedActionConv(actions, groups, features, spectral=spectral, splits=splits)
+    variables = layer.init(jax.random.PRNGKey(1), to_groups(h, groups), one_hot)
     variables = {**variables, "params": jax.tree.map(
         lambda p: p + 0.1 * jax.random.normal(jax.random.PRNGKey(2), p.shape), variables["params"])}
-    out = layer.apply(variables, h, one_hot)
+    apply = lambda v: jnp.concatenate(layer.apply(v, to_groups(h, groups), one_hot), axis=-1)  # noqa: E731
+    out = apply(variables)
     kernel, bias = variables["params"]["kernel"]["kernel"], variables["params"]["kernel"]["bias"]
     if spectral:  # each group's kernel divided by the norm of its whole convolution as an operator on [5, 7, 2]
         cin = h.shape[-1] // groups
@@ -44,14 +50,14 @@ def test_action_sliced_grouped_conv_equals_slicing_the_full_output(spectral):
             lambda e, k=k: grouped_conv_reference(e, k[None], 0.0, 1).ravel())(basis)), compute_uv=False)[0]
             for k in kernel])
         u = variables["spectral"]["kernel"]["u"]
-        refresh = jax.jit(lambda u: layer.apply({**variables, "spectral": {"kernel": {"u": u}}}, h, one_hot,
-                                                mutable=["spectral"])[1]["spectral"]["kernel"]["u"])
+        refresh = jax.jit(lambda u: layer.apply({**variables, "spectral": {"kernel": {"u": u}}}, to_groups(h, groups),
+                                                one_hot, mutable=["spectral"])[1]["spectral"]["kernel"]["u"])
         for _ in range(200):  # converge the persistent vectors, as training does
             u = refresh(u)
-        out = layer.apply({**variables, "spectral": {"kernel": {"u": u}}}, h, one_hot)
+        out = apply({**variables, "spectral": {"kernel": {"u": u}}})
         kernel = kernel / sigmas[:, None, None]
     full = grouped_conv_reference(h, kernel, bias, groups).reshape(batch, 5, 7, groups, actions, features)
-    expected = full[jnp.arange(batch), :, :, :, action]
+    expected = jnp.moveaxis(full[jnp.arange(batch), :, :, :, action], 3, 1)  # [B, G, H, W, F]
     np.testing.assert_allclose(out, expected, rtol=2e-3, atol=1e-3)  # power iteration: converged to ~1e-3
 
 
@@ -74,13 +80,30 @@ def test_select_action_is_indexing():
     np.testing.assert_array_equal(select_action(x, action, 4), x[jnp.arange(7), action])
 
 
-def test_fast_normal_is_standard_normal_and_keyed():
-    draws = np.asarray(fast_normal(jax.random.PRNGKey(0), (200_000,)))
-    assert stats.kstest(draws, "norm").pvalue > 1e-3
-    assert abs(draws.mean()) < 0.01 and abs(draws.std() - 1) < 0.01
-    np.testing.assert_array_equal(draws, np.asarray(fast_normal(jax.random.PRNGKey(0), (200_000,))))
-    other = np.asarray(fast_normal(jax.random.PRNGKey(1), (200_000,)))
+def test_clipped_normal_is_a_normal_clipped_to_one_and_keyed():
+    draws = np.asarray(clipped_normal(jax.random.PRNGKey(0), (200_000,)))
+    reference = np.clip(np.random.default_rng(0).standard_normal(200_000), -1.0, 1.0)
+    assert draws.min() == -1.0 and draws.max() == 1.0
+    assert stats.ks_2samp(draws, reference).pvalue > 1e-3
+    tails = stats.norm.cdf(-1.0)  # each end holds P(N < -1) of the mass
+    assert abs(np.mean(draws == -1.0) - tails) < 0.005 and abs(np.mean(draws == 1.0) - tails) < 0.005
+    inner = draws[np.abs(draws) < 1.0]
+    assert stats.kstest(inner, stats.truncnorm(-1.0, 1.0).cdf).pvalue > 1e-3
+    np.testing.assert_array_equal(draws, np.asarray(clipped_normal(jax.random.PRNGKey(0), (200_000,))))
+    other = np.asarray(clipped_normal(jax.random.PRNGKey(1), (200_000,)))
     assert abs(np.corrcoef(draws, other)[0, 1]) < 0.01
+
+
+def test_clipped_normal_polynomial_is_the_inverse_normal_cdf():
+    """Its central-range polynomial against scipy's inverse CDF, to float32 rounding."""
+    from scipy.special import ndtri
+
+    from purejaxspi.algo.networks import _CLIPPED_NORMAL_POLY, _ERF_ONE_OVER_SQRT2
+
+    y = np.linspace(-_ERF_ONE_OVER_SQRT2, _ERF_ONE_OVER_SQRT2, 100_001)
+    poly = np.polynomial.polynomial.polyval(y * y, _CLIPPED_NORMAL_POLY) * y
+    np.testing.assert_allclose(poly, ndtri((y + 1.0) / 2.0), rtol=0, atol=1e-7)
+    assert abs(_ERF_ONE_OVER_SQRT2 - (stats.norm.cdf(1.0) - stats.norm.cdf(-1.0))) < 1e-15
 
 
 def test_deepmdp_gradient_penalty_reads_each_samples_input_gradient():

@@ -195,7 +195,8 @@ _FAMILY_PRESETS = {
     # (lr 1e-3, clip 0.2) for all three; our exact spectral normalisation, since no paper number is to
     # be matched. The budget is a CPU smoke test (the default job: 16 seeds in about 2 minutes on 2
     # cores); pass total_timesteps for real runs. Deep SPI's mixture head over the 8x8x16 latent costs
-    # ~4x the deterministic one on a CPU, so Deep SPI takes the deterministic head here; at the paper's
+    # 3x the deterministic one's time per iteration on a CPU (measured after the head was made cheaper,
+    # benchmarks/README.md: 28.9 s against 8.6 s for 16 runs), so Deep SPI takes the deterministic head here; at the paper's
     # alphas its world-model terms are ~0.003 of the unit-variance advantage, so on MinAtar Deep SPI at
     # these settings is PPO in all but name (pass reward_coef / transition_coef to make them count).
     "minatar": _family_presets(24_576, {"learning_rate": 1e-3, "clip_coef": 0.2}, deepspi_density="deterministic",

@@ -36,6 +36,11 @@ def _normalize(x):
 
 def power_iteration(matrix: jax.Array, u: jax.Array, num_iterations: int = 1):
     """Refine the top right-singular vector estimate `u` of `matrix` [in, out]; returns (u, v, sigma)."""
+    with jax.named_scope("power_iteration"):
+        return _matrix_power_iteration(matrix, u, num_iterations)
+
+
+def _matrix_power_iteration(matrix, u, num_iterations):
     for _ in range(max(num_iterations, 1)):
         v = _normalize(matrix @ u)
         u = _normalize(matrix.T @ v)
@@ -53,6 +58,11 @@ def operator_power_iteration(linear, u: jax.Array, num_iterations: int = 1):
     """Refine the top right-singular vector `u` of the linear map `linear` (u's shape -> any shape),
     its transpose taken by `jax.vjp`; returns (u, v, sigma) with sigma = <v, linear(u)>, differentiable
     in whatever `linear` closes over."""
+    with jax.named_scope("power_iteration"):
+        return _operator_power_iteration(linear, u, num_iterations)
+
+
+def _operator_power_iteration(linear, u, num_iterations):
     for _ in range(max(num_iterations, 1)):
         image, transpose = jax.vjp(linear, u)
         v = _unit(image)
@@ -74,6 +84,11 @@ def reference_sigma(matrix: jax.Array, num_iterations: int = REFERENCE_POWER_ITE
     Starts from a fixed standard-normal vector on the output side; each iteration normalises it,
     maps it through the matrix, normalises the image `u` and maps back, unnormalised.
     """
+    with jax.named_scope("reference_sigma"):
+        return _reference_sigma(matrix, num_iterations)
+
+
+def _reference_sigma(matrix, num_iterations):
     v = jax.random.normal(jax.random.PRNGKey(0), (matrix.shape[-1],), matrix.dtype)
     for _ in range(num_iterations):
         v = v / jnp.sqrt(jnp.sum(v**2) + 1e-8)

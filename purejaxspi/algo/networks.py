@@ -8,7 +8,7 @@ actions at once and the taken action's slice is selected by a one-hot contractio
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -155,7 +155,14 @@ class TransitionModel(nn.Module):
     conv: str = "patches"
 
     @nn.compact
-    def __call__(self, z, action) -> TransitionParams:
+    def components(self, z, action) -> tuple[TransitionParams, int, Callable]:
+        """The density in the layout it is computed in: (params, the component axis of mean/std, and
+        `to_latent`, which maps an array of that layout without the component axis to [B, *z]).
+
+        Conv latents work group-major, [B, G, H, W, K, C/G], so that the grouped convolution, the
+        mixture sample and their gradients need no transposes of the K-times-larger component arrays;
+        only the sample [B, G, H, W, C/G] is moved back to the latent's layout. Flat latents: [B, K, D].
+        """
         batch, latent_shape = z.shape[0], z.shape[1:]
         k = self.num_components if self.density == "mixture" else 1
         per_component = 1 if self.density == "deterministic" else 2
@@ -163,13 +170,17 @@ class TransitionModel(nn.Module):
         norm = dict(spectral=self.lipschitz, spectral_norm=self.spectral_norm)
         one_hot = jax.nn.one_hot(action, self.num_actions, dtype=z.dtype)
         if z.ndim == 4:
-            channels = latent_shape[-1]
+            height, width, channels = latent_shape
             groups = max(channels // CHANNELS_PER_GROUP, 1)
             h = act(LipschitzConv(2 * channels, gain=math.sqrt(2), impl=self.conv, **norm)(z))
-            out = GroupedActionConv(self.num_actions, groups, k * per_component * (channels // groups), **norm)(h, one_hot)
-            # [B, H, W, G, K*P*C/G] -> [B, K, P, H, W, C]
-            out = out.reshape(batch, *latent_shape[:2], groups, k, per_component, channels // groups)
-            out = jnp.moveaxis(out, (4, 5), (1, 2)).reshape(batch, k, per_component, *latent_shape)
+            h_groups = jnp.moveaxis(h.reshape(batch, height, width, groups, -1), 3, 1)  # [B, G, H, W, 2C/G]
+            parts = GroupedActionConv(self.num_actions, groups, k * per_component * (channels // groups),
+                                      splits=per_component, **norm)(h_groups, one_hot)
+            out = [part.reshape(batch, groups, height, width, k, -1) for part in parts]  # [B, G, H, W, K, C/G]
+            axis = 4
+
+            def to_latent(x):  # [B, G, H, W, C/G] -> [B, H, W, C]
+                return jnp.moveaxis(x, 1, 3).reshape(batch, *latent_shape)
         else:
             h = z
             for _ in range(2):
@@ -177,27 +188,52 @@ class TransitionModel(nn.Module):
             dims = latent_shape[-1]
             out = LipschitzDense(self.num_actions * k * per_component * dims, **norm)(h)
             out = select_action(out.reshape(batch, self.num_actions, k, per_component, dims), action, self.num_actions)
+            out = [out[:, :, i] for i in range(per_component)]
+            axis = 1
+
+            def to_latent(x):
+                return x
         if per_component == 2:
-            mean, std = gaussian_params(out[:, :, 0], out[:, :, 1])
+            mean, std = gaussian_params(*out)
         else:
-            mean, std = out[:, :, 0], jnp.zeros_like(out[:, :, 0])
+            mean, std = out[0], jnp.zeros_like(out[0])
         if self.density == "mixture":
             logits = LipschitzDense(self.num_actions * k, **norm)(h.reshape(batch, -1))
             logits = select_action(logits.reshape(batch, self.num_actions, k), action, self.num_actions)
         else:
             logits = jnp.zeros((batch, 1), mean.dtype)
-        return TransitionParams(mean, std, logits)
+        return TransitionParams(mean, std, logits), axis, to_latent
+
+    def __call__(self, z, action) -> TransitionParams:
+        """The density for the taken action, means and stds as [B, K, *z]."""
+        params, axis, to_latent = self.components(z, action)
+        public = lambda x: _per_component(x, axis, to_latent)  # noqa: E731
+        return TransitionParams(public(params.mean), public(params.std), params.logits)
+
+    def sample(self, z, action, key) -> jax.Array:
+        """A reparameterised sample of z' [B, *z] (the mean for the deterministic density: no noise drawn)."""
+        params, axis, to_latent = self.components(z, action)
+        if self.density == "deterministic":
+            return to_latent(jnp.squeeze(params.mean, axis))
+        return to_latent(sample_next_latent(params, key, axis))
+
+
+def _per_component(x, axis, to_latent):
+    """[.., K on `axis`, ..] -> [B, K, *z]: each component mapped to the latent's layout."""
+    return jnp.stack([to_latent(c) for c in jnp.moveaxis(x, axis, 0)], axis=1)
 
 
 class GroupedActionConv(nn.Module):
     """A 2x2 SAME convolution in `groups` feature groups with `num_actions * features` outputs per
     group, evaluated only at each sample's action.
 
-    Group g sees hidden channels [g Cin/G, (g+1) Cin/G) through its own [4 Cin/G, A F] matrix,
-    spectrally normalised on its own when `spectral` (under "exact", by the norm of group g's whole
-    A F-channel convolution as an operator, which bounds every action's slice by 1); contracting that
-    matrix with the one-hot action first equals slicing the full output, at 1/A of the cost.
-    Output [B, H, W, G, F].
+    Group g sees its own hidden channels h[:, g] through its own [4 Cin/G, A F] matrix, spectrally
+    normalised on its own when `spectral` (under "exact", by the norm of group g's whole A F-channel
+    convolution as an operator, which bounds every action's slice by 1); contracting that matrix with
+    the one-hot action first equals slicing the full output, at 1/A of the cost. The F features come
+    out in `splits` equal parts (a Gaussian's means and scales), each from its own slice of the kernel,
+    so no activation is sliced. Works group-major, so each contraction is a batched matmul over
+    (sample, group) with no transposes: input [B, G, H, W, Cin/G], output `splits` x [B, G, H, W, F/splits].
     """
 
     num_actions: int
@@ -205,20 +241,26 @@ class GroupedActionConv(nn.Module):
     features: int
     spectral: bool = True
     spectral_norm: str = "exact"
+    splits: int = 1
 
     @nn.compact
-    def __call__(self, h, one_hot):
-        batch, height, width, channels = h.shape
-        g = self.groups
-        patches = extract_patches(h, 2, 1, "SAME").reshape(batch, height, width, 4, g, channels // g)
-        patches = jnp.moveaxis(patches, 3, 4).reshape(batch, height, width, g, 4 * (channels // g))
-        dense = GroupedLipschitzKernels(g, self.num_actions * self.features, self.spectral, self.spectral_norm, name="kernel")
-        kernel, bias = dense(patches.shape[-1], (height, width, channels // g))
-        kernel = kernel.reshape(g, -1, self.num_actions, self.features)
-        bias = bias.reshape(g, self.num_actions, self.features)
-        per_sample_kernel = jnp.einsum("ba,gpaf->bgpf", one_hot, kernel)  # a matmul, also under vmap over runs
-        per_sample_bias = jnp.einsum("ba,gaf->bgf", one_hot, bias)
-        return jnp.einsum("bhwgp,bgpf->bhwgf", patches, per_sample_kernel) + per_sample_bias[:, None, None]
+    def __call__(self, h_groups, one_hot):
+        batch, groups, height, width, group_channels = h_groups.shape
+        padded = jnp.pad(h_groups, ((0, 0), (0, 0), (0, 1), (0, 1), (0, 0)))  # SAME for a 2x2 kernel
+        # patch features ordered (row offset, col offset, channel), as `extract_patches`
+        patches = jnp.concatenate([padded[:, :, i : i + height, j : j + width] for i in range(2) for j in range(2)],
+                                  axis=-1)
+        dense = GroupedLipschitzKernels(groups, self.num_actions * self.features, self.spectral, self.spectral_norm,
+                                        name="kernel")
+        kernel, bias = dense(patches.shape[-1], (height, width, group_channels))
+        kernel = kernel.reshape(groups, -1, self.num_actions, self.splits, self.features // self.splits)
+        bias = bias.reshape(groups, self.num_actions, self.splits, self.features // self.splits)
+        parts = []
+        for i in range(self.splits):
+            per_sample_kernel = jnp.einsum("ba,gpaf->bgpf", one_hot, kernel[:, :, :, i])  # a matmul, also under vmap
+            per_sample_bias = jnp.einsum("ba,gaf->bgf", one_hot, bias[:, :, i])
+            parts.append(jnp.einsum("bghwp,bgpf->bghwf", patches, per_sample_kernel) + per_sample_bias[:, :, None, None])
+        return parts
 
 
 class GroupedLipschitzKernels(nn.Module):
@@ -319,24 +361,42 @@ def _hash_uniform(seed: jax.Array, shape) -> jax.Array:
     return ((x >> 8).astype(jnp.float32) + 0.5).reshape(shape) * (1.0 / (1 << 24))
 
 
-def fast_normal(key: jax.Array, shape) -> jax.Array:
-    """Standard normal draws (Box-Muller on hashed uniforms), deterministic in `key`."""
-    seeds = jax.random.bits(key, (4,), jnp.uint32)
-    u1 = _hash_uniform(seeds[:2], shape)
-    u2 = _hash_uniform(seeds[2:], shape)
-    return jnp.sqrt(-2.0 * jnp.log(u1)) * jnp.cos(2.0 * jnp.pi * u2)
+# P(|N(0, 1)| <= 1) = erf(1 / sqrt 2): clipping a normal to [-1, 1] is clipping its uniform to this range.
+_ERF_ONE_OVER_SQRT2 = 0.6826894921370859
 
 
-def sample_next_latent(params: TransitionParams, key: jax.Array) -> jax.Array:
-    """A reparameterised sample of z' from the selected-action density [B, K, *z] -> [B, *z].
+# sqrt(2) erfinv(y) = y P(y^2) on |y| <= erf(1/sqrt 2): least-squares coefficients of P, max error 2e-8
+# (tests/test_networks.py checks it against scipy).
+_CLIPPED_NORMAL_POLY = (1.2533139202720749, 0.32813903047513304, 0.17973959777589305, 0.1308926957539347,
+                        0.03447908440808669, 0.28584135967728225, -0.359990242961805, 0.4249965378427962)
+
+
+def clipped_normal(key: jax.Array, shape) -> jax.Array:
+    """clip(N(0, 1), -1, 1) draws, deterministic in `key`: the inverse normal CDF of one hashed uniform
+    per draw, the uniform clipped first (the CDF is monotone), so only the inverse CDF's central part
+    is needed, a polynomial: no log, sqrt or cos, which XLA's CPU backend evaluates slowly."""
+    u = _hash_uniform(jax.random.bits(key, (2,), jnp.uint32), shape)
+    y = jnp.clip(2.0 * u - 1.0, -_ERF_ONE_OVER_SQRT2, _ERF_ONE_OVER_SQRT2)
+    y2 = y * y
+    poly = _CLIPPED_NORMAL_POLY[-1]
+    for coef in reversed(_CLIPPED_NORMAL_POLY[:-1]):
+        poly = poly * y2 + coef
+    return jnp.clip(y * poly, -1.0, 1.0)
+
+
+def sample_next_latent(params: TransitionParams, key: jax.Array, axis: int = 1) -> jax.Array:
+    """A reparameterised sample of z' from the selected-action density, its components on `axis`
+    ([B, K, *z] by default), which the sample drops.
 
     Each component draws mean + std * clip(eps, -1, 1); the sample is the weight-averaged draw.
     """
-    eps = jnp.clip(fast_normal(key, params.mean.shape), -1.0, 1.0)
-    draws = params.mean + params.std * eps
-    weights = jax.nn.softmax(params.logits, axis=-1)
-    weights = weights.reshape(weights.shape + (1,) * (draws.ndim - weights.ndim))
-    return jnp.sum(weights * draws, axis=1)
+    with jax.named_scope("mixture_sample"):
+        eps = clipped_normal(key, params.mean.shape)
+        draws = params.mean + params.std * eps
+        weights = jax.nn.softmax(params.logits, axis=-1)  # [B, K]
+        shape = [1] * draws.ndim
+        shape[0], shape[axis] = weights.shape
+        return jnp.sum(weights.reshape(shape) * draws, axis=axis)
 
 
 class AgentOutputs(NamedTuple):
@@ -416,10 +476,11 @@ class Agent(nn.Module):
             empty = jnp.zeros((batch,), logits.dtype)
             return AgentOutputs(z, logits, value, empty, z_next, z_next)
         reward_pred = select_action(self.reward_model(z), action, self.num_actions)
-        density = self.transition_model(z, action)
-        if self.density == "deterministic":  # its only "sample" is the mean: skip drawing noise it multiplies by 0
-            return AgentOutputs(z, logits, value, reward_pred, density.mean[:, 0], z_next)
-        return AgentOutputs(z, logits, value, reward_pred, sample_next_latent(density, key), z_next)
+        if isinstance(self.transition_model, PlainTransitionModel):
+            next_latent_pred = self.transition_model(z, action).mean[:, 0]
+        else:
+            next_latent_pred = self.transition_model.sample(z, action, key)
+        return AgentOutputs(z, logits, value, reward_pred, next_latent_pred, z_next)
 
     def world_model_sums(self, z, action):
         """The batch sums of R_bar(z_i, a_i) and of every entry of the (deterministic) P_bar(z_i, a_i):

@@ -8,7 +8,7 @@ them themselves on a pure-JAX env can take them as they are.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -54,12 +54,32 @@ def act(agent: Agent, variables, obs, action_mask, key, greedy: bool = False):
     return action, log_probs, value
 
 
+class IterationPieces(NamedTuple):
+    """One iteration's pieces outside their loops, and how many times an iteration runs each.
+
+    XLA's cost analysis counts the body of a scanned loop once, so the work of an iteration is read
+    piece by piece: sum over pieces of count x cost(piece) (`analysis.work`).
+
+    rollout(state) -> (state, traj)             the whole rollout, for the shapes of its trajectory
+    act(state) -> (action, log_probs, value)    one acting step of the run's envs (no env step)
+    advantages(state, traj, hp) -> (adv, returns)  V(s') of the rollout and GAE
+    gradient_step(state, traj, adv, returns, hp) -> state   one minibatch's gradient and Adam step
+    """
+
+    rollout: Callable
+    act: Callable
+    advantages: Callable
+    gradient_step: Callable
+    counts: Mapping[str, int]  # {"act": num_steps, "advantages": 1, "gradient_step": epochs x minibatches}
+
+
 class RunProgram(NamedTuple):
     """The pure functions of one run's training program (not mapped over runs, not jitted).
 
     init(key, hp) -> RunState
     train_chunk(state, hp, num_iterations) -> (state, metrics {name: [num_iterations]})
     train(key, hp) -> (state, metrics {name: [config.num_iterations]})
+    pieces: the iteration's pieces, for counting its work
     """
 
     config: Config
@@ -67,6 +87,7 @@ class RunProgram(NamedTuple):
     init: Callable
     train_chunk: Callable
     train: Callable
+    pieces: IterationPieces | None = None
 
 
 def make_train(config: Config, env: BatchedEnv) -> RunProgram:
@@ -148,7 +169,10 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
             reward_pred, next_latent_pred, next_latent = out.reward_pred, out.next_latent_pred, out.next_latent
             logits, value = out.logits, out.value
             spectral = mutated.get("spectral", spectral)
-            penalty = gradient_penalty(params, out.latent, batch["action"]) if config.gradient_penalty else 0.0
+            penalty = 0.0
+            if config.gradient_penalty:
+                with jax.named_scope("gradient_penalty"):
+                    penalty = gradient_penalty(params, out.latent, batch["action"])
         else:
             logits, value = agent.apply(variables, obs)
             reward_pred, next_latent_pred = batch["reward"], jnp.zeros((obs.shape[0], 1))
@@ -168,10 +192,23 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
             transition_valid=batch["transition_valid"],
             gradient_penalty=penalty,
         )
-        terms = objectives.loss(config.algo, inputs, hp, config.transition_reduction, config.norm_adv)
+        with jax.named_scope("losses"):
+            terms = objectives.loss(config.algo, inputs, hp, config.transition_reduction, config.norm_adv)
         return terms.total, (terms, spectral)
 
-    def update(state: RunState, traj: Transition, adv, returns, hp: HParams):
+    grad_fn = jax.value_and_grad(minibatch_loss, has_aux=True)
+
+    def gradient_step(params, spectral, adam_state, minibatch, hp: HParams, key, learning_rate):
+        """One minibatch's loss gradient, clipped, and Adam's step: (params, spectral, adam_state, terms)."""
+        (_, (terms, new_spectral)), grads = grad_fn(params, spectral, minibatch, hp, key)
+        with jax.named_scope("optimizer"):
+            grads = _clip_by_global_norm(grads, hp.max_grad_norm)
+            updates, new_adam = adam.update(grads, adam_state)
+            new_params = optax.apply_updates(params, jax.tree.map(lambda u: -learning_rate * u, updates))
+        return new_params, new_spectral, new_adam, terms
+
+    def flat_batch(traj: Transition, adv, returns):
+        """The rollout as one batch of samples [batch_size, ...], the update's input."""
         ts = traj.timestep
         batch = {
             "obs": traj.obs,
@@ -184,19 +221,22 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
             "reward": ts.reward,
             "transition_valid": ts.transition_valid,
         }
-        batch = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
-        learning_rate = hp.learning_rate
+        return jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
+
+    def learning_rate_at(state: RunState, hp: HParams):
         if config.anneal_lr:
-            learning_rate = learning_rate * (1.0 - state.iteration / config.num_iterations)
-        grad_fn = jax.value_and_grad(minibatch_loss, has_aux=True)
+            return hp.learning_rate * (1.0 - state.iteration / config.num_iterations)
+        return hp.learning_rate
+
+    def update(state: RunState, traj: Transition, adv, returns, hp: HParams):
+        batch = flat_batch(traj, adv, returns)
+        learning_rate = learning_rate_at(state, hp)
 
         def sgd_step(carry, minibatch):
             params, spectral, adam_state, key, stopped = carry
             key, sample_key = jax.random.split(key)
-            (_, (terms, new_spectral)), grads = grad_fn(params, spectral, minibatch, hp, sample_key)
-            grads = _clip_by_global_norm(grads, hp.max_grad_norm)
-            updates, new_adam = adam.update(grads, adam_state)
-            new_params = optax.apply_updates(params, jax.tree.map(lambda u: -learning_rate * u, updates))
+            new_params, new_spectral, new_adam, terms = gradient_step(
+                params, spectral, adam_state, minibatch, hp, sample_key, learning_rate)
             if config.early_stop:  # after the target KL was passed, the remaining steps leave everything as it is
                 keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(stopped, o, n), new, old)  # noqa: E731
                 new_params, new_spectral, new_adam = (keep(new_params, params), keep(new_spectral, spectral),
@@ -245,7 +285,22 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
     def train(key, hp: HParams):
         return train_chunk(init_run(key, hp), hp, config.num_iterations)
 
-    return RunProgram(config, agent, init_run, train_chunk, train)
+    # ---- the iteration's pieces outside their loops, for counting work ----------------------------
+    def act_piece(state: RunState):
+        variables = {"params": state.params, "spectral": state.spectral}
+        return act(agent, variables, state.obs, state.action_mask, state.key)
+
+    def gradient_step_piece(state: RunState, traj: Transition, adv, returns, hp: HParams):
+        minibatch = jax.tree.map(lambda x: x[: config.minibatch_size], flat_batch(traj, adv, returns))
+        params, spectral, adam_state, _ = gradient_step(
+            state.params, state.spectral, state.adam_state, minibatch, hp, state.key, learning_rate_at(state, hp))
+        return state._replace(params=params, spectral=spectral, adam_state=adam_state)
+
+    pieces = IterationPieces(
+        rollout, act_piece, advantages, gradient_step_piece,
+        {"act": config.num_steps, "advantages": 1, "gradient_step": config.update_epochs * config.num_minibatches},
+    )
+    return RunProgram(config, agent, init_run, train_chunk, train, pieces)
 
 
 def _clip_by_global_norm(grads, max_norm):

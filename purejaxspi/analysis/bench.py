@@ -9,6 +9,9 @@ size R:
   does; throughput counts the R real runs only);
 - with `sequential`, the 1-run training program called for each of the R runs in turn;
 - the env-only ceiling: the same env layer stepped with uniformly random legal actions, no network.
+
+Each algo's row also carries the model's work (`analysis.work`): FLOPs per env step from XLA's cost
+analysis, the FLOP/s achieved, and against ppo its FLOP ratio beside its time ratio.
 """
 
 from __future__ import annotations
@@ -122,6 +125,7 @@ class BenchPlan:
     run_mappings: tuple[str, ...] = ("auto",)
     first_seed: int = 0
     devices: tuple[int | None, ...] = (1,)  # None: train's default for the grid (scale.sharding.make_layout)
+    model_flops: bool = True  # count each algo's FLOPs per env step (XLA cost analysis of the iteration's pieces)
 
 
 def training_program(config: Config, grid: RunGrid, iterations: int, run_mapping: str,
@@ -159,6 +163,17 @@ def sequential_program(config: Config, grid: RunGrid, iterations: int) -> Progra
     return compile_program(chunk, calls, iterations * config.batch_size * grid.size, env)
 
 
+def model_flops_per_env_step(config: Config, grid: RunGrid) -> float:
+    """The model's FLOPs per env step of `config` (one run's iteration, the grid's first setting)."""
+    from purejaxspi.algo.train import make_train
+    from purejaxspi.analysis.work import iteration_flops
+    from purejaxspi.envs import env_for
+
+    env = env_for(config, None, (grid.runs[0].seed,))
+    hp = jax.tree.map(lambda x: x[0], grid.hparams())
+    return iteration_flops(make_train(config, env), hp)["per_env_step"]
+
+
 def env_only_program(config: Config, grid: RunGrid, iterations: int) -> Program:
     """The env-only ceiling: as many random-action env steps as `iterations` training iterations take."""
     from purejaxspi.envs import env_for
@@ -191,6 +206,10 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
                 programs[config.algo, config.conv, "sequential"] = sequential_program(config, grid, plan.iterations)
                 on_step()
         seconds = dict(zip(programs, time_interleaved(list(programs.values()), plan.repeats, on_step)))
+        flops = {}
+        if plan.model_flops:
+            for config, grid in zip(plan.configs, grids):
+                flops[config.algo, config.conv] = model_flops_per_env_step(config, grid)
         rate = {name: programs[name].env_steps / seconds[name] for name in programs}
         for config in plan.configs:
             for mapping, devices in itertools.product(plan.run_mappings, plan.devices):
@@ -210,6 +229,9 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
                     "peak_device_bytes": peak_device_bytes(),
                     "env_only_steps_per_second": rate.get("env_only"),
                 }
+                if (config.algo, config.conv) in flops:
+                    row["model_flops_per_env_step"] = flops[config.algo, config.conv]
+                    row["achieved_flops_per_second"] = row["model_flops_per_env_step"] * row["steps_per_second"]
                 if plan.sequential:
                     row["sequential_steps_per_second"] = rate[config.algo, config.conv, "sequential"]
                     row["speedup_over_sequential"] = row["steps_per_second"] / row["sequential_steps_per_second"]
@@ -226,12 +248,21 @@ def count_steps(plan: BenchPlan) -> int:
 
 
 def add_cost_ratios(rows: list[dict]) -> None:
-    """Time per iteration relative to ppo's at the same grid size, run mapping and device count (where ppo was measured)."""
+    """Time per iteration and FLOPs per env step relative to ppo's at the same grid size, run mapping
+    and device count (where ppo was measured), and the time ratio over the FLOP ratio."""
     key = lambda r: (r["num_runs"], r["run_mapping"], r.get("devices", 1), r.get("conv"))  # noqa: E731
-    ppo = {key(r): r["seconds_per_iteration"] for r in rows if r["algo"] == "ppo"}
+    ppo = {key(r): r for r in rows if r["algo"] == "ppo"}
     for row in rows:
-        if key(row) in ppo:
-            row["time_per_iteration_vs_ppo"] = row["seconds_per_iteration"] / ppo[key(row)]
+        if key(row) not in ppo:
+            continue
+        base = ppo[key(row)]
+        row["time_per_iteration_vs_ppo"] = row["seconds_per_iteration"] / base["seconds_per_iteration"]
+        if "model_flops_per_env_step" in row and "model_flops_per_env_step" in base:
+            # per iteration: FLOPs per env step x the iteration's env steps (each algo's own batch)
+            work = row["model_flops_per_env_step"] * row["steps_per_second"] * row["seconds_per_iteration"]
+            base_work = base["model_flops_per_env_step"] * base["steps_per_second"] * base["seconds_per_iteration"]
+            row["flops_per_iteration_vs_ppo"] = work / base_work
+            row["time_over_flop_ratio"] = row["time_per_iteration_vs_ppo"] / row["flops_per_iteration_vs_ppo"]
 
 
 def add_device_scaling(rows: list[dict]) -> None:
@@ -243,6 +274,10 @@ def add_device_scaling(rows: list[dict]) -> None:
             row["speedup_over_one_device"] = row["steps_per_second"] / one[key(row)]
 
 
+def _scaled(x: float | None, unit: float) -> float | None:
+    return None if x is None else x / unit
+
+
 def _mb(x: int | None) -> str:
     return "-" if x is None else f"{x / 2**20:,.0f}"
 
@@ -250,7 +285,8 @@ def _mb(x: int | None) -> str:
 def format_rows(rows: list[dict]) -> list[list[str]]:
     """The printed table's cells, one list per row (header first)."""
     header = ["algo", "conv", "runs", "devices", "mapping", "env steps/s", "vs 1 device", "sequential", "grid/seq", "s/iter", "vs ppo",
-              "compile s", "program MB", "host peak MB", "device peak MB", "env-only steps/s"]
+              "MFLOP/step", "GFLOP/s", "FLOPs vs ppo", "compile s", "program MB", "host peak MB", "device peak MB",
+              "env-only steps/s"]
     fmt = lambda x, spec: "-" if x is None else format(x, spec)  # noqa: E731
     cells = [header]
     for r in rows:
@@ -259,6 +295,9 @@ def format_rows(rows: list[dict]) -> list[list[str]]:
             fmt(r.get("speedup_over_one_device"), ".2f"),
             fmt(r.get("sequential_steps_per_second"), ",.0f"), fmt(r.get("speedup_over_sequential"), ".2f"),
             fmt(r["seconds_per_iteration"], ".3f"), fmt(r.get("time_per_iteration_vs_ppo"), ".2f"),
+            fmt(_scaled(r.get("model_flops_per_env_step"), 1e6), ".2f"),
+            fmt(_scaled(r.get("achieved_flops_per_second"), 1e9), ".1f"),
+            fmt(r.get("flops_per_iteration_vs_ppo"), ".2f"),
             fmt(r["compile_seconds"], ".1f"), _mb(r["program_bytes"]), _mb(r["peak_host_bytes"]),
             _mb(r["peak_device_bytes"]), fmt(r["env_only_steps_per_second"], ",.0f"),
         ])

@@ -1,0 +1,45 @@
+"""The model's work per env step: FLOPs of one training iteration, read from XLA's cost analysis.
+
+A scanned loop's body is counted once by XLA, so the iteration is costed piece by piece outside its
+loops (`train.IterationPieces`): one acting step (times num_steps), the V(s') pass and GAE (once;
+GAE's scan body counts once, a few elementwise ops against a network pass), one minibatch gradient
+with its Adam step (times epochs x minibatches). The env's own step is not counted: these are the
+model's FLOPs, the same on every backend, so a time ratio can be read against a work ratio.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+
+from purejaxspi.algo.train import RunProgram
+
+
+def piece_flops(fn: Callable, *args: Any) -> float:
+    """FLOPs XLA counts for one call of `fn` on (abstract) `args`, after the backend's optimisations."""
+    compiled = jax.jit(fn).lower(*args).compile()
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):  # older jaxlibs: one dict per computation
+        analysis = analysis[0] if analysis else {}
+    return float((analysis or {}).get("flops", float("nan")))
+
+
+def iteration_flops(program: RunProgram, hp: Any) -> dict[str, float]:
+    """{piece: FLOPs per iteration of one run (cost x count)}, plus "total" and "per_env_step".
+
+    `hp` is one run's HParams (scalars). Nothing runs: states and rollouts are abstract shapes.
+    """
+    pieces = program.pieces
+    state = jax.eval_shape(program.init, jax.random.PRNGKey(0), hp)
+    _, traj = jax.eval_shape(pieces.rollout, state)
+    adv, returns = jax.eval_shape(pieces.advantages, state, traj, hp)
+    costs = {
+        "act": piece_flops(pieces.act, state),
+        "advantages": piece_flops(pieces.advantages, state, traj, hp),
+        "gradient_step": piece_flops(pieces.gradient_step, state, traj, adv, returns, hp),
+    }
+    flops = {name: cost * pieces.counts[name] for name, cost in costs.items()}
+    flops["total"] = sum(flops.values())
+    flops["per_env_step"] = flops["total"] / program.config.batch_size
+    return flops
