@@ -77,11 +77,12 @@ def test_bench_writes_one_row_per_grid_size_with_sequential_and_env_only(tmp_pat
     for row in rows:
         assert row["env"] == "CartPole-v1" and row["algo"] == "ppo" and row["run_mapping"] in ("vmap", "map", "chunked")
         for key in ("steps_per_second", "sequential_steps_per_second", "env_only_steps_per_second",
-                    "compile_seconds", "seconds_per_iteration", "peak_host_bytes"):
+                    "compile_seconds", "seconds_per_iteration", "peak_host_bytes", "model_flops_per_env_step",
+                    "achieved_flops_per_second"):
             assert row[key] > 0, key
         assert row["speedup_over_sequential"] == pytest.approx(row["steps_per_second"] / row["sequential_steps_per_second"])
         assert row["seconds_per_iteration"] == pytest.approx(4 * 8 * row["num_runs"] / row["steps_per_second"])
-    assert "env steps/s" in result.stdout  # the printed table
+    assert "CartPole-v1, 1 iterations x 1 repeats" in result.stdout  # the printed table's title
 
 
 @pytest.mark.parametrize(

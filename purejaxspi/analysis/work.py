@@ -17,12 +17,18 @@ from purejaxspi.algo.train import RunProgram
 
 
 def piece_flops(fn: Callable, *args: Any) -> float:
-    """FLOPs XLA counts for one call of `fn` on (abstract) `args`, after the backend's optimisations."""
-    compiled = jax.jit(fn).lower(*args).compile()
-    analysis = compiled.cost_analysis()
+    """FLOPs XLA counts for one call of `fn` on (abstract) `args`: the cost analysis of the lowered
+    module (no compilation; the backend's compiled analysis where the lowered one reports none)."""
+    lowered = jax.jit(fn).lower(*args)
+    analysis = _flops_of(lowered.cost_analysis())
+    return analysis if analysis is not None else _flops_of(lowered.compile().cost_analysis()) or float("nan")
+
+
+def _flops_of(analysis) -> float | None:
     if isinstance(analysis, (list, tuple)):  # older jaxlibs: one dict per computation
-        analysis = analysis[0] if analysis else {}
-    return float((analysis or {}).get("flops", float("nan")))
+        analysis = analysis[0] if analysis else None
+    flops = (analysis or {}).get("flops")
+    return None if flops is None else float(flops)
 
 
 def iteration_flops(program: RunProgram, hp: Any) -> dict[str, float]:
