@@ -90,7 +90,7 @@ def test_transition_model_equals_the_plain_network(latent_shape, density):
     valid = jnp.ones((batch,))
 
     mean, std, logits, eps_shape, eps_to_reference = reference(params, z, action, density)
-    out = model.apply({"params": params}, z, action)
+    out = jax.jit(model.apply)({"params": params}, z, action)
     np.testing.assert_allclose(out.mean, mean, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out.std, std, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out.logits, logits, rtol=1e-5, atol=1e-5)
@@ -105,8 +105,8 @@ def test_transition_model_equals_the_plain_network(latent_shape, density):
         sample = reference_sample(mean, std, logits, eps)
         return jnp.mean(objectives.transition_loss(sample, target, valid, reduction)), sample
 
-    (loss, sample), grads = jax.value_and_grad(model_loss, has_aux=True)(params)
-    (expected_loss, expected_sample), expected_grads = jax.value_and_grad(reference_loss, has_aux=True)(params)
+    (loss, sample), grads = jax.jit(jax.value_and_grad(model_loss, has_aux=True))(params)
+    (expected_loss, expected_sample), expected_grads = jax.jit(jax.value_and_grad(reference_loss, has_aux=True))(params)
     np.testing.assert_allclose(sample, expected_sample, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
     assert float(loss) > 0

@@ -190,6 +190,10 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
     `on_step()` is called after each compilation and each timed call (a progress bar's hook).
     """
     rows = []
+    flops = {}  # per config, not per grid size: one run's work per env step
+    if plan.model_flops:
+        for config, values in zip(plan.configs, plan.values):
+            flops[config.algo, config.conv] = model_flops_per_env_step(config, grid_from_values(values, plan.first_seed, 1))
     for num_runs in plan.num_runs:
         grids = [grid_from_values(values, plan.first_seed, num_runs) for values in plan.values]
         programs, mappings = {}, {}
@@ -206,10 +210,6 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
                 programs[config.algo, config.conv, "sequential"] = sequential_program(config, grid, plan.iterations)
                 on_step()
         seconds = dict(zip(programs, time_interleaved(list(programs.values()), plan.repeats, on_step)))
-        flops = {}
-        if plan.model_flops:
-            for config, grid in zip(plan.configs, grids):
-                flops[config.algo, config.conv] = model_flops_per_env_step(config, grid)
         rate = {name: programs[name].env_steps / seconds[name] for name in programs}
         for config in plan.configs:
             for mapping, devices in itertools.product(plan.run_mappings, plan.devices):
