@@ -55,7 +55,7 @@ PY
 # ---- sizes: the campaign's, or tiny ones for the dry run (the same commands and outputs) -------------
 if [[ $DRY == 1 ]]; then
   SETUP="uv sync --quiet"; T_SETUP=600
-  CART_RUNS="1 2"; MINATAR_RUNS="1"; ATARI_RUNS="1"; BENCH="--iterations 1 --repeats 1"
+  CART_RUNS="1 2"; MINATAR_RUNS="1"; ATARI_RUNS="1"; BENCH="--iterations 1 --repeats 1 --no-model-flops"
   ATARI_SHAPE="--num-envs 4 --num-steps 4"; MINATAR_SHAPE="--num-envs 8 --num-steps 4"; CART_SHAPE="--num-envs 4 --num-steps 8"
   LEARN="--num-seeds 2 --num-envs 4 --num-steps 4 --total-timesteps 6400 --time-limit 1"
   GRID_ENV=ConfoundingGrid-v0; GRID="--num-seeds 1 --num-envs 8 --num-steps 4 --total-timesteps 64 --density deterministic"

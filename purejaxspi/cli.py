@@ -377,6 +377,11 @@ def summary_line(summary: dict, wall: float, out: Path) -> str:
     extra = ""
     if summary.get("median_final_init_value") is not None:
         extra = f", median final V(I) {num(summary['median_final_init_value'])}"
+    settings = [s for s in summary.get("settings", []) if s["final_return_iqm"] is not None]
+    if len(settings) > 1:  # a sweep: name its best setting
+        best = max(settings, key=lambda s: s["final_return_iqm"])
+        values = " ".join(f"{k}={v:g}" for k, v in best["hparams"].items())
+        extra += f"; best of {len(summary['settings'])} settings: {values} (IQM {num(best['final_return_iqm'])})"
     return (f"{summary['algo']} on {summary['env']}: {len(summary['runs'])} runs, median final return "
             f"{num(summary['final_return_median'])}, IQM {num(summary['final_return_iqm'])}{extra}, "
             f"{summary['env_steps_per_second']:,.0f} env steps/s, {wall:.0f}s wall; outputs in {out}")
@@ -548,6 +553,12 @@ class PlotArgs:
     """Optimality-gap target (default 1 for normalised scores, else the best final score plotted)."""
     seed: int = 0
     """Bootstrap seed."""
+    heatmap: Optional[tuple[str, str]] = None
+    """X Y: a sweep over two hyperparameters (e.g. reward_coef transition_coef): one heatmap per env of the
+    final metric (IQM or mean over seeds, CI in each cell), and the curves of the best cell, of the cell
+    where both are 0 and of the --highlight cells."""
+    highlight: tuple[float, ...] = ()
+    """With --heatmap: X Y values of cells whose curves are drawn too (pairs, e.g. 0.01 0.0005)."""
 
 
 def plot_cmd(args: PlotArgs) -> int:
@@ -559,15 +570,29 @@ def plot_cmd(args: PlotArgs) -> int:
         fail(f"--out {args.out}: use a .png, .pdf or .svg file name")
     check_writable(args.out, "--out")
     check_writable(args.out.with_suffix(".json"), "--out")
+    if len(args.highlight) % 2:
+        fail("--highlight takes pairs of values (X Y), one pair per cell")
+    if args.highlight and args.heatmap is None:
+        fail("--highlight needs --heatmap X Y")
     from purejaxspi.analysis.plot import plot
+    from purejaxspi.analysis.sweep import heatmap
 
     try:
-        summary = plot(list(args.run_dirs), args.out, args.metric, args.aggregate, args.bins, args.reps,
-                       args.seed, args.gap_threshold)
+        if args.heatmap is not None:
+            pairs = list(zip(args.highlight[::2], args.highlight[1::2]))
+            sweep = heatmap(list(args.run_dirs), args.out, *args.heatmap, args.metric, args.aggregate, args.bins,
+                            args.reps, args.seed, pairs)
+        else:
+            summary = plot(list(args.run_dirs), args.out, args.metric, args.aggregate, args.bins, args.reps,
+                           args.seed, args.gap_threshold)
     except UserError as e:
         fail(str(e))
     except OSError as e:
         fail(f"--out {args.out}: cannot write the plot: {e.strerror or e}")
+    if args.heatmap is not None:
+        cells = sum(len(p["cells"]) for p in sweep["panels"])
+        print(f"{cells} cells in {len(sweep['panels'])} heatmap(s): wrote {args.out} and {args.out.with_suffix('.json')}")
+        return 0
     print(f"{len(summary['groups'])} settings over {len(summary['envs'])} env(s): wrote {args.out} and "
           f"{args.out.with_suffix('.json')}")
     return 0

@@ -116,7 +116,8 @@ def test_deepmdp_gradient_penalty_reads_each_samples_input_gradient():
     agent = Agent("minatar", num_actions=3, density="deterministic", lipschitz=False)
     obs = jax.random.uniform(jax.random.PRNGKey(0), (5, 8, 8, 4))
     action = jnp.array([0, 1, 2, 1, 0])
-    variables = agent.init(jax.random.PRNGKey(1), obs, action, jax.random.PRNGKey(2), method=Agent.init_all)
+    variables = jax.jit(lambda k1, k2: agent.init(k1, obs, action, k2, method=Agent.init_all))(
+        jax.random.PRNGKey(1), jax.random.PRNGKey(2))
     z = jax.nn.relu(jax.random.normal(jax.random.PRNGKey(3), (5, 6, 6, 16)))
     sums = lambda z, a: agent.apply(variables, z, a, method=Agent.world_model_sums)  # noqa: E731
     for part in (0, 1):
@@ -143,18 +144,20 @@ def test_lax_and_patches_convolutions_give_the_same_agent(family, obs_shape):
     obs = jax.random.uniform(jax.random.PRNGKey(0), (3, *obs_shape)) * (255.0 if family == "atari" else 1.0)
     action, key = jnp.array([0, 1, 2]), jax.random.PRNGKey(1)
     agents = {impl: Agent(family, num_actions=4, density="mixture", conv=impl) for impl in ("lax", "patches")}
-    variables = agents["patches"].init(key, obs, action, key, method=Agent.init_all)
+    variables = jax.jit(lambda k: agents["patches"].init(k, obs, action, k, method=Agent.init_all))(key)
 
     def outputs(impl, params):
-        out = agents[impl].apply({**variables, "params": params}, obs, action, obs, key, method=Agent.with_world_model)
-        return out
+        return agents[impl].apply({**variables, "params": params}, obs, action, obs, key, method=Agent.with_world_model)
 
     def scalar(impl, params):
         out = outputs(impl, params)
         return jnp.sum(out.logits) + jnp.sum(out.value) + jnp.sum(out.reward_pred) + jnp.sum(out.next_latent_pred ** 2)
 
-    for a, b in zip(jax.tree.leaves(outputs("lax", variables["params"])), jax.tree.leaves(outputs("patches", variables["params"]))):
+    # jitted: run op by op, the mixture head's many small ops cost more than compiling them
+    outputs_of = jax.jit(outputs, static_argnums=0)
+    for a, b in zip(jax.tree.leaves(outputs_of("lax", variables["params"])),
+                    jax.tree.leaves(outputs_of("patches", variables["params"]))):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-    grads = {impl: jax.grad(lambda p, impl=impl: scalar(impl, p))(variables["params"]) for impl in agents}
+    grads = {impl: jax.jit(jax.grad(lambda p, impl=impl: scalar(impl, p)))(variables["params"]) for impl in agents}
     for a, b in zip(jax.tree.leaves(grads["lax"]), jax.tree.leaves(grads["patches"])):
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3)

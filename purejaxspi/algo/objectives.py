@@ -126,6 +126,8 @@ class LossTerms(NamedTuple):
     ratio_outside: jax.Array  # samples with rho outside [2 - C, C], C = 1 + clip
     ratio_min: jax.Array
     ratio_max: jax.Array
+    advantage_abs: jax.Array  # mean |A| of the (normalised) advantages the objective reads
+    world_model_share: jax.Array  # mean(alpha_R L_R + alpha_P L_P) / mean |A|: how much the world model weighs
 
 
 def loss(algo: str, x: LossInputs, hp, transition_reduction: str = "sum", norm_adv: bool = True) -> LossTerms:
@@ -160,6 +162,8 @@ def loss(algo: str, x: LossInputs, hp, transition_reduction: str = "sum", norm_a
     penalty = jnp.asarray(x.gradient_penalty, rho.dtype)
     total = policy_loss + hp.vf_coef * value_loss - hp.ent_coef * ent + auxiliary + hp.gradient_penalty * penalty
     mean_loss_p = jnp.sum(loss_p) / jnp.maximum(jnp.sum(valid), 1.0)
+    advantage_abs = jnp.mean(jnp.abs(advantages))
+    world_model_term = jnp.mean(hp.reward_coef * loss_r + hp.transition_coef * loss_p)
     return LossTerms(
         total=total,
         policy_loss=policy_loss,
@@ -173,4 +177,6 @@ def loss(algo: str, x: LossInputs, hp, transition_reduction: str = "sum", norm_a
         ratio_outside=jnp.mean((jnp.abs(rho - 1.0) > hp.clip_coef).astype(rho.dtype)),
         ratio_min=jnp.min(rho),
         ratio_max=jnp.max(rho),
+        advantage_abs=advantage_abs,
+        world_model_share=world_model_term / (advantage_abs + 1e-8),
     )

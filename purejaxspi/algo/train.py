@@ -326,6 +326,8 @@ def _iteration_metrics(ts: Timestep, terms: objectives.LossTerms, learning_rate)
         "ratio_outside": terms.ratio_outside.mean(),
         "ratio_min": terms.ratio_min.min(),
         "ratio_max": terms.ratio_max.max(),
+        "advantage_abs": terms.advantage_abs.mean(),
+        "world_model_share": terms.world_model_share.mean(),
         "learning_rate": learning_rate,
         "total_loss": terms.total.mean(),
     }

@@ -30,6 +30,7 @@ from purejaxspi.lifecycle.metrics import (
     CSV_COLUMNS,
     MetricsLog,
     hns_summary_fields,
+    setting_summaries,
     write_summary,
 )
 from purejaxspi.lifecycle.rundir import (
@@ -340,6 +341,8 @@ def finish(session: Session, log: MetricsLog, steps_per_second: float, iteration
     extra = {"complete": complete, "iterations_done": iterations_done, "num_iterations": config.num_iterations}
     if not complete:
         hns_per_run = {**hns_per_run, "latest_return": [None if np.isnan(x) else float(x) for x in log.latest_return]}
+    probes = {name: values for name, values in log.latest_probe.items() if not np.isnan(values).all()}
+    extra["settings"] = setting_summaries(grid, log.final_returns(), probes)
     return write_summary(
         session.out / "summary.json" if session.writer else None, config, grid, log.final_returns(),
         steps_per_second, {**log.probe_summary(), **hns_extra, **extra}, hns_per_run,

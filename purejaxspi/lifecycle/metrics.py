@@ -35,6 +35,8 @@ CSV_METRICS = (
     "ratio_outside",
     "ratio_min",
     "ratio_max",
+    "advantage_abs",
+    "world_model_share",
     "learning_rate",
     "update_epochs_run",
 )
@@ -107,7 +109,7 @@ class MetricsLog:
                 row += [iteration, env_steps, ret[r, i], length[r, i], int(metrics["episode_count"][r, i])]
                 for name in CSV_METRICS:
                     value = metrics[name][r, i]
-                    if not world_model and name in ("reward_loss", "transition_loss"):
+                    if not world_model and name in ("reward_loss", "transition_loss", "world_model_share"):
                         value = np.nan  # PPO has no world model: leave these cells empty
                     if name == "gradient_penalty" and not self.config.gradient_penalty:
                         value = np.nan  # only the plain world model has one
@@ -157,6 +159,17 @@ def iqm(values: np.ndarray) -> float:
     return float(trim_mean(values, 0.25)) if values.size else float("nan")
 
 
+def iqm_interval(values: np.ndarray, reps: int = 2000, seed: int = 0, confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile-bootstrap CI of the IQM over seeds: the seeds resampled with replacement `reps` times
+    (for one task, what rliable's stratified bootstrap does), reproducible for a seed."""
+    from scipy.stats import trim_mean
+
+    values = np.asarray(values, float)
+    samples = values[np.random.default_rng(seed).integers(0, values.size, (reps, values.size))]
+    low, high = np.percentile(trim_mean(samples, 0.25, axis=1), [50 * (1 - confidence), 50 * (1 + confidence)])
+    return float(low), float(high)
+
+
 def _json_float(x: float):
     return None if x is None or not math.isfinite(float(x)) else float(x)
 
@@ -189,6 +202,32 @@ def write_summary(
     if path is not None:
         path.write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def setting_summaries(grid: RunGrid, final_returns: np.ndarray, probes: dict[str, np.ndarray] | None = None,
+                      reps: int = 2000, seed: int = 0) -> list[dict]:
+    """One entry per hyperparameter setting of the grid, its seeds the samples: the values that vary in
+    the grid, its runs and seeds, and the final return's IQM with a 95% bootstrap CI over the seeds (and
+    each probe's IQM), so a sweep reads as a table without re-reading metrics.csv."""
+    varied = grid.varied()
+    members: dict[tuple, list[int]] = {}
+    for r, run in enumerate(grid.runs):
+        members.setdefault(tuple(run.hparams.as_dict().values()), []).append(r)
+    out = []
+    for indices in members.values():
+        hp = grid.runs[indices[0]].hparams.as_dict()
+        finals = np.asarray(final_returns, float)[indices]
+        finite = finals[np.isfinite(finals)]
+        entry = {"hparams": {n: hp[n] for n in varied}, "runs": [grid.runs[r].index for r in indices],
+                 "seeds": [grid.runs[r].seed for r in indices], "final_return_iqm": None,
+                 "final_return_ci": None, "final_return_median": None}
+        if finite.size:
+            entry.update(final_return_iqm=iqm(finite), final_return_ci=list(iqm_interval(finite, reps, seed)),
+                         final_return_median=float(np.median(finite)))
+        for name, values in (probes or {}).items():
+            entry[f"final_{name}_iqm"] = _json_float(iqm(np.asarray(values, float)[indices]))
+        out.append(entry)
+    return out
 
 
 def progress_bar() -> Progress:
