@@ -10,7 +10,7 @@ on the gridworld, the steps until V(I) leaves the always-RIGHT plateau and reach
 the final repr_dist between the stars. The heatmaps and the curves of the best, the paper's and the
 alpha = 0 cell are `purejaxspi plot --heatmap reward_coef transition_coef`.
 
-    uv run python benchmarks/sensitivity.py --quick      # a reduced grid, under 20 minutes on 2 cores
+    uv run python benchmarks/sensitivity.py --quick      # 3 x 3 alphas x 2 seeds on CartPole and the gridworld
     uv run python benchmarks/sensitivity.py              # the full study (hours on the CPU; resumable)
     uv run python benchmarks/sensitivity.py --studies cartpole gridworld
 
@@ -189,8 +189,7 @@ def cell_table(study: Study, run_dir: Path, reps: int) -> list[dict]:
             for name, threshold in (("steps_to_leave_plateau", LEFT_PLATEAU), ("steps_to_near_optimum", NEAR_OPTIMUM)):
                 steps = np.asarray([first_crossing(c, threshold) for c in cell.curves])
                 rows[key][name] = {"median": _median(steps), "never": int(np.isnan(steps).sum())}
-    extra = DIAGNOSTICS + (("repr_dist",) if study.gridworld else ("episodic_return",) if study.score != "episodic_return" else ())
-    for metric in extra:
+    for metric in DIAGNOSTICS + (("repr_dist",) if study.gridworld else ()):
         for key, cell in cells(metric).items():
             rows[key][f"final_{metric}"] = _median(cell.finals())
     return [rows[k] for k in sorted(rows)]
@@ -206,7 +205,7 @@ def markdown(study: Study, rows: list[dict]) -> str:
     """The study's cells as a markdown table."""
     gridworld = study.gridworld
     head = ["alpha_R", "alpha_P", f"{study.score} IQM [95% CI]", "L_R", "L_P", "share of |A|", "clip frac",
-            "ratio range"] + (["leave 4.5 at", "V(I) 7.5 at", "repr_dist"] if gridworld else [])
+            "ratio range"] + ([f"V(I) {LEFT_PLATEAU:g} at", f"V(I) {NEAR_OPTIMUM:g} at", "repr_dist"] if gridworld else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def num(x, fmt=".3g"):

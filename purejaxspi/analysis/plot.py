@@ -83,8 +83,22 @@ def read_run_dir(run_dir: Path, metric: str) -> list[RunCurve]:
     return curves
 
 
-def label_groups(curves: list[RunCurve]) -> list[str]:
-    """Name each run's group by the algorithm and the settings that vary among the runs of its env.
+def read_run_dirs(run_dirs: list[Path], metric: str) -> list[RunCurve]:
+    """Every run of every directory; a directory that is not a run's, or no rows at all, is a PlotError."""
+    curves = []
+    for d in run_dirs:
+        try:
+            curves += read_run_dir(d, metric)
+        except RunDirError as e:
+            raise PlotError(str(e)) from None
+    if not curves:
+        raise PlotError("no metrics rows in " + ", ".join(map(str, run_dirs)))
+    return curves
+
+
+def label_groups(curves: list[RunCurve], ignore: frozenset[str] = frozenset()) -> list[str]:
+    """Name each run's group by the algorithm and the settings that vary among the runs of its env
+    (except those in `ignore`, e.g. a heatmap's two axes).
 
     Settings that differ only between envs (a family preset's num_envs or learning rate) do not split
     groups, so the same grid run on several games forms one group per setting across the games.
@@ -92,7 +106,7 @@ def label_groups(curves: list[RunCurve]) -> list[str]:
     varied_in = {}
     for env in {c.env for c in curves}:
         members = [c for c in curves if c.env == env]
-        keys = sorted({k for c in members for k in c.settings} - {"algo"})
+        keys = sorted({k for c in members for k in c.settings} - {"algo"} - set(ignore))
         varied_in[env] = [k for k in keys if len({json.dumps(c.settings.get(k)) for c in members}) > 1]
     for c in curves:
         parts = [str(c.settings.get("algo", "?"))]
@@ -114,6 +128,27 @@ def binned(curve: RunCurve, edges: np.ndarray) -> np.ndarray:
         if np.isnan(out[i]):
             out[i] = out[i - 1]
     return out
+
+
+def step_bins(curves: list[RunCurve], bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edges and centres of at most `bins` env-step bins spanning the curves (no more bins than points)."""
+    edges = np.linspace(0.0, max(c.steps.max() for c in curves), min(bins, max(len(c.steps) for c in curves)) + 1)
+    return edges, (edges[:-1] + edges[1:]) / 2
+
+
+def draw_band(ax, members: list[RunCurve], edges: np.ndarray, aggregate: str, reps: int, seed: int,
+              label: str, color=None) -> bool:
+    """The members' aggregate curve with its bootstrap band; False (nothing drawn) when no bin has
+    a value from every seed (bins before that are skipped)."""
+    matrix = np.stack([binned(c, edges) for c in members])
+    drawn = ~np.isnan(matrix).any(axis=0)
+    if not drawn.any():
+        return False
+    centres = ((edges[:-1] + edges[1:]) / 2)[drawn]
+    point, interval = curve_estimates(matrix[:, drawn], aggregate, reps, seed)
+    (line,) = ax.plot(centres, point, color=color, label=label, lw=1.8)
+    ax.fill_between(centres, interval[0], interval[1], color=line.get_color(), alpha=0.2, lw=0)
+    return True
 
 
 def normalised_finals(curves: list[RunCurve], metric: str) -> tuple[dict[str, dict[str, list[float]]], str]:
@@ -159,14 +194,7 @@ def plot(run_dirs: list[Path], out: Path, metric: str = "episodic_return", aggre
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = []
-    for d in run_dirs:
-        try:
-            curves += read_run_dir(d, metric)
-        except RunDirError as e:
-            raise PlotError(str(e)) from None
-    if not curves:
-        raise PlotError("no metrics rows in " + ", ".join(map(str, run_dirs)))
+    curves = read_run_dirs(run_dirs, metric)
     label_groups(curves)
     seen, unique = set(), []
     for c in curves:  # the same seed of the same setting loaded twice counts once
@@ -200,19 +228,11 @@ def plot(run_dirs: list[Path], out: Path, metric: str = "episodic_return", aggre
     axes = np.atleast_1d(top.subplots(1, ncurve, squeeze=False)[0])
     for ax, env in zip(axes, envs):
         env_curves = [c for c in curves if c.env == env]
-        edges = np.linspace(0.0, max(c.steps.max() for c in env_curves), min(bins, max(len(c.steps) for c in env_curves)) + 1)
-        centres = (edges[:-1] + edges[1:]) / 2
+        edges, _ = step_bins(env_curves, bins)
         for group in groups:
             members = [c for c in env_curves if c.label == group]
-            if not members:
+            if not members or not draw_band(ax, members, edges, aggregate, reps, seed, group, colours[group]):
                 continue
-            matrix = np.stack([binned(c, edges) for c in members])
-            drawn = ~np.isnan(matrix).any(axis=0)  # bins before every seed has a value are skipped
-            if not drawn.any():
-                continue
-            point, interval = curve_estimates(matrix[:, drawn], aggregate, reps, seed)
-            ax.plot(centres[drawn], point, color=colours[group], label=group, lw=1.8)
-            ax.fill_between(centres[drawn], interval[0], interval[1], color=colours[group], alpha=0.2, lw=0)
             summary["groups"].setdefault(group, {})[env] = {
                 "seeds": [c.seed for c in members], "final": [_number(c.final()) for c in members],
             }

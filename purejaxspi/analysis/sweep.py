@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from purejaxspi.analysis.plot import RunCurve, binned, read_run_dir
+from purejaxspi.analysis.plot import RunCurve, draw_band, label_groups, read_run_dirs, step_bins
 from purejaxspi.analysis.stats import CI, curve_estimates
 from purejaxspi.errors import PlotError
 from purejaxspi.lifecycle.metrics import iqm, iqm_interval
-from purejaxspi.lifecycle.rundir import RunDirError
 
 
 @dataclasses.dataclass
@@ -72,21 +71,13 @@ def sweep_panels(curves: list[RunCurve], x: str, y: str, aggregate: str = "iqm",
     kx, ky = hparam_key(x, curves), hparam_key(y, curves)
     if kx == ky:
         raise PlotError("--heatmap needs two different hyperparameters")
+    label_groups(curves, frozenset({kx, ky}))
     panels: dict[tuple[str, str], Panel] = {}
-    for env in sorted({c.env for c in curves}):
-        members = [c for c in curves if c.env == env]
-        others = sorted({k for c in members for k in c.settings} - {"algo", kx, ky})
-        varied = [k for k in others if len({json.dumps(c.settings.get(k)) for c in members}) > 1]
-        for c in members:
-            parts = [str(c.settings.get("algo", "?"))]
-            for k in varied:
-                value = c.settings.get(k)
-                parts.append(f"{k.removeprefix('hp_')}={value:g}" if isinstance(value, float) else f"{k}={value}")
-            group = " ".join(parts)
-            panel = panels.setdefault((env, group), Panel(env, group, [], [], {}))
-            cell = panel.cells.setdefault((c.settings[kx], c.settings[ky]), Cell(c.settings[kx], c.settings[ky], []))
-            if all(other.seed != c.seed for other in cell.curves):  # a seed loaded twice counts once
-                cell.curves.append(c)
+    for c in sorted(curves, key=lambda c: c.env):
+        panel = panels.setdefault((c.env, c.label), Panel(c.env, c.label, [], [], {}))
+        cell = panel.cells.setdefault((c.settings[kx], c.settings[ky]), Cell(c.settings[kx], c.settings[ky], []))
+        if all(other.seed != c.seed for other in cell.curves):  # a seed loaded twice counts once
+            cell.curves.append(c)
     for panel in panels.values():
         panel.x_values = sorted({cx for cx, _ in panel.cells})
         panel.y_values = sorted({cy for _, cy in panel.cells})
@@ -131,12 +122,7 @@ def heatmap(run_dirs: list[Path], out: Path, x: str, y: str, metric: str = "epis
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = []
-    for d in run_dirs:
-        try:
-            curves += read_run_dir(d, metric)
-        except RunDirError as e:
-            raise PlotError(str(e)) from None
+    curves = read_run_dirs(run_dirs, metric)
     panels = sweep_panels(curves, x, y, aggregate, reps, seed)
     highlight = [(float(a), float(b)) for a, b in highlight]
     name_x, name_y = x.removeprefix("hp_"), y.removeprefix("hp_")
@@ -175,20 +161,12 @@ def heatmap(run_dirs: list[Path], out: Path, x: str, y: str, metric: str = "epis
 
         ax = axes[1, k]
         env_curves = [c for cell in panel.cells.values() for c in cell.curves]
-        edges = np.linspace(0.0, max(c.steps.max() for c in env_curves),
-                            min(bins, max(len(c.steps) for c in env_curves)) + 1)
-        centres = (edges[:-1] + edges[1:]) / 2
+        edges, _ = step_bins(env_curves, bins)
         drawn_cells = []
         for why, cell in _curve_cells(panel, highlight):
-            matrix = np.stack([binned(c, edges) for c in cell.curves])
-            drawn = ~np.isnan(matrix).any(axis=0)
-            if not drawn.any():
-                continue
-            point, interval = curve_estimates(matrix[:, drawn], aggregate, reps, seed)
             label = f"{name_x}={_short(cell.x)} {name_y}={_short(cell.y)} ({why})"
-            line = ax.plot(centres[drawn], point, lw=1.8, label=label)[0]
-            ax.fill_between(centres[drawn], interval[0], interval[1], color=line.get_color(), alpha=0.2, lw=0)
-            drawn_cells.append({"x": cell.x, "y": cell.y, "why": why})
+            if draw_band(ax, cell.curves, edges, aggregate, reps, seed, label):
+                drawn_cells.append({"x": cell.x, "y": cell.y, "why": why})
         ax.set_xlabel("env steps")
         ax.set_ylabel(f"{metric} ({stat} over seeds, {CI:.0%} CI)")
         ax.grid(alpha=0.3)
