@@ -123,6 +123,8 @@ class _TrainFlags:
     """Anneal the learning rate linearly to 0 over the run (off: constant)."""
     norm_adv: bool = True
     """Normalise the advantages per minibatch."""
+    clip_value_loss: bool = False
+    """Clip the value loss around the rollout's values by --clip-coef, as gymnax's published PPO does (the paper's scripts do not)."""
     target_kl: float = 0.0
     """Skip an iteration's remaining update epochs once an epoch ends with its last minibatch's approximate KL above this (CleanRL's rule; 0: never)."""
     num_components: int = 5
@@ -132,8 +134,10 @@ class _TrainFlags:
     torso_width: Annotated[Optional[int], _preset_help(
         "Units of the policy/value torso.", lambda p: "the family's")] = None
     encoder_width: Annotated[Optional[int], _preset_help(
-        "Encoder width: MLP units (vector envs, 64) or conv channels (MinAtar, 16); the Nature CNN's is fixed.",
-        lambda p: "the family's")] = None
+        "Encoder width: MLP units (vector envs, 64), conv channels (MinAtar, 16) or a MinAtar frame MLP's units "
+        "(256); the Nature CNN's is fixed.", lambda p: "the family's")] = None
+    encoder: str = "auto"
+    """The encoder: auto (the family's: an MLP on vectors, the small conv trunk on MinAtar, the Nature CNN on Atari), or on MinAtar-sized images conv or mlp (one ReLU layer on the flattened frame, gymnax's PPO network with the torso)."""
     chunk_iterations: int = 0
     """Iterations per compiled chunk between host updates (0: a twentieth of the run, then about --chunk-seconds each)."""
     chunk_seconds: float = 10.0
@@ -181,8 +185,8 @@ TrainArgs.__doc__ = _TrainFlags.__doc__
 SHAPE_FLAGS = ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "density",
                "lipschitz", "spectral_norm", "torso_width", "encoder_width")
 # Config switches every command line sets (their defaults are Config's).
-SWITCH_FLAGS = ("stochastic", "reward_clip", "episodic_life", "anneal_lr", "norm_adv", "target_kl", "num_components",
-                "conv")
+SWITCH_FLAGS = ("stochastic", "reward_clip", "episodic_life", "anneal_lr", "norm_adv", "clip_value_loss", "target_kl",
+                "num_components", "conv", "encoder")
 
 
 def resolve(args) -> tuple[Config, dict[str, list[float]]]:
@@ -639,11 +643,13 @@ class BenchArgs:
     """Whose preset fills every unset flag, for every algo (default: each algorithm's own)."""
     torso_width: Optional[int] = None
     encoder_width: Optional[int] = None
+    encoder: str = "auto"
     stochastic: bool = False
     reward_clip: bool = True
     episodic_life: bool = True
     anneal_lr: bool = True
     norm_adv: bool = True
+    clip_value_loss: bool = False
     target_kl: float = 0.0
     num_components: int = 5
     conv: tuple[str, ...] = ("auto",)

@@ -205,3 +205,19 @@ def pjs_config(env_id, algo):
     from purejaxspi.algo.config import make_config
 
     return make_config(env_id, algo)
+
+
+def test_the_clipped_value_loss_is_the_larger_of_the_two_squared_errors():
+    """gymnax-blines' (and CleanRL's clip_vloss) value loss, sample by sample: V may move at most
+    clip_coef from the rollout's value before the clipped error takes over."""
+    x = tiny_inputs()
+    old = jnp.array([1.05, 0.5, 1.0, -1.0])
+    clipped = objectives.loss("ppo", x._replace(old_value=old), HP)
+    plain = objectives.loss("ppo", x, HP)
+    v, r, o, eps = np.asarray(x.value), np.asarray(x.returns), np.asarray(old), HP.clip_coef
+    v_clip = o + np.clip(v - o, -eps, eps)
+    want = 0.5 * np.mean(np.maximum((v - r) ** 2, (v_clip - r) ** 2))
+    np.testing.assert_allclose(clipped.value_loss, want, rtol=1e-6)
+    np.testing.assert_allclose(plain.value_loss, 0.5 * np.mean((v - r) ** 2), rtol=1e-6)
+    assert float(clipped.value_loss) > float(plain.value_loss)  # sample 1 moved 0.5 > eps, and its clipped error is larger
+    np.testing.assert_allclose(clipped.total - plain.total, HP.vf_coef * (want - float(plain.value_loss)), rtol=1e-5)

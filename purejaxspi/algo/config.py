@@ -84,10 +84,12 @@ class Config:
     episodic_life: bool = True  # Atari only: a lost life ends the learning episode (GAE's trace, V's bootstrap)
     anneal_lr: bool = True  # the learning rate falls linearly to 0 over the run; False: constant
     norm_adv: bool = True  # normalise the advantages per minibatch
+    clip_value_loss: bool = False  # clip the value loss as PPO clips the ratio (gymnax-blines' PPO; the paper's scripts do not)
     conv: str = "auto"  # convolutions as "lax" (cuDNN) or "patches" @ matrix; "auto": the platform's (algo.conv.AUTO_CONV)
     target_kl: float = 0.0  # skip an iteration's remaining epochs once an epoch ends above this approximate KL (0: never)
     torso_width: int = 256  # the policy/value torso's units (the family's default: vector 64, MinAtar 256, Atari 512)
-    encoder_width: int = 16  # the encoder's width: vector MLP units (64), MinAtar conv channels (16); Atari's is fixed
+    encoder_width: int = 16  # the encoder's width: vector MLP units (64), MinAtar conv channels (16) or frame-MLP units (256); Atari's is fixed
+    encoder: str = "auto"  # "auto" (the family's), or on MinAtar-sized images "conv" (the small trunk) or "mlp" (the flattened frame's)
 
     @property
     def batch_size(self) -> int:
@@ -234,7 +236,7 @@ def make_config(env_id, algo: str = "deepspi", settings: str | None = None, **ov
 
     Raises ConfigError (UnknownEnvError for an unknown env id) with one line.
     """
-    from purejaxspi.algo.networks import NETWORK_WIDTHS
+    from purejaxspi.algo.networks import ENCODER_CHOICES, ENCODERS, NETWORK_WIDTHS, default_encoder_width, encoder_of
     from purejaxspi.envs import env_id_of, family_of
 
     env_id = env_id_of(env_id)
@@ -249,8 +251,13 @@ def make_config(env_id, algo: str = "deepspi", settings: str | None = None, **ov
     preset = preset_of(env_id, settings)
     family = family_of(env_id)
     shape = {name: getattr(preset, name) for name in PRESET_FIELDS}
-    torso, encoder = NETWORK_WIDTHS[family]
-    shape.update(torso_width=torso, encoder_width=encoder)
+    encoder = overrides.get("encoder", "auto")
+    if encoder not in ENCODER_CHOICES:
+        raise ConfigError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODER_CHOICES)}", setting="encoder")
+    if encoder != "auto" and encoder not in ENCODERS[family]:
+        raise ConfigError(f"encoder {encoder!r} does not apply to {env_id} ({family} observations); choose "
+                          f"auto or {', '.join(ENCODERS[family])}", setting="encoder")
+    shape.update(torso_width=NETWORK_WIDTHS[family][0], encoder_width=default_encoder_width(family, encoder))
     config = Config(env_id=env_id, algo=algo, settings=settings, **{**shape, **overrides})
     defaults = Config()
     for name in ATARI_ONLY:
@@ -258,11 +265,12 @@ def make_config(env_id, algo: str = "deepspi", settings: str | None = None, **ov
             raise ConfigError(f"{name} applies to Atari (envpool) envs only, not {env_id}", setting=name)
     if not (math.isfinite(config.target_kl) and config.target_kl >= 0):
         raise ConfigError(f"target_kl must be finite and non-negative, got {config.target_kl}", setting="target_kl")
-    if family == "minatar" and config.encoder_width % 4:
+    if encoder_of(family, config.encoder) == "conv" and config.encoder_width % 4:
         raise ConfigError(f"encoder_width must be a multiple of 4 (the transition network's feature groups), "
                           f"got {config.encoder_width}", setting="encoder_width")
-    if family == "atari" and config.encoder_width != encoder:
-        raise ConfigError(f"encoder_width: the Nature CNN's is fixed ({encoder} channels)", setting="encoder_width")
+    if family == "atari" and config.encoder_width != NETWORK_WIDTHS[family][1]:
+        raise ConfigError(f"encoder_width: the Nature CNN's is fixed ({NETWORK_WIDTHS[family][1]} channels)",
+                          setting="encoder_width")
     validate_config(config)
     return config
 
@@ -308,10 +316,10 @@ def validate_config(config: Config) -> None:
     """Raise ConfigError for impossible shapes or unknown choices."""
     from purejaxspi.algo.conv import CONV_IMPLS
     from purejaxspi.algo.lipschitz import SPECTRAL_NORMS
-    from purejaxspi.algo.networks import DENSITIES
+    from purejaxspi.algo.networks import DENSITIES, ENCODER_CHOICES
 
     choices = {"algo": ALGOS, "settings": ALGOS, "density": DENSITIES, "spectral_norm": SPECTRAL_NORMS,
-               "conv": CONV_IMPLS}
+               "conv": CONV_IMPLS, "encoder": ENCODER_CHOICES}
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
             raise ConfigError(f"unknown {name} {getattr(config, name)!r}; choose one of {', '.join(allowed)}",

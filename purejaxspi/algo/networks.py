@@ -1,7 +1,8 @@
 """The agent: encoder phi(obs) -> z, policy/value heads on z, and the world model (R_bar, P_bar) on z.
 
 Encoders by observation family: an MLP for vectors, a small conv trunk for MinAtar-sized images and
-the Nature CNN for Atari. The world-model heads never take the action as input: they predict for all
+the Nature CNN for Atari; MinAtar-sized images may take an MLP on the flattened frame instead (the
+encoder gymnax's published PPO uses), its output then being the latent. The world-model heads never take the action as input: they predict for all
 actions at once and the taken action's slice is selected by a one-hot contraction.
 """
 
@@ -50,7 +51,7 @@ class Conv(nn.Module):
 
 
 class MLPEncoder(nn.Module):
-    """Vector observations -> z [B, 64]."""
+    """Vector observations -> z [B, width]: two tanh layers."""
 
     width: int = 64
 
@@ -59,6 +60,22 @@ class MLPEncoder(nn.Module):
         x = obs.reshape(obs.shape[0], -1)
         x = nn.tanh(_dense(self.width, math.sqrt(2))(x))
         return nn.tanh(_dense(self.width, math.sqrt(2))(x))
+
+
+class FlatFrameEncoder(nn.Module):
+    """MinAtar-sized images [B, H, W, C] -> z [B, width]: one ReLU layer on the flattened frame.
+
+    With the ReLU torso above it, the policy and value see gymnax-blines' MinAtar network, two
+    256-unit ReLU layers on the flattened frame (there split into separate actor and critic MLPs,
+    here shared, so that the world model has one latent).
+    """
+
+    width: int = 256
+
+    @nn.compact
+    def __call__(self, obs):
+        x = obs.reshape(obs.shape[0], -1).astype(jnp.float32)
+        return nn.relu(_dense(self.width, math.sqrt(2))(x))
 
 
 class MinAtarEncoder(nn.Module):
@@ -85,9 +102,26 @@ class NatureCNNEncoder(nn.Module):
         return nn.relu(Conv(64, 3, 1, impl=self.conv)(x))
 
 
-ENCODERS = {"vector": MLPEncoder, "minatar": MinAtarEncoder, "atari": NatureCNNEncoder}
+# The encoder choices per observation family, the family's default first: "mlp" on vectors, "conv"
+# (the small trunk) or "mlp" (FlatFrameEncoder) on MinAtar-sized images, "nature" on Atari.
+ENCODERS = {"vector": ("mlp",), "minatar": ("conv", "mlp"), "atari": ("nature",)}
+ENCODER_CHOICES = ("auto", "mlp", "conv", "nature")
 # The networks' widths per observation family (torso, encoder); the Nature CNN's encoder is fixed.
 NETWORK_WIDTHS = {"vector": (64, 64), "minatar": (256, 16), "atari": (512, 64)}
+# The encoder width of a MinAtar frame's MLP (gymnax-blines' 256 units).
+FLAT_FRAME_WIDTH = 256
+
+
+def encoder_of(family: str, encoder: str = "auto") -> str:
+    """The encoder an "auto" choice stands for in `family` (its default), else `encoder` itself."""
+    return ENCODERS[family][0] if encoder == "auto" else encoder
+
+
+def default_encoder_width(family: str, encoder: str = "auto") -> int:
+    """The encoder's width when none is given: the family's, or 256 units for a MinAtar frame's MLP."""
+    if family == "minatar" and encoder_of(family, encoder) == "mlp":
+        return FLAT_FRAME_WIDTH
+    return NETWORK_WIDTHS[family][1]
 # World-model widths for flat latents: (reward MLP width, transition hidden width). Image latents
 # take the paper's reward MLP (256, 256) and a transition network sized by the latent's channels.
 WORLD_MODEL_WIDTH = {"vector": (64, 64), "minatar": (256, None), "atari": (256, None)}
@@ -421,14 +455,18 @@ class Agent(nn.Module):
     conv: str = "patches"  # "lax" or "patches": how the encoder and the transition network's first layer convolve
     torso_width: int | None = None  # Config.torso_width; None: the family's (NETWORK_WIDTHS)
     encoder_width: int | None = None  # Config.encoder_width: MLP units or MinAtar conv channels; None: the family's
+    encoder_kind: str = "auto"  # Config.encoder: one of ENCODERS[family], or "auto" for the family's default
 
     def setup(self):
-        torso_width, encoder_width = NETWORK_WIDTHS[self.family]
-        torso_width, encoder_width = self.torso_width or torso_width, self.encoder_width or encoder_width
-        if self.family == "atari":
+        encoder = encoder_of(self.family, self.encoder_kind)
+        torso_width = self.torso_width or NETWORK_WIDTHS[self.family][0]
+        encoder_width = self.encoder_width or default_encoder_width(self.family, encoder)
+        if encoder == "nature":
             self.encoder = NatureCNNEncoder(self.conv)
-        elif self.family == "minatar":
+        elif encoder == "conv":
             self.encoder = MinAtarEncoder(encoder_width, self.conv)
+        elif self.family == "minatar":
+            self.encoder = FlatFrameEncoder(encoder_width)
         else:
             self.encoder = MLPEncoder(encoder_width)
         self.torso = _dense(torso_width, math.sqrt(2))
@@ -440,14 +478,14 @@ class Agent(nn.Module):
         if self.world_model and not self.lipschitz:
             reward_width, transition_width = PLAIN_WORLD_MODEL_WIDTH[self.family]
             self.reward_model = PlainRewardModel(self.num_actions, reward_width)
-            self.transition_model = PlainTransitionModel(self.num_actions, transition_width or 64)
+            self.transition_model = PlainTransitionModel(self.num_actions, transition_width or encoder_width)
         elif self.world_model:
             reward_width, transition_width = WORLD_MODEL_WIDTH[self.family]
             self.reward_model = RewardModel(
                 self.num_actions, (reward_width, reward_width), self.lipschitz, self.spectral_norm
             )
             self.transition_model = TransitionModel(
-                self.num_actions, self.density, self.num_components, transition_width, self.lipschitz,
+                self.num_actions, self.density, self.num_components, transition_width or encoder_width, self.lipschitz,
                 self.spectral_norm, self.conv,
             )
 

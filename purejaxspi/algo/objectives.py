@@ -111,6 +111,7 @@ class LossInputs(NamedTuple):
     reward: jax.Array
     transition_valid: jax.Array
     gradient_penalty: jax.Array | float = 0.0  # scalar: the plain world model's squared slopes, else 0
+    old_value: jax.Array | None = None  # [B], the rollout's V(s): read only when the value loss is clipped
 
 
 class LossTerms(NamedTuple):
@@ -130,8 +131,19 @@ class LossTerms(NamedTuple):
     world_model_share: jax.Array  # mean(alpha_R L_R + alpha_P L_P) / mean |A|: how much the world model weighs
 
 
+def value_loss(value, returns, old_value=None, clip_coef=0.0):
+    """0.5 E[(V - R)^2]; with `old_value`, PPO's clipped form 0.5 E[max((V - R)^2, (V_clip - R)^2)], V_clip
+    the new value kept within clip_coef of the rollout's (gymnax-blines' and CleanRL's `clip_vloss`)."""
+    squared = (value - returns) ** 2
+    if old_value is not None:
+        clipped = old_value + jnp.clip(value - old_value, -clip_coef, clip_coef)
+        squared = jnp.maximum(squared, (clipped - returns) ** 2)
+    return 0.5 * jnp.mean(squared)
+
+
 def loss(algo: str, x: LossInputs, hp, transition_reduction: str = "sum", norm_adv: bool = True) -> LossTerms:
-    """The total loss of `algo` in {"deepspi", "deepmdp", "ppo"} on one minibatch, and its parts.
+    """The total loss of `algo` in {"deepspi", "deepmdp", "ppo"} on one minibatch, and its parts; the value
+    loss is clipped (by hp.clip_coef) when `x.old_value` is given.
 
     `hp.gradient_penalty * x.gradient_penalty` is added for either world-model algorithm (the caller
     computes the slopes only for the plain world model, as the paper's code does)."""
@@ -157,17 +169,17 @@ def loss(algo: str, x: LossInputs, hp, transition_reduction: str = "sum", norm_a
         raise ValueError(f"unknown algo {algo!r}")
     policy_loss = clipped_surrogate(policy_advantage, rho, hp.clip_coef)
 
-    value_loss = 0.5 * jnp.mean((x.value - x.returns) ** 2)
+    v_loss = value_loss(x.value, x.returns, x.old_value, hp.clip_coef)
     ent = entropy(x.log_probs)
     penalty = jnp.asarray(x.gradient_penalty, rho.dtype)
-    total = policy_loss + hp.vf_coef * value_loss - hp.ent_coef * ent + auxiliary + hp.gradient_penalty * penalty
+    total = policy_loss + hp.vf_coef * v_loss - hp.ent_coef * ent + auxiliary + hp.gradient_penalty * penalty
     mean_loss_p = jnp.sum(loss_p) / jnp.maximum(jnp.sum(valid), 1.0)
     advantage_abs = jnp.mean(jnp.abs(advantages))
     world_model_term = jnp.mean(hp.reward_coef * loss_r + hp.transition_coef * loss_p)
     return LossTerms(
         total=total,
         policy_loss=policy_loss,
-        value_loss=value_loss,
+        value_loss=v_loss,
         entropy=ent,
         reward_loss=jnp.mean(loss_r),
         transition_loss=mean_loss_p,

@@ -103,6 +103,7 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
         spectral_norm=config.spectral_norm,
         torso_width=config.torso_width,
         encoder_width=config.encoder_width,
+        encoder_kind=config.encoder,
         conv=resolve_conv(config.conv),
     )
     adam = optax.scale_by_adam(eps=1e-5)
@@ -191,6 +192,7 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
             reward=batch["reward"],
             transition_valid=batch["transition_valid"],
             gradient_penalty=penalty,
+            old_value=batch["value"] if config.clip_value_loss else None,
         )
         with jax.named_scope("losses"):
             terms = objectives.loss(config.algo, inputs, hp, config.transition_reduction, config.norm_adv)
@@ -218,6 +220,7 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
             "log_prob": traj.log_prob,
             "advantages": adv,
             "returns": returns,
+            **({"value": traj.value} if config.clip_value_loss else {}),  # the clipped value loss's anchor
             "reward": ts.reward,
             "transition_valid": ts.transition_valid,
         }

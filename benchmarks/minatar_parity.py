@@ -1,0 +1,292 @@
+"""Our PPO against gymnax's published PPO on MinAtar, one ingredient at a time.
+
+gymnax-blines' `agents/<game>/ppo.yaml` trains 64 envs x 128 steps, 8 minibatches x 4 epochs, Adam
+at a constant 5e-4 (its linear "warm-up" schedule runs from lr_begin to lr_end, both 5e-4), gamma
+0.999, lambda 0.95, clip 0.2 (the value loss clipped too), entropy 0.01, value 0.5, grad-norm 0.5, on
+separate actor and critic MLPs of 2 x 256 ReLU units over the flattened frame, and reports the mean
+return of 164 episodes of the final policy with sampled actions after 10M env steps (Breakout 28,
+Asterix 15, Freeway 58, SpaceInvaders 131). Each variant here changes one ingredient of that
+recipe (or is our MinAtar preset), trains all its seeds in one call, and reports the final policy's
+evaluation (sampled actions, as theirs) beside the return of the training episodes of the run's
+last 10%.
+
+    uv run python benchmarks/minatar_parity.py                                  # every variant, Breakout
+    uv run python benchmarks/minatar_parity.py --variants blines blines-mlp     # some
+    uv run python benchmarks/minatar_parity.py --game Asterix-MinAtar --variants blines --num-seeds 2 --budget 10000000
+
+A finished variant is kept in `benchmarks/results/minatar_parity.json` (its per-seed scores and its
+binned learning curves) and read back from there, so the figure and the table are redrawn without
+the run directories; an interrupted variant resumes from its run directory's last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tyro
+
+sys.path.insert(0, str(Path(__file__).parent))
+import minatar as base  # noqa: E402  (the MinAtar benchmark's evaluation, CI and progress lines)
+
+RESULTS = Path(__file__).parent / "results" / "minatar_parity.json"
+# gymnax-blines' PPO recipe as our flags: the shape and the optimiser of its ppo.yaml.
+BLINES_SHAPE = {"num_envs": 64, "num_steps": 128, "num_minibatches": 8, "update_epochs": 4, "anneal_lr": False,
+                "clip_value_loss": True}
+BLINES_HPARAMS = {"learning_rate": 5e-4, "gamma": 0.999, "gae_lambda": 0.95, "clip_coef": 0.2, "ent_coef": 0.01,
+                  "vf_coef": 0.5, "max_grad_norm": 0.5}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    what: str
+    config: dict  # Config overrides
+    hparams: dict  # hyperparameter overrides
+
+
+def blines(what: str, config: dict | None = None, hparams: dict | None = None) -> Variant:
+    """gymnax-blines' recipe with one ingredient changed."""
+    return Variant(what, {**BLINES_SHAPE, **(config or {})}, {**BLINES_HPARAMS, **(hparams or {})})
+
+
+VARIANTS = {
+    "preset": Variant("our MinAtar preset for the algorithm (PPO: 8 x 128, lr 1e-3 annealed, gamma 0.99, conv trunk)",
+                      {}, {}),
+    "blines": blines("gymnax-blines' recipe through our conv trunk"),
+    "blines-mlp": blines("gymnax-blines' recipe with the frame MLP (2 x 256 ReLU on the flattened frame)",
+                         {"encoder": "mlp"}),
+    "blines-gamma0.99": blines("gymnax-blines' recipe, gamma 0.99", hparams={"gamma": 0.99}),
+    "blines-anneal": blines("gymnax-blines' recipe, lr 5e-4 annealed linearly to 0", {"anneal_lr": True}),
+    "blines-32x32": blines("gymnax-blines' recipe, 32 envs x 32 steps", {"num_envs": 32, "num_steps": 32}),
+    "blines-128x8": blines("gymnax-blines' recipe, 128 envs x 8 steps (the paper's shape)",
+                           {"num_envs": 128, "num_steps": 8}),
+    "blines-unclipped-value": blines("gymnax-blines' recipe, the value loss unclipped (as the paper's scripts)",
+                                     {"clip_value_loss": False}),
+}
+
+
+@dataclasses.dataclass
+class Args:
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    """Which variants to train (or read back): see VARIANTS."""
+    game: str = "Breakout-MinAtar"
+    algo: str = "ppo"
+    """ppo, deepmdp or deepspi (the world-model algorithms keep their coefficients and world model)."""
+    num_seeds: int = 4
+    """Seeds per variant, trained together in one call."""
+    budget: int = 5_000_000
+    """Env steps per run."""
+    runs: Path = Path("runs") / "minatar_parity"
+    out: Path = RESULTS
+    eval_episodes: int = 32
+    """Evaluation episodes per seed with the final policy (sampled actions)."""
+    eval_max_steps: int = 10_000
+    reps: int = 2000
+    """Bootstrap resamples for every CI."""
+    bins: int = 50
+    """Env-step bins of the stored learning curves."""
+    anchor: float | None = None
+    """The return to reach (default: gymnax's published PPO score for the game, if any)."""
+
+
+def key_of(game: str, algo: str, variant: str, budget: int, num_seeds: int) -> str:
+    return f"{game}/{algo}/{variant}/{budget}x{num_seeds}"
+
+
+def config_and_grid(args: Args, name: str):
+    """The variant's Config and grid of seeds; bad input exits with one line."""
+    import purejaxspi as pjs
+
+    variant = VARIANTS[name]
+    try:
+        config = pjs.make_config(args.game, args.algo, total_timesteps=args.budget, **variant.config)
+        return config, pjs.make_grid(config, num_seeds=args.num_seeds, **variant.hparams)
+    except pjs.UserError as e:
+        base.fail(str(e))
+
+
+def stale(entry: dict, args: Args, name: str) -> bool:
+    """Whether a stored entry was trained with other settings than the variant now names."""
+    config, grid = config_and_grid(args, name)
+    now = dataclasses.asdict(config)
+    hparams = {k: v[0] for k, v in grid.values.items()}
+    return (any(entry["config"].get(k, v) != v for k, v in now.items())
+            or any(not math.isclose(entry["hparams"][k], v, rel_tol=1e-6) for k, v in hparams.items()))
+
+
+def train_variant(args: Args, name: str, run_dir: Path) -> tuple[dict, float]:
+    """Train (or resume) all seeds of one variant in one call; its summary.json and the seconds spent."""
+    import purejaxspi as pjs
+
+    config, grid = config_and_grid(args, name)
+    resume = (run_dir / "config.json").is_file()
+    print(f"{name}: {args.game} {args.algo}, {args.num_seeds} seeds x {args.budget:,} env steps "
+          f"({config.num_envs} envs x {config.num_steps} steps){' (resumed)' if resume else ''}", flush=True)
+    options = pjs.RunOptions(resume=resume, checkpoint_every=4, keep_checkpoints=1)
+    start = time.perf_counter()
+    try:
+        summary = pjs.train(config, grid, run_dir, options, on_progress=base.progress_lines)
+    except pjs.UserError as e:
+        base.fail(str(e))
+    except pjs.NonFiniteLossError as e:
+        base.fail(str(e), code=1)
+    return summary, time.perf_counter() - start
+
+
+def first_reached(steps: np.ndarray, values: np.ndarray, threshold: float) -> float | None:
+    """The first bin centre whose value reaches `threshold` (None: never)."""
+    above = np.flatnonzero(np.nan_to_num(values, nan=-np.inf) >= threshold)
+    return float(steps[above[0]]) if above.size else None
+
+
+def measure(args: Args, name: str, run_dir: Path, summary: dict, seconds: float) -> dict:
+    """A finished variant's record: per-seed scores (evaluation and training), their IQMs with CIs, the
+    binned per-seed learning curves, and the time it took."""
+    from purejaxspi.analysis.plot import binned, read_run_dir
+
+    evaluated = base.evaluate_pair(run_dir, args.eval_episodes, args.eval_max_steps)
+    training = [r["final_return"] for r in summary["runs"]]
+    curves = read_run_dir(run_dir, "episodic_return")
+    edges = np.linspace(0.0, float(args.budget), args.bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    matrix = np.stack([binned(c, edges) for c in curves])
+    record = json.loads((run_dir / "config.json").read_text())
+    anchor = args.anchor if args.anchor is not None else base.PPO_REFERENCE_10M.get(args.game)
+
+    def iqm(values):
+        values = np.asarray(values, float)
+        values = values[np.isfinite(values)]
+        if values.size < 2:
+            return None
+        point, low, high = base.iqm_with_ci(values, args.reps)
+        return {"point": point, "ci": [low, high]}
+
+    return {
+        "game": args.game, "algo": args.algo, "variant": name, "what": VARIANTS[name].what,
+        "budget": args.budget, "num_seeds": args.num_seeds, "config": record["config"],
+        "hparams": {k: v[0] for k, v in record["hparam_values"].items()},
+        "eval_return": [round(float(v), 3) for v in evaluated], "eval_iqm": iqm(evaluated),
+        "training_return": [None if v is None or not math.isfinite(v) else round(float(v), 3) for v in training],
+        "training_iqm": iqm([np.nan if v is None else v for v in training]),
+        "curve_steps": centres.tolist(),
+        "curves": [[None if not np.isfinite(v) else round(float(v), 3) for v in row] for row in matrix],
+        "anchor": anchor,
+        "steps_to_anchor": ([first_reached(centres, row, anchor - 1.0) for row in matrix] if anchor else None),
+        "train_seconds": round(seconds, 1), "env_steps_per_second": summary["env_steps_per_second"],
+        "eval_episodes": args.eval_episodes,
+    }
+
+
+def plot(entries: list[dict], path: Path, reps: int) -> None:
+    """Per (game, algorithm): every variant's IQM learning curve with its band, and the final policy's
+    evaluation per seed beside the anchor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from purejaxspi.analysis.stats import curve_estimates
+
+    panels = sorted({(e["game"], e["algo"], e["budget"]) for e in entries})
+    fig, axes = plt.subplots(len(panels), 2, figsize=(13, 4.2 * len(panels)), squeeze=False,
+                             gridspec_kw={"width_ratios": [2.2, 1]}, layout="constrained")
+    for (ax_curve, ax_final), (game, algo, budget) in zip(axes, panels):
+        members = [e for e in entries if (e["game"], e["algo"], e["budget"]) == (game, algo, budget)]
+        colours = plt.get_cmap("tab10")
+        for i, e in enumerate(members):
+            matrix = np.asarray([[np.nan if v is None else v for v in row] for row in e["curves"]], float)
+            steps = np.asarray(e["curve_steps"])
+            drawn = ~np.isnan(matrix).any(axis=0)
+            if drawn.any():
+                point, interval = curve_estimates(matrix[:, drawn], "iqm", reps, 0)
+                ax_curve.plot(steps[drawn], point, color=colours(i), lw=1.5, label=e["variant"])
+                ax_curve.fill_between(steps[drawn], interval[0], interval[1], color=colours(i), alpha=0.15, lw=0)
+            scores = np.asarray(e["eval_return"], float)
+            ax_final.scatter(scores, np.full(scores.shape, i) + np.linspace(-0.15, 0.15, len(scores)),
+                             color=colours(i), s=14, alpha=0.8)
+            if e["eval_iqm"]:
+                low, high = e["eval_iqm"]["ci"]
+                ax_final.plot([low, high], [i, i], color=colours(i), lw=3, alpha=0.5)
+                ax_final.plot([e["eval_iqm"]["point"]] * 2, [i - 0.3, i + 0.3], color="black", lw=1.5)
+        anchor = members[0]["anchor"]
+        for ax in (ax_curve, ax_final):
+            if anchor:
+                (ax.axhline if ax is ax_curve else ax.axvline)(anchor, color="grey", ls="--", lw=1,
+                                                               label="gymnax PPO @10M" if ax is ax_curve else None)
+            ax.grid(alpha=0.3)
+        ax_curve.set_title(f"{game} {algo}: training episodes (IQM over {members[0]['num_seeds']} seeds, 95% CI)",
+                           fontsize=10)
+        ax_curve.set_xlabel("env steps per run")
+        ax_curve.set_ylabel("episodic return")
+        ax_curve.legend(fontsize=8)
+        ax_curve.ticklabel_format(axis="x", style="sci", scilimits=(0, 4))
+        ax_final.set_yticks(range(len(members)), [e["variant"] for e in members], fontsize=8)
+        ax_final.invert_yaxis()
+        ax_final.set_xlabel(f"final policy's return ({members[0]['eval_episodes']} sampled episodes per seed)")
+        ax_final.set_title("per seed; bar: IQM's 95% CI", fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(entries: list[dict]) -> str:
+    def cell(x):
+        return "-" if not x else f"{x['point']:.1f} [{x['ci'][0]:.1f}, {x['ci'][1]:.1f}]"
+
+    lines = ["| game | algo | variant | env steps x seeds | eval IQM [95% CI] | eval per seed | training IQM | "
+             "steps to anchor-1 (per seed) | steps/s |", "|" + "---|" * 9]
+    for e in entries:
+        per_seed = ", ".join(f"{v:.1f}" for v in e["eval_return"])
+        reach = "-" if not e["steps_to_anchor"] else ", ".join(
+            "never" if s is None else f"{s / 1e6:.1f}M" for s in e["steps_to_anchor"])
+        lines.append(f"| {e['game']} | {e['algo']} | {e['variant']} | {e['budget'] / 1e6:g}M x {e['num_seeds']} | "
+                     f"{cell(e['eval_iqm'])} | {per_seed} | {cell(e['training_iqm'])} | {reach} | "
+                     f"{e['env_steps_per_second']:,.0f} |")
+    return "\n".join(lines)
+
+
+def main(args: Args) -> dict:
+    from purejaxspi.envs import UnknownEnvError, check_env_id, family_of
+
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown:
+        base.fail(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+    try:
+        check_env_id(args.game)
+    except UnknownEnvError as e:
+        base.fail(str(e))
+    if family_of(args.game) != "minatar":
+        base.fail(f"{args.game} is not a MinAtar game")
+    if args.num_seeds < 2:
+        base.fail("--num-seeds must be at least 2 for confidence intervals")
+    if args.budget <= 0 or args.bins < 2 or args.eval_episodes < 1:
+        base.fail("--budget and --eval-episodes must be positive and --bins at least 2")
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {"entries": {}}
+    for name in args.variants:
+        key = key_of(args.game, args.algo, name, args.budget, args.num_seeds)
+        if key in results["entries"]:
+            if stale(results["entries"][key], args, name):
+                base.fail(f"{key} in {args.out} was trained with other settings than {name} has now; "
+                          f"remove that entry or pass another --out")
+            print(f"{name}: finished earlier, read from {args.out}")
+            continue
+        run_dir = args.runs / key.replace("/", "-")
+        summary, seconds = train_variant(args, name, run_dir)
+        results["entries"][key] = measure(args, name, run_dir, summary, seconds)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1) + "\n")  # after every variant: a stop loses one at most
+        print(markdown([results["entries"][key]]), flush=True)
+    entries = list(results["entries"].values())
+    if entries:
+        plot(entries, args.out.with_suffix(".png"), args.reps)
+        print(markdown(entries))
+        print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    return results
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

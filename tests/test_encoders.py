@@ -1,0 +1,75 @@
+"""The encoder choice: a MinAtar frame's MLP (gymnax's PPO network) against numpy, its world model on a
+flat latent, and the choices each observation family refuses."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import cli
+
+import purejaxspi as pjs
+from purejaxspi.algo.networks import Agent
+
+
+def numpy_policy_value(params, obs):
+    """Flattened frame -> ReLU(256) -> ReLU(torso) -> logits, value: the network written out in numpy."""
+    p = jax.tree.map(np.asarray, params)
+    x = np.asarray(obs, np.float64).reshape(obs.shape[0], -1)
+    z = np.maximum(x @ p["encoder"]["Dense_0"]["kernel"] + p["encoder"]["Dense_0"]["bias"], 0)
+    h = np.maximum(z @ p["torso"]["kernel"] + p["torso"]["bias"], 0)
+    return h @ p["actor"]["kernel"] + p["actor"]["bias"], (h @ p["critic"]["kernel"] + p["critic"]["bias"])[:, 0], z
+
+
+def test_frame_mlp_is_two_relu_layers_on_the_flattened_frame():
+    obs = jax.random.bernoulli(jax.random.PRNGKey(0), 0.3, (5, 10, 10, 4)).astype(jnp.float32)
+    agent = Agent(family="minatar", num_actions=3, world_model=False, encoder_kind="mlp")
+    params = agent.init(jax.random.PRNGKey(1), obs)["params"]
+    assert params["encoder"]["Dense_0"]["kernel"].shape == (400, 256)  # gymnax-blines' 256 units
+    logits, value = agent.apply({"params": params}, obs)
+    want_logits, want_value, want_z = numpy_policy_value(params, obs)
+    np.testing.assert_allclose(logits, want_logits, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(value, want_value, rtol=1e-4, atol=1e-6)
+    latent = agent.apply({"params": params}, obs, method=Agent.encode)
+    np.testing.assert_allclose(latent, want_z, rtol=1e-4, atol=1e-6)
+
+
+def test_make_config_sizes_and_checks_the_encoder():
+    config = pjs.make_config("Breakout-MinAtar", "ppo", encoder="mlp")
+    assert (config.encoder, config.encoder_width) == ("mlp", 256)
+    assert pjs.make_config("Breakout-MinAtar", "ppo").encoder_width == 16  # the conv trunk's channels
+    assert pjs.make_config("Breakout-MinAtar", "ppo", encoder="mlp", encoder_width=130).encoder_width == 130
+    for env_id, encoder in (("CartPole-v1", "conv"), ("Breakout-v5", "mlp"), ("Breakout-MinAtar", "nature")):
+        with pytest.raises(pjs.ConfigError, match="does not apply"):
+            pjs.make_config(env_id, "ppo", encoder=encoder)
+    with pytest.raises(pjs.ConfigError, match="unknown encoder"):
+        pjs.make_config("Breakout-MinAtar", "ppo", encoder="resnet")
+    with pytest.raises(pjs.ConfigError, match="multiple of 4"):
+        pjs.make_config("Breakout-MinAtar", "ppo", encoder="conv", encoder_width=18)
+
+
+@pytest.mark.parametrize("algo", ["deepspi", "deepmdp"])
+def test_world_models_train_on_the_frame_mlps_flat_latent(algo):
+    """Deep SPI's Lipschitz world model and DeepMDP's plain one with its gradient penalty, on z [B, 256]."""
+    config = pjs.make_config("Breakout-MinAtar", algo, encoder="mlp", num_envs=8, num_steps=8, total_timesteps=128,
+                             density="deterministic")
+    grid = pjs.make_grid(config)
+    program = pjs.make_train(config, pjs.make_env(config.env_id, config.num_envs))
+    _, metrics = jax.jit(program.train)(grid.keys()[0], jax.tree.map(lambda x: x[0], grid.hparams()))
+    for name in ("reward_loss", "transition_loss", "total_loss"):
+        values = np.asarray(metrics[name])
+        assert np.all(np.isfinite(values)), name
+    assert float(np.asarray(metrics["transition_loss"])[0]) > 0  # a real prediction of a real next latent
+
+
+def test_the_encoder_is_a_flag(tmp_path):
+    out = tmp_path / "run"
+    result = cli("train", "--env", "Breakout-MinAtar", "--algo", "ppo", "--num-seeds", "1", "--num-envs", "8",
+                 "--num-steps", "8", "--total-timesteps", "64", "--encoder", "mlp", "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert (config["encoder"], config["encoder_width"]) == ("mlp", 256)
+    bad = cli("train", "--env", "CartPole-v1", "--encoder", "conv", "--out", str(tmp_path / "bad"), "--quiet")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert not (tmp_path / "bad").exists()

@@ -1,0 +1,65 @@
+"""benchmarks/minatar_parity.py: the variants are gymnax-blines' recipe with one ingredient changed, and
+a tiny end-to-end call writes, then reads back, its per-seed records."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "minatar_parity.py"
+
+
+@pytest.fixture(scope="module")
+def parity():
+    spec = importlib.util.spec_from_file_location("minatar_parity_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_each_ablation_changes_one_ingredient_of_the_recipe(parity):
+    recipe = parity.VARIANTS["blines"]
+    assert recipe.config == parity.BLINES_SHAPE and recipe.hparams == parity.BLINES_HPARAMS
+    for name, variant in parity.VARIANTS.items():
+        if name in ("preset", "blines"):
+            continue
+        changed = {k for k in set(variant.config) | set(recipe.config) if variant.config.get(k) != recipe.config.get(k)}
+        changed |= {k for k in variant.hparams if variant.hparams[k] != recipe.hparams[k]}
+        assert changed and (len(changed) == 1 or changed == {"num_envs", "num_steps"}), (name, changed)
+
+
+def test_first_reached_is_the_first_bin_at_the_threshold(parity):
+    steps = np.array([10.0, 20.0, 30.0, 40.0])
+    assert parity.first_reached(steps, np.array([np.nan, 5.0, 9.0, 3.0]), 9.0) == 30.0
+    assert parity.first_reached(steps, np.array([1.0, 2.0, np.nan, 3.0]), 9.0) is None
+
+
+def run(*flags):
+    return subprocess.run([sys.executable, str(SCRIPT), *flags], capture_output=True, text=True, timeout=900)
+
+
+def test_a_tiny_parity_run_writes_and_reads_back(tmp_path):
+    out = tmp_path / "parity.json"
+    flags = ("--variants", "preset", "blines-mlp", "--num-seeds", "2", "--budget", "8192", "--eval-episodes", "2",
+             "--eval-max-steps", "200", "--reps", "100", "--bins", "4", "--runs", str(tmp_path / "runs"),
+             "--out", str(out))
+    first = run(*flags)
+    assert first.returncode == 0, first.stderr
+    entries = json.loads(out.read_text())["entries"]
+    assert sorted(entries) == ["Breakout-MinAtar/ppo/blines-mlp/8192x2", "Breakout-MinAtar/ppo/preset/8192x2"]
+    mlp = entries["Breakout-MinAtar/ppo/blines-mlp/8192x2"]
+    assert (mlp["config"]["encoder"], mlp["config"]["num_envs"], mlp["config"]["anneal_lr"]) == ("mlp", 64, False)
+    assert mlp["hparams"]["gamma"] == pytest.approx(0.999) and mlp["hparams"]["learning_rate"] == pytest.approx(5e-4)
+    assert len(mlp["eval_return"]) == 2 and len(mlp["curves"]) == 2 and len(mlp["curves"][0]) == 4
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    again = run(*flags)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("finished earlier") == 2 and "env steps," not in again.stdout  # nothing trained
+    bad = run("--variants", "nope", "--out", str(tmp_path / "bad.json"))
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.json").exists()
