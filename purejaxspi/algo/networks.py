@@ -2,8 +2,9 @@
 
 Encoders by observation family: an MLP for vectors, a small conv trunk for MinAtar-sized images and
 the Nature CNN for Atari; MinAtar-sized images may take an MLP on the flattened frame instead (the
-encoder gymnax's published PPO uses), its output then being the latent. The world-model heads never take the action as input: they predict for all
-actions at once and the taken action's slice is selected by a one-hot contraction.
+encoder gymnax's published PPO uses), its output then being the latent. The world-model heads never
+take the action as input: they predict for all actions at once and the taken action's slice is
+selected by a one-hot contraction.
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ def default_encoder_width(family: str, encoder: str = "auto") -> int:
     if family == "minatar" and encoder_of(family, encoder) == "mlp":
         return FLAT_FRAME_WIDTH
     return NETWORK_WIDTHS[family][1]
+
+
 # World-model widths for flat latents: (reward MLP width, transition hidden width). Image latents
 # take the paper's reward MLP (256, 256) and a transition network sized by the latent's channels.
 WORLD_MODEL_WIDTH = {"vector": (64, 64), "minatar": (256, None), "atari": (256, None)}
