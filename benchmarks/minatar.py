@@ -36,6 +36,12 @@ ALGOS = ("ppo", "deepmdp", "deepspi")
 # Seaquest; there the top of the range is the best final return any run of the benchmark reached.
 PPO_REFERENCE_10M = {"Asterix-MinAtar": 15.0, "Breakout-MinAtar": 28.0, "Freeway-MinAtar": 58.0,
                      "SpaceInvaders-MinAtar": 131.0}
+# The last evaluation in the training log gymnax-blines ships beside each checkpoint
+# (`agents/<game>/ppo.pkl`: seed 0, ppo.yaml's settings, the mean of 164 sampled-action episodes at
+# 9,919,936 env steps). Three games are the README's number rounded; Breakout's log ends at 22.88
+# (its highest evaluation 23.46), not 28.
+PPO_SHIPPED_LOG_10M = {"Asterix-MinAtar": 14.95, "Breakout-MinAtar": 22.88, "Freeway-MinAtar": 58.80,
+                       "SpaceInvaders-MinAtar": 131.64}
 # rliable hands arch a RandomState, which arch warns about on every bootstrap
 warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
 CPU_BUDGET = 65_536

@@ -4,11 +4,12 @@ gymnax-blines' `agents/<game>/ppo.yaml` trains 64 envs x 128 steps, 8 minibatche
 at a constant 5e-4 (its linear "warm-up" schedule runs from lr_begin to lr_end, both 5e-4), gamma
 0.999, lambda 0.95, clip 0.2 (the value loss clipped too), entropy 0.01, value 0.5, grad-norm 0.5, on
 separate actor and critic MLPs of 2 x 256 ReLU units over the flattened frame, and reports the mean
-return of 164 episodes of the final policy with sampled actions after 10M env steps (Breakout 28,
-Asterix 15, Freeway 58, SpaceInvaders 131). Each variant here changes one ingredient of that
-recipe (or is our MinAtar preset), trains all its seeds in one call, and reports the final policy's
-evaluation (sampled actions, as theirs) beside the return of the training episodes of the run's
-last 10%.
+return of 164 episodes of the final policy with sampled actions after 10M env steps (gymnax's README:
+Breakout 28, Asterix 15, Freeway 58, SpaceInvaders 131; the training logs shipped beside the
+checkpoints end at 22.88, 14.95, 58.80 and 131.64). Each variant here changes one ingredient of a
+recipe (theirs, or our MinAtar preset), trains all its seeds in one call, and reports the final
+policy's evaluation (sampled actions, as theirs) beside the return of the training episodes of the
+run's last 10%.
 
     uv run python benchmarks/minatar_parity.py                                  # every variant, Breakout
     uv run python benchmarks/minatar_parity.py --variants blines blines-mlp     # some
@@ -35,11 +36,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 import minatar as base  # noqa: E402  (the MinAtar benchmark's evaluation, CI and progress lines)
 
 RESULTS = Path(__file__).parent / "results" / "minatar_parity.json"
-# gymnax-blines' PPO recipe as our flags: the shape and the optimiser of its ppo.yaml.
+# gymnax-blines' PPO recipe as our flags: the shape and the optimiser of its ppo.yaml, through our conv trunk.
 BLINES_SHAPE = {"num_envs": 64, "num_steps": 128, "num_minibatches": 8, "update_epochs": 4, "anneal_lr": False,
-                "clip_value_loss": True}
+                "clip_value_loss": True, "encoder": "conv"}
 BLINES_HPARAMS = {"learning_rate": 5e-4, "gamma": 0.999, "gae_lambda": 0.95, "clip_coef": 0.2, "ent_coef": 0.01,
                   "vf_coef": 0.5, "max_grad_norm": 0.5}
+# Our earlier MinAtar preset for PPO (sized for a CPU smoke test), as explicit flags.
+OLD_PRESET_SHAPE = {"num_envs": 8, "num_steps": 128, "num_minibatches": 4, "update_epochs": 4, "anneal_lr": True,
+                    "clip_value_loss": False, "encoder": "conv"}
+OLD_PRESET_HPARAMS = {"learning_rate": 1e-3, "gamma": 0.99, "gae_lambda": 0.95, "clip_coef": 0.2, "ent_coef": 0.01,
+                      "vf_coef": 0.5, "max_grad_norm": 0.5}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,19 +53,35 @@ class Variant:
     what: str
     config: dict  # Config overrides
     hparams: dict  # hyperparameter overrides
+    base: str | None = None  # the variant this one changes one ingredient of (None: a recipe of its own)
 
 
-def blines(what: str, config: dict | None = None, hparams: dict | None = None) -> Variant:
+def blines(what: str, config: dict | None = None, hparams: dict | None = None, base: str = "blines") -> Variant:
     """gymnax-blines' recipe with one ingredient changed."""
-    return Variant(what, {**BLINES_SHAPE, **(config or {})}, {**BLINES_HPARAMS, **(hparams or {})})
+    return Variant(what, {**BLINES_SHAPE, **(config or {})}, {**BLINES_HPARAMS, **(hparams or {})}, base)
+
+
+def of_preset(what: str, config: dict | None = None, hparams: dict | None = None) -> Variant:
+    """Our MinAtar preset (whatever make_config gives now) with one ingredient changed."""
+    return Variant(what, config or {}, hparams or {}, "preset")
 
 
 VARIANTS = {
-    "preset": Variant("our MinAtar preset for the algorithm (PPO: 8 x 128, lr 1e-3 annealed, gamma 0.99, conv trunk)",
-                      {}, {}),
-    "blines": blines("gymnax-blines' recipe through our conv trunk"),
+    "preset": Variant("our MinAtar preset for the algorithm (PPO: blines' recipe with the frame MLP, lr annealed, "
+                      "value unclipped)", {}, {}),
+    "old-preset": Variant("our earlier MinAtar preset (8 x 128, lr 1e-3 annealed, gamma 0.99, conv trunk)",
+                          OLD_PRESET_SHAPE, OLD_PRESET_HPARAMS),
+    "blines": Variant("gymnax-blines' recipe through our conv trunk", BLINES_SHAPE, BLINES_HPARAMS),
     "blines-mlp": blines("gymnax-blines' recipe with the frame MLP (2 x 256 ReLU on the flattened frame)",
                          {"encoder": "mlp"}),
+    "blines-mlp-ours": blines("the frame MLP with our conventions: the lr annealed linearly to 0, the value loss "
+                              "unclipped", {"anneal_lr": True, "clip_value_loss": False, "encoder": "mlp"},
+                              base="blines-mlp"),
+    "blines-mlp-lr1e-3": blines("gymnax-blines' recipe with the frame MLP at lr 1e-3 (their shipped ppo0.001 run's)",
+                                {"encoder": "mlp"}, {"learning_rate": 1e-3}, base="blines-mlp"),
+    "blines-mlp-ours-lr1e-3": blines("the frame MLP with our conventions at lr 1e-3 (annealed linearly to 0)",
+                                     {"anneal_lr": True, "clip_value_loss": False, "encoder": "mlp"},
+                                     {"learning_rate": 1e-3}, base="blines-mlp-ours"),
     "blines-gamma0.99": blines("gymnax-blines' recipe, gamma 0.99", hparams={"gamma": 0.99}),
     "blines-anneal": blines("gymnax-blines' recipe, lr 5e-4 annealed linearly to 0", {"anneal_lr": True}),
     "blines-32x32": blines("gymnax-blines' recipe, 32 envs x 32 steps", {"num_envs": 32, "num_steps": 32}),
@@ -67,6 +89,9 @@ VARIANTS = {
                            {"num_envs": 128, "num_steps": 8}),
     "blines-unclipped-value": blines("gymnax-blines' recipe, the value loss unclipped (as the paper's scripts)",
                                      {"clip_value_loss": False}),
+    "preset-128x8": of_preset("the preset, 128 envs x 8 steps (Deep SPI's shape in the paper)",
+                              {"num_envs": 128, "num_steps": 8}),
+    "preset-gamma0.99": of_preset("the preset, gamma 0.99", hparams={"gamma": 0.99}),
 }
 
 
@@ -175,7 +200,7 @@ def measure(args: Args, name: str, run_dir: Path, summary: dict, seconds: float)
         "training_iqm": iqm([np.nan if v is None else v for v in training]),
         "curve_steps": centres.tolist(),
         "curves": [[None if not np.isfinite(v) else round(float(v), 3) for v in row] for row in matrix],
-        "anchor": anchor,
+        "anchor": anchor, "shipped_log": base.PPO_SHIPPED_LOG_10M.get(args.game),
         "steps_to_anchor": ([first_reached(centres, row, anchor - 1.0) for row in matrix] if anchor else None),
         "train_seconds": round(seconds, 1), "env_steps_per_second": summary["env_steps_per_second"],
         "eval_episodes": args.eval_episodes,
@@ -213,11 +238,14 @@ def plot(entries: list[dict], path: Path, reps: int) -> None:
                 low, high = e["eval_iqm"]["ci"]
                 ax_final.plot([low, high], [i, i], color=colours(i), lw=3, alpha=0.5)
                 ax_final.plot([e["eval_iqm"]["point"]] * 2, [i - 0.3, i + 0.3], color="black", lw=1.5)
-        anchor = members[0]["anchor"]
+        anchor, shipped = members[0]["anchor"], base.PPO_SHIPPED_LOG_10M.get(game)
         for ax in (ax_curve, ax_final):
+            line = ax.axhline if ax is ax_curve else ax.axvline
             if anchor:
-                (ax.axhline if ax is ax_curve else ax.axvline)(anchor, color="grey", ls="--", lw=1,
-                                                               label="gymnax PPO @10M" if ax is ax_curve else None)
+                line(anchor, color="grey", ls="--", lw=1, label="gymnax README @10M" if ax is ax_curve else None)
+            if shipped:
+                line(shipped, color="grey", ls=":", lw=1,
+                     label="gymnax-blines' shipped log @9.9M" if ax is ax_curve else None)
             ax.grid(alpha=0.3)
         ax_curve.set_title(f"{game} {algo}: training episodes (IQM over {members[0]['num_seeds']} seeds, 95% CI)",
                            fontsize=10)
@@ -233,19 +261,25 @@ def plot(entries: list[dict], path: Path, reps: int) -> None:
     plt.close(fig)
 
 
+def anchors(game: str) -> str:
+    """gymnax's README number and the last evaluation of gymnax-blines' shipped log, where they exist."""
+    readme, log = base.PPO_REFERENCE_10M.get(game), base.PPO_SHIPPED_LOG_10M.get(game)
+    return "-" if readme is None else f"{readme:g} / {log:.2f}"
+
+
 def markdown(entries: list[dict]) -> str:
     def cell(x):
         return "-" if not x else f"{x['point']:.1f} [{x['ci'][0]:.1f}, {x['ci'][1]:.1f}]"
 
     lines = ["| game | algo | variant | env steps x seeds | eval IQM [95% CI] | eval per seed | training IQM | "
-             "steps to anchor-1 (per seed) | steps/s |", "|" + "---|" * 9]
+             "steps to anchor-1 (per seed) | gymnax README / shipped log | steps/s |", "|" + "---|" * 10]
     for e in entries:
         per_seed = ", ".join(f"{v:.1f}" for v in e["eval_return"])
         reach = "-" if not e["steps_to_anchor"] else ", ".join(
             "never" if s is None else f"{s / 1e6:.1f}M" for s in e["steps_to_anchor"])
         lines.append(f"| {e['game']} | {e['algo']} | {e['variant']} | {e['budget'] / 1e6:g}M x {e['num_seeds']} | "
                      f"{cell(e['eval_iqm'])} | {per_seed} | {cell(e['training_iqm'])} | {reach} | "
-                     f"{e['env_steps_per_second']:,.0f} |")
+                     f"{anchors(e['game'])} | {e['env_steps_per_second']:,.0f} |")
     return "\n".join(lines)
 
 
