@@ -11,8 +11,8 @@
 #   SYNC=0 bash benchmarks/gpu.sh        # use the environment as it is (no `uv sync --extra cuda`)
 #
 # Stages, most valuable first: 0 setup and `purejaxspi info`; a. a 2-run CartPole train; b. bench
-# (CartPole ppo/deepspi at 1, 16, 256 runs; Breakout-MinAtar ppo/deepspi with the paper's mixture head at
-# 1, 16, 64 runs, convolutions as lax and as patches; Breakout-v5 ppo/deepspi at 1 and 16 runs of their
+# (CartPole ppo/deepspi at 1, 16, 256 runs; Breakout-MinAtar ppo/deepspi on the conv trunk with the
+# paper's mixture head at 1, 16, 64 runs, convolutions as lax and as patches; Breakout-v5 ppo/deepspi at 1 and 16 runs of their
 # presets); c. learning in a fixed wall budget (Breakout-MinAtar, 16 seeds, ppo and deepspi, --time-limit);
 # d. the paper's 84 x 84 gridworld (ppo, deepmdp, deepspi, 8 seeds, 65,536 steps, time-boxed);
 # e. the memory guard (a grid too large, refused with the device's figures, exit 2).
@@ -88,7 +88,7 @@ stage smoke-cached "$T_SMOKE" $RUN purejaxspi train --env CartPole-v1 --num-seed
 stage bench-cartpole "$T_BENCH" $RUN purejaxspi bench --env CartPole-v1 --algo ppo deepspi --num-runs $CART_RUNS \
   $CART_SHAPE $BENCH --no-env-only --quiet --json "$OUT/bench-cartpole.json"
 stage bench-minatar "$T_BENCH" $RUN purejaxspi bench --env Breakout-MinAtar --algo ppo deepspi --density mixture \
-  --num-runs $MINATAR_RUNS $MINATAR_SHAPE --conv lax patches $BENCH --no-env-only --quiet --json "$OUT/bench-minatar.json"
+  --encoder conv --num-runs $MINATAR_RUNS $MINATAR_SHAPE --conv lax patches $BENCH --no-env-only --quiet --json "$OUT/bench-minatar.json"
 stage bench-atari "$T_BENCH" $RUN purejaxspi bench --env Breakout-v5 --algo ppo deepspi --num-runs $ATARI_RUNS \
   $ATARI_SHAPE $ATARI_CONV $BENCH --no-env-only --quiet --json "$OUT/bench-atari.json"
 

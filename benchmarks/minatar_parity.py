@@ -67,8 +67,8 @@ def of_preset(what: str, config: dict | None = None, hparams: dict | None = None
 
 
 VARIANTS = {
-    "preset": Variant("our MinAtar preset for the algorithm (PPO: blines' recipe with the frame MLP, lr annealed, "
-                      "value unclipped)", {}, {}),
+    "preset": Variant("our MinAtar preset for the algorithm (PPO: gymnax-blines' recipe with the frame MLP at "
+                      "lr 1e-3)", {}, {}),
     "old-preset": Variant("our earlier MinAtar preset (8 x 128, lr 1e-3 annealed, gamma 0.99, conv trunk)",
                           OLD_PRESET_SHAPE, OLD_PRESET_HPARAMS),
     "blines": Variant("gymnax-blines' recipe through our conv trunk", BLINES_SHAPE, BLINES_HPARAMS),

@@ -88,6 +88,8 @@ class _TrainFlags:
 
     Every hyperparameter flag takes one or more values; the grid is their product times the seeds.
     Unset values come from the env's preset (vector, MinAtar, Atari, the gridworld): see each flag.
+    With no flags at all it runs the main job, a smoke test: the default env and algorithm's preset
+    on 24,576 env steps per run (32 envs x 32 steps).
     """
 
     env: str = "Breakout-MinAtar"
@@ -119,12 +121,15 @@ class _TrainFlags:
     """Atari: learn from rewards clipped to [-1, 1] (scores are reported unclipped)."""
     episodic_life: bool = True
     """Atari: a lost life ends the learning episode (the game's score still counts whole games)."""
-    anneal_lr: bool = True
-    """Anneal the learning rate linearly to 0 over the run (off: constant)."""
+    anneal_lr: Annotated[Optional[bool], _preset_help(
+        "Anneal the learning rate linearly to 0 over the run (False, or --no-anneal-lr: constant).",
+        lambda p: p.anneal_lr)] = None
     norm_adv: bool = True
     """Normalise the advantages per minibatch."""
-    clip_value_loss: bool = False
-    """Clip the value loss around the rollout's values by --clip-coef, as gymnax's published PPO does (the paper's scripts do not)."""
+    clip_value_loss: Annotated[Optional[bool], _preset_help(
+        "Clip the value loss around the rollout's values by --clip-coef, as gymnax's published PPO does (the "
+        "paper's scripts do not); a bare --clip-value-loss is True, --no-clip-value-loss False.",
+        lambda p: p.clip_value_loss)] = None
     target_kl: float = 0.0
     """Skip an iteration's remaining update epochs once an epoch ends with its last minibatch's approximate KL above this (CleanRL's rule; 0: never)."""
     num_components: int = 5
@@ -137,7 +142,7 @@ class _TrainFlags:
         "Encoder width: MLP units (vector envs, 64), conv channels (MinAtar, 16) or a MinAtar frame MLP's units "
         "(256); the Nature CNN's is fixed.", lambda p: "the family's")] = None
     encoder: str = "auto"
-    """The encoder: auto (the family's: an MLP on vectors, the small conv trunk on MinAtar, the Nature CNN on Atari), or on MinAtar-sized images conv or mlp (one ReLU layer on the flattened frame, gymnax's PPO network with the torso)."""
+    """The encoder: auto (the preset's: an MLP on vectors, the frame MLP on MinAtar, the small conv trunk on the gridworld's compact frames, the Nature CNN on Atari), or on MinAtar-sized images conv or mlp (one ReLU layer on the flattened frame, gymnax's PPO network with the torso)."""
     chunk_iterations: int = 0
     """Iterations per compiled chunk between host updates (0: a twentieth of the run, then about --chunk-seconds each)."""
     chunk_seconds: float = 10.0
@@ -182,11 +187,28 @@ TrainArgs = dataclasses.make_dataclass(
     bases=(_TrainFlags,),
 )
 TrainArgs.__doc__ = _TrainFlags.__doc__
+# Flags the preset fills where they are left unset (None).
 SHAPE_FLAGS = ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "density",
-               "lipschitz", "spectral_norm", "torso_width", "encoder_width")
+               "lipschitz", "spectral_norm", "torso_width", "encoder_width", "anneal_lr", "clip_value_loss")
 # Config switches every command line sets (their defaults are Config's).
-SWITCH_FLAGS = ("stochastic", "reward_clip", "episodic_life", "anneal_lr", "norm_adv", "clip_value_loss", "target_kl",
-                "num_components", "conv", "encoder")
+SWITCH_FLAGS = ("stochastic", "reward_clip", "episodic_life", "norm_adv", "target_kl", "num_components", "conv",
+                "encoder")
+# Preset-filled booleans, which tyro spells `--flag {True,False}`: the `--flag` / `--no-flag` pair too.
+PRESET_SWITCHES = ("anneal-lr", "clip-value-loss", "lipschitz")
+
+
+def switch_pairs(argv: list[str]) -> list[str]:
+    """`--flag` / `--no-flag` for the preset-filled booleans, as `--flag True` / `--flag False`."""
+    out = []
+    for i, arg in enumerate(argv):
+        name = arg[2:]
+        if name.startswith("no-") and name[3:] in PRESET_SWITCHES:
+            out += [f"--{name[3:]}", "False"]
+        elif name in PRESET_SWITCHES and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out += [arg, "True"]
+        else:
+            out.append(arg)
+    return out
 
 
 def resolve(args) -> tuple[Config, dict[str, list[float]]]:
@@ -246,7 +268,18 @@ def _resume_dir(argv: list[str]) -> Optional[Path]:
     return None
 
 
+# `purejaxspi train` with no flags: the default env and algorithm's preset on a CPU smoke test's budget
+# (16 seeds in a few minutes on 2 cores); the preset itself is sized for real runs (10M env steps).
+MAIN_JOB = {"total_timesteps": 24_576, "num_envs": 32, "num_steps": 32}
+
+
 def parse_train(argv: list[str]):
+    if not argv:
+        print(f"purejaxspi: the main job: {_TrainFlags.algo} on {_TrainFlags.env}, {_TrainFlags.num_seeds} seeds of "
+              f"{MAIN_JOB['total_timesteps']:,} env steps ({MAIN_JOB['num_envs']} envs x {MAIN_JOB['num_steps']} "
+              f"steps), a smoke test; pass flags to run the preset (`purejaxspi train --help`)", file=sys.stderr)
+        return dataclasses.replace(TrainArgs(), **MAIN_JOB)
+    argv = switch_pairs(argv)
     resume = _resume_dir(argv)
     if resume is None:
         return tyro.cli(TrainArgs, args=argv, prog="purejaxspi train", description=TrainArgs.__doc__)
@@ -439,9 +472,10 @@ class PresetsArgs:
 
 PRESET_COLUMNS = (("family", "family"), ("algo", "algo"), ("num_envs", "envs"), ("num_steps", "steps"),
                   ("num_minibatches", "mb"), ("update_epochs", "epochs"), ("total_timesteps", "budget"),
-                  ("learning_rate", "lr"), ("clip_coef", "clip"), ("reward_coef", "alpha_R"),
+                  ("learning_rate", "lr"), ("anneal_lr", "anneal"), ("clip_coef", "clip"),
+                  ("clip_value_loss", "clip_V"), ("gamma", "gamma"), ("reward_coef", "alpha_R"),
                   ("transition_coef", "alpha_P"), ("gradient_penalty", "lambda_GP"), ("density", "density"),
-                  ("lipschitz", "lipschitz"), ("spectral_norm", "spectral"))
+                  ("lipschitz", "lipschitz"), ("spectral_norm", "spectral"), ("encoder", "encoder"))
 
 
 def presets_cmd(args: PresetsArgs) -> int:
@@ -456,8 +490,8 @@ def presets_cmd(args: PresetsArgs) -> int:
     widths = [max(len(row[i]) for row in cells) for i in range(len(PRESET_COLUMNS))]
     for row in cells:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    print("Every preset: ent 0.01, vf 0.5, gamma 0.99, lambda 0.95, grad-norm 0.5, lr annealed to 0. "
-          "lambda_GP applies to the plain world model (lipschitz False) only.")
+    print("Every preset: ent 0.01, vf 0.5, lambda 0.95, grad-norm 0.5. lambda_GP applies to the plain world model "
+          "(lipschitz False) only; encoder auto is the family's (vector MLP, MinAtar-sized conv trunk, Nature CNN).")
     return 0
 
 
@@ -647,9 +681,9 @@ class BenchArgs:
     stochastic: bool = False
     reward_clip: bool = True
     episodic_life: bool = True
-    anneal_lr: bool = True
+    anneal_lr: Optional[bool] = None
     norm_adv: bool = True
-    clip_value_loss: bool = False
+    clip_value_loss: Optional[bool] = None
     target_kl: float = 0.0
     num_components: int = 5
     conv: tuple[str, ...] = ("auto",)
@@ -782,7 +816,7 @@ def main(argv: list[str] | None = None) -> int:
     if cls is TrainArgs:
         args = parse_train(rest)
     else:
-        args = tyro.cli(cls, args=rest, prog=f"purejaxspi {command}", description=cls.__doc__)
+        args = tyro.cli(cls, args=switch_pairs(rest), prog=f"purejaxspi {command}", description=cls.__doc__)
     try:
         return fn(args) or 0
     except BrokenPipeError:  # the reader of our output left (`purejaxspi envs | head`): nothing is wrong

@@ -1,9 +1,12 @@
-"""Shared helpers and fixtures: the CLI as a subprocess, a preset's hyperparameter values, and one
-small finished CartPole run (4 seeds) that eval, plot and resume tests read."""
+"""Shared helpers and fixtures: the CLI as a subprocess, a benchmark script as a module, a preset's
+hyperparameter values, and one small finished CartPole run (4 seeds) that eval, plot and resume tests
+read."""
 
+import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +26,19 @@ def cli(*args, cwd=None, env=None, timeout=600):
     """`purejaxspi ARGS` in a fresh process, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "purejaxspi.cli", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=timeout)
+
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+def load_script(name: str, module_name: str):
+    """benchmarks/NAME.py imported as the module `module_name` (registered, as dataclasses look their
+    module up by name)."""
+    spec = importlib.util.spec_from_file_location(module_name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def preset_values(family: str, algo: str = "deepspi", **overrides) -> dict[str, list[float]]:

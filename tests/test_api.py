@@ -1,5 +1,6 @@
 """The README's Python API example runs as written; config and grid behave as documented."""
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -30,7 +31,11 @@ def test_make_config_applies_the_env_s_preset_then_the_overrides():
     assert (config.num_envs, config.num_steps, config.density) == (grid_preset.num_envs, grid_preset.num_steps, "mixture")
     assert config.total_timesteps == 8192 and config.algo == "ppo"
     minatar = pjs.make_config("Breakout-MinAtar")
-    assert minatar == pjs.Config()  # the dataclass defaults are the default env's preset
+    # the dataclass defaults are the default env's preset but for what a record written before those
+    # fields existed ran with: the family's encoder (MinAtar's conv trunk), the lr annealed, the value unclipped
+    legacy = dict(encoder="auto", encoder_width=16, anneal_lr=True, clip_value_loss=False)
+    assert dataclasses.replace(minatar, **legacy) == pjs.Config()
+    assert (minatar.encoder, minatar.encoder_width, minatar.anneal_lr, minatar.clip_value_loss) == ("mlp", 256, False, True)
     assert pjs.make_config("Breakout-v5").num_envs == PRESETS["atari", "deepspi"].num_envs
 
 

@@ -38,7 +38,9 @@ def test_frame_mlp_is_two_relu_layers_on_the_flattened_frame():
 def test_make_config_sizes_and_checks_the_encoder():
     config = pjs.make_config("Breakout-MinAtar", "ppo", encoder="mlp")
     assert (config.encoder, config.encoder_width) == ("mlp", 256)
-    assert pjs.make_config("Breakout-MinAtar", "ppo").encoder_width == 16  # the conv trunk's channels
+    assert pjs.make_config("Breakout-MinAtar", "ppo").encoder == "mlp"  # the MinAtar preset's
+    assert pjs.make_config("Breakout-MinAtar", "ppo", encoder="conv").encoder_width == 16  # the trunk's channels
+    assert pjs.make_config("ConfoundingGrid-v0", "ppo").encoder_width == 16  # the gridworld keeps the trunk
     assert pjs.make_config("Breakout-MinAtar", "ppo", encoder="mlp", encoder_width=130).encoder_width == 130
     for env_id, encoder in (("CartPole-v1", "conv"), ("Breakout-v5", "mlp"), ("Breakout-MinAtar", "nature")):
         with pytest.raises(pjs.ConfigError, match="does not apply"):

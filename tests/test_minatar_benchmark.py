@@ -1,6 +1,5 @@
 """benchmarks/minatar.py: its statistics against numpy/scipy, and one tiny end-to-end call."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -8,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 from scipy.stats import trim_mean, wilcoxon
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "minatar.py"
@@ -15,11 +15,7 @@ SCRIPT = Path(__file__).parents[1] / "benchmarks" / "minatar.py"
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("minatar_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_script("minatar", "minatar_benchmark")
 
 
 def test_iqm_and_its_bootstrap_interval(bench):

@@ -1,7 +1,6 @@
 """benchmarks/minatar_parity.py: the variants are gymnax-blines' recipe with one ingredient changed, and
 a tiny end-to-end call writes, then reads back, its per-seed records."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -9,28 +8,36 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "minatar_parity.py"
 
 
 @pytest.fixture(scope="module")
 def parity():
-    spec = importlib.util.spec_from_file_location("minatar_parity_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("minatar_parity", "minatar_parity_benchmark")
 
 
-def test_each_ablation_changes_one_ingredient_of_the_recipe(parity):
+def test_each_ablation_changes_one_ingredient_of_its_base(parity):
     recipe = parity.VARIANTS["blines"]
     assert recipe.config == parity.BLINES_SHAPE and recipe.hparams == parity.BLINES_HPARAMS
+    pairs = ({"num_envs", "num_steps"}, {"anneal_lr", "clip_value_loss"})  # a rollout shape; our two conventions
     for name, variant in parity.VARIANTS.items():
-        if name in ("preset", "blines"):
+        if variant.base is None:
             continue
-        changed = {k for k in set(variant.config) | set(recipe.config) if variant.config.get(k) != recipe.config.get(k)}
-        changed |= {k for k in variant.hparams if variant.hparams[k] != recipe.hparams[k]}
-        assert changed and (len(changed) == 1 or changed == {"num_envs", "num_steps"}), (name, changed)
+        base = parity.VARIANTS[variant.base]
+        changed = {k for k in set(variant.config) | set(base.config) if variant.config.get(k) != base.config.get(k)}
+        changed |= {k for k in set(variant.hparams) | set(base.hparams)
+                    if variant.hparams.get(k) != base.hparams.get(k)}
+        assert changed and (len(changed) == 1 or changed in pairs), (name, changed)
+
+
+def test_the_preset_is_a_measured_recipe(parity):
+    """PPO's MinAtar preset is gymnax-blines' recipe with the frame MLP at lr 1e-3 (their ppo0.001 run's)."""
+    args = parity.Args(budget=10_000_000)
+    (preset, preset_grid), (recipe, recipe_grid) = (parity.config_and_grid(args, name)
+                                                    for name in ("preset", "blines-mlp-lr1e-3"))
+    assert preset == recipe and preset_grid.values == recipe_grid.values
 
 
 def test_first_reached_is_the_first_bin_at_the_threshold(parity):

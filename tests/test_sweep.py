@@ -2,14 +2,11 @@
 summary.json, and the size of the world-model terms against the advantage in metrics.csv."""
 
 import csv
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli
+from conftest import cli, load_script
 from scipy.stats import trim_mean
 
 from purejaxspi.analysis.plot import RunCurve
@@ -144,16 +141,9 @@ def test_plot_heatmap_draws_each_cell_from_its_seeds_and_refuses_bad_names(sweep
     assert odd.returncode == 2 and "pairs" in odd.stderr
 
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "sensitivity.py"
-
-
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("sensitivity_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("sensitivity", "sensitivity_benchmark")
 
 
 def test_every_study_spans_zero_the_papers_alphas_and_a_dominant_end(study):

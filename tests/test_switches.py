@@ -70,3 +70,28 @@ def test_the_clipped_value_loss_changes_the_update_only_when_on():
     plain, clipped = run_metrics(), run_metrics(clip_value_loss=True)
     assert np.all(np.isfinite(clipped["value_loss"]))
     assert not np.allclose(plain["value_loss"], clipped["value_loss"])
+
+
+def test_preset_switches_follow_the_preset_unless_given():
+    """anneal_lr and clip_value_loss are preset fields: MinAtar's preset (gymnax's recipe) keeps the rate constant
+    and clips the value loss, the others anneal and do not; `--flag` / `--no-flag` override either."""
+    from purejaxspi.cli import parse_train, resolve
+
+    def switches(*argv):
+        config, _ = resolve(parse_train(list(argv)))
+        return config.anneal_lr, config.clip_value_loss
+
+    assert switches("--env", "Breakout-MinAtar") == (False, True)
+    assert switches("--env", "CartPole-v1") == (True, False)
+    assert switches("--env", "Breakout-MinAtar", "--anneal-lr", "--no-clip-value-loss") == (True, False)
+    assert switches("--env", "CartPole-v1", "--anneal-lr", "False", "--clip-value-loss") == (False, True)
+
+
+def test_train_without_flags_is_the_main_job_on_a_smoke_budget(capsys):
+    from purejaxspi.cli import MAIN_JOB, parse_train, resolve
+
+    config, _ = resolve(parse_train([]))
+    assert (config.total_timesteps, config.num_envs, config.num_steps) == tuple(MAIN_JOB.values())
+    assert "main job" in capsys.readouterr().err
+    preset, _ = resolve(parse_train(["--env", "Breakout-MinAtar"]))  # any flag: the preset's own budget
+    assert preset.total_timesteps == pjs.make_config("Breakout-MinAtar").total_timesteps == 10_000_000
