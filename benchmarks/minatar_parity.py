@@ -147,6 +147,7 @@ def stale(entry: dict, args: Args, name: str) -> bool:
 def train_variant(args: Args, name: str, run_dir: Path) -> tuple[dict, float]:
     """Train (or resume) all seeds of one variant in one call; its summary.json and the seconds spent."""
     import purejaxspi as pjs
+    from purejaxspi.errors import RunInterrupted
 
     config, grid = config_and_grid(args, name)
     resume = (run_dir / "config.json").is_file()
@@ -160,6 +161,10 @@ def train_variant(args: Args, name: str, run_dir: Path) -> tuple[dict, float]:
         base.fail(str(e))
     except pjs.NonFiniteLossError as e:
         base.fail(str(e), code=1)
+    except RunInterrupted as e:  # a checkpoint is saved: the same command resumes the variant
+        print(f"{name}: stopped at iteration {e.iteration}, checkpoint saved; rerun the command to resume",
+              file=sys.stderr)
+        raise SystemExit(128 + e.signum)
     return summary, time.perf_counter() - start
 
 
@@ -255,7 +260,7 @@ def plot(entries: list[dict], path: Path, reps: int) -> None:
         ax_curve.ticklabel_format(axis="x", style="sci", scilimits=(0, 4))
         ax_final.set_yticks(range(len(members)), [e["variant"] for e in members], fontsize=8)
         ax_final.invert_yaxis()
-        ax_final.set_xlabel(f"final policy's return ({members[0]['eval_episodes']} sampled episodes per seed)")
+        ax_final.set_xlabel(f"final policy's return ({members[0]['eval_episodes']} sampled episodes a seed)", fontsize=9)
         ax_final.set_title("per seed; bar: IQM's 95% CI", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -51,16 +51,16 @@ def run_script(*args):
 @pytest.mark.slow
 def test_end_to_end_writes_results_and_reads_finished_runs_back(tmp_path):
     args = ("--games", "Breakout-MinAtar", "--algos", "deepmdp", "deepspi", "--num-seeds", "2",
-            "--budget", "1024", "--reps", "100", "--random-steps", "1500", "--eval-episodes", "4",
+            "--budget", "8192", "--reps", "100", "--random-steps", "1500", "--eval-episodes", "4",
             "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"))
     first = run_script(*args)
     assert first.returncode == 0, first.stderr
-    results = json.loads((tmp_path / "out" / "minatar_1024.json").read_text())
-    assert (tmp_path / "out" / "minatar_1024.png").stat().st_size > 10_000
+    results = json.loads((tmp_path / "out" / "minatar_8192.json").read_text())
+    assert (tmp_path / "out" / "minatar_8192.png").stat().st_size > 10_000
     game = results["per_game"]["Breakout-MinAtar"]
     assert len(game["final_return"]["deepspi"]) == 2
     # a seed's final return is its evaluation's mean over the final policy's episodes
-    evaluation = json.loads((tmp_path / "runs" / "1024-preset" / "Breakout-MinAtar-deepspi" / "eval.json").read_text())
+    evaluation = json.loads((tmp_path / "runs" / "8192-preset" / "Breakout-MinAtar-deepspi" / "eval.json").read_text())
     assert evaluation["episodes"] == 4 and evaluation["iteration"] == 1
     assert game["final_return"]["deepspi"] == [run["mean_return"] for run in evaluation["runs"]]
     assert len(game["training_final_return"]["deepspi"]) == 2
@@ -73,13 +73,13 @@ def test_end_to_end_writes_results_and_reads_finished_runs_back(tmp_path):
     assert np.all(np.isfinite(scores))
     assert results["aggregate"]["deepspi"]["IQM"]["point"] == pytest.approx(trim_mean(scores, 0.25))
 
-    metrics_csv = tmp_path / "runs" / "1024-preset" / "Breakout-MinAtar-deepspi" / "metrics.csv"
+    metrics_csv = tmp_path / "runs" / "8192-preset" / "Breakout-MinAtar-deepspi" / "metrics.csv"
     written = metrics_csv.stat().st_mtime_ns
     again = run_script(*args)
     assert again.returncode == 0, again.stderr
     assert "finished earlier" in again.stdout
     assert metrics_csv.stat().st_mtime_ns == written
-    assert json.loads((tmp_path / "out" / "minatar_1024.json").read_text())["per_game"] == results["per_game"]
+    assert json.loads((tmp_path / "out" / "minatar_8192.json").read_text())["per_game"] == results["per_game"]
 
 
 def test_bad_game_exits_2_with_one_line(tmp_path):
