@@ -91,8 +91,17 @@ VARIANTS = {
                                      {"clip_value_loss": False}),
     "preset-128x8": of_preset("the preset, 128 envs x 8 steps (Deep SPI's shape in the paper)",
                               {"num_envs": 128, "num_steps": 8}),
+    "preset-32x32": of_preset("the preset, 32 envs x 32 steps (our earlier CPU-sized shape)",
+                              {"num_envs": 32, "num_steps": 32}),
     "preset-gamma0.99": of_preset("the preset, gamma 0.99", hparams={"gamma": 0.99}),
+    "preset-anneal": of_preset("the preset, lr 1e-3 annealed linearly to 0", {"anneal_lr": True}),
 }
+
+
+# The variants that are each algorithm's MinAtar preset (PPO's was measured as blines-mlp-lr1e-3; a test
+# holds the two equal).
+PRESET_NAMES = {"ppo": ("preset", "blines-mlp-lr1e-3"), "deepmdp": ("preset",), "deepspi": ("preset",)}
+ALGO_ORDER = ("ppo", "deepmdp", "deepspi")
 
 
 @dataclasses.dataclass
@@ -212,6 +221,25 @@ def measure(args: Args, name: str, run_dir: Path, summary: dict, seconds: float)
     }
 
 
+def panels_of(entries: list[dict]) -> list[tuple[str, str, list[dict], list[str]]]:
+    """(game, title, members, labels) per figure row: each (game, budget, algorithm)'s variants and,
+    where more than one algorithm ran a game's preset at one budget, the algorithms side by side
+    (which then replaces the rows that would hold a world-model algorithm's preset alone)."""
+    rows = []
+    for game, budget in sorted({(e["game"], e["budget"]) for e in entries}):
+        here = [e for e in entries if (e["game"], e["budget"]) == (game, budget)]
+        presets = {e["algo"]: e for e in here if e["variant"] in PRESET_NAMES[e["algo"]]}
+        together = len(presets) > 1
+        for algo in ALGO_ORDER:
+            members = [e for e in here if e["algo"] == algo]
+            if members and not (together and algo != "ppo" and all(e is presets.get(algo) for e in members)):
+                rows.append((game, f"{algo} at {budget / 1e6:g}M", members, [e["variant"] for e in members]))
+        if together:
+            algos = [a for a in ALGO_ORDER if a in presets]
+            rows.append((game, f"the preset at {budget / 1e6:g}M, per algorithm", [presets[a] for a in algos], algos))
+    return rows
+
+
 def plot(entries: list[dict], path: Path, reps: int) -> None:
     """Per (game, algorithm): every variant's IQM learning curve with its band, and the final policy's
     evaluation per seed beside the anchor."""
@@ -222,19 +250,18 @@ def plot(entries: list[dict], path: Path, reps: int) -> None:
 
     from purejaxspi.analysis.stats import curve_estimates
 
-    panels = sorted({(e["game"], e["algo"], e["budget"]) for e in entries})
+    panels = panels_of(entries)
     fig, axes = plt.subplots(len(panels), 2, figsize=(13, 4.2 * len(panels)), squeeze=False,
                              gridspec_kw={"width_ratios": [2.2, 1]}, layout="constrained")
-    for (ax_curve, ax_final), (game, algo, budget) in zip(axes, panels):
-        members = [e for e in entries if (e["game"], e["algo"], e["budget"]) == (game, algo, budget)]
+    for (ax_curve, ax_final), (game, title, members, labels) in zip(axes, panels):
         colours = plt.get_cmap("tab10")
-        for i, e in enumerate(members):
+        for i, (e, label) in enumerate(zip(members, labels)):
             matrix = np.asarray([[np.nan if v is None else v for v in row] for row in e["curves"]], float)
             steps = np.asarray(e["curve_steps"])
             drawn = ~np.isnan(matrix).any(axis=0)
             if drawn.any():
                 point, interval = curve_estimates(matrix[:, drawn], "iqm", reps, 0)
-                ax_curve.plot(steps[drawn], point, color=colours(i), lw=1.5, label=e["variant"])
+                ax_curve.plot(steps[drawn], point, color=colours(i), lw=1.5, label=label)
                 ax_curve.fill_between(steps[drawn], interval[0], interval[1], color=colours(i), alpha=0.15, lw=0)
             scores = np.asarray(e["eval_return"], float)
             ax_final.scatter(scores, np.full(scores.shape, i) + np.linspace(-0.15, 0.15, len(scores)),
@@ -252,13 +279,13 @@ def plot(entries: list[dict], path: Path, reps: int) -> None:
                 line(shipped, color="grey", ls=":", lw=1,
                      label="gymnax-blines' shipped log @9.9M" if ax is ax_curve else None)
             ax.grid(alpha=0.3)
-        ax_curve.set_title(f"{game} {algo}: training episodes (IQM over {members[0]['num_seeds']} seeds, 95% CI)",
-                           fontsize=10)
+        seeds = "/".join(sorted({str(e["num_seeds"]) for e in members}))
+        ax_curve.set_title(f"{game} {title}: training episodes (IQM over {seeds} seeds, 95% CI)", fontsize=10)
         ax_curve.set_xlabel("env steps per run")
         ax_curve.set_ylabel("episodic return")
         ax_curve.legend(fontsize=8)
         ax_curve.ticklabel_format(axis="x", style="sci", scilimits=(0, 4))
-        ax_final.set_yticks(range(len(members)), [e["variant"] for e in members], fontsize=8)
+        ax_final.set_yticks(range(len(members)), labels, fontsize=8)
         ax_final.invert_yaxis()
         ax_final.set_xlabel(f"final policy's return ({members[0]['eval_episodes']} sampled episodes a seed)", fontsize=9)
         ax_final.set_title("per seed; bar: IQM's 95% CI", fontsize=10)
