@@ -91,6 +91,8 @@ VARIANTS = {
                                      {"clip_value_loss": False}),
     "preset-128x8": of_preset("the preset, 128 envs x 8 steps (Deep SPI's shape in the paper)",
                               {"num_envs": 128, "num_steps": 8}),
+    "preset-128x8-4mb": of_preset("the preset in deep_spi.py's batch shape: 128 envs x 8 steps, 4 minibatches "
+                                  "of 256", {"num_envs": 128, "num_steps": 8, "num_minibatches": 4}),
     "preset-32x32": of_preset("the preset, 32 envs x 32 steps (our earlier CPU-sized shape)",
                               {"num_envs": 32, "num_steps": 32}),
     "preset-gamma0.99": of_preset("the preset, gamma 0.99", hparams={"gamma": 0.99}),

@@ -21,7 +21,8 @@ def parity():
 def test_each_ablation_changes_one_ingredient_of_its_base(parity):
     recipe = parity.VARIANTS["blines"]
     assert recipe.config == parity.BLINES_SHAPE and recipe.hparams == parity.BLINES_HPARAMS
-    pairs = ({"num_envs", "num_steps"}, {"anneal_lr", "clip_value_loss"})  # a rollout shape; our two conventions
+    # a rollout shape (with or without its minibatch count); our two conventions
+    pairs = ({"num_envs", "num_steps"}, {"num_envs", "num_steps", "num_minibatches"}, {"anneal_lr", "clip_value_loss"})
     for name, variant in parity.VARIANTS.items():
         if variant.base is None:
             continue
@@ -38,6 +39,20 @@ def test_the_preset_is_a_measured_recipe(parity):
     (preset, preset_grid), (recipe, recipe_grid) = (parity.config_and_grid(args, name)
                                                     for name in ("preset", "blines-mlp-lr1e-3"))
     assert preset == recipe and preset_grid.values == recipe_grid.values
+
+
+def test_the_figure_sets_each_algorithms_preset_side_by_side(parity):
+    def entry(algo, variant, budget=10_000_000, game="Breakout-MinAtar"):
+        return {"game": game, "algo": algo, "variant": variant, "budget": budget}
+
+    entries = [entry("ppo", "blines-mlp"), entry("ppo", "blines-mlp-lr1e-3"), entry("deepspi", "preset"),
+               entry("deepmdp", "preset"), entry("deepspi", "preset", budget=5_000_000),
+               entry("ppo", "blines-mlp-lr1e-3", game="Freeway-MinAtar")]
+    rows = [(game, title, labels) for game, title, _, labels in parity.panels_of(entries)]
+    assert rows == [("Breakout-MinAtar", "deepspi at 5M", ["preset"]),
+                    ("Breakout-MinAtar", "ppo at 10M", ["blines-mlp", "blines-mlp-lr1e-3"]),
+                    ("Breakout-MinAtar", "the preset at 10M, per algorithm", ["ppo", "deepmdp", "deepspi"]),
+                    ("Freeway-MinAtar", "ppo at 10M", ["blines-mlp-lr1e-3"])]
 
 
 def test_first_reached_is_the_first_bin_at_the_threshold(parity):
