@@ -208,8 +208,8 @@ _FAMILY_PRESETS = {
     # 5e-4 ends at their shipped log's 23 and our earlier 8 x 128 conv preset stalled near 11
     # (benchmarks/README.md, "MinAtar PPO against gymnax's published PPO"). The CPU smoke test (the
     # default job, the tests) passes its own budget. Deep SPI takes the deterministic head (at the
-    # paper's alphas its world-model terms are a few thousandths of the unit-variance advantage, so
-    # pass reward_coef / transition_coef to make them count) and our exact spectral normalisation,
+    # paper's alphas its world-model terms are a few ten-thousandths of the unit-variance advantage,
+    # so pass reward_coef / transition_coef to make them count) and our exact spectral normalisation,
     # since no paper number is to be matched.
     "minatar": _family_presets(10_000_000, {"learning_rate": 1e-3, "clip_coef": 0.2, "gamma": 0.999},
                                deepspi_density="deterministic", spectral_norm="exact",
