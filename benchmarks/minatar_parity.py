@@ -243,7 +243,7 @@ def panels_of(entries: list[dict]) -> list[tuple[str, str, list[dict], list[str]
 
 
 def plot(entries: list[dict], path: Path, reps: int) -> None:
-    """Per (game, algorithm): every variant's IQM learning curve with its band, and the final policy's
+    """Per row of `panels_of`: every member's IQM learning curve with its band, and the final policy's
     evaluation per seed beside the anchor."""
     import matplotlib
 
