@@ -16,7 +16,8 @@ alpha = 0 cell are `purejaxspi plot --heatmap reward_coef transition_coef`.
 
 A finished study directory under `--runs` is read back instead of trained again, and an interrupted
 one resumes from its last checkpoint. Writes `benchmarks/results/sensitivity[_quick].json`, and
-`sensitivity[_quick]_<study>.png` (heatmap and curves) per study.
+`sensitivity[_quick]_<study>.png` (heatmap and curves) per study, and on the gridworld
+`sensitivity[_quick]_<study>_repr_dist.png` (the same for the distance between the stars' latents).
 """
 
 from __future__ import annotations
@@ -269,8 +270,10 @@ def main(args: Args) -> dict:
             "train_seconds": round(seconds, 1) if seconds else previous.get("train_seconds"),
             "cells": rows,
         }
-        heatmap([run_dir], Path(f"{stem}_{name}.png"), "reward_coef", "transition_coef", study.score,
-                reps=args.reps, highlight=[PAPER])
+        for metric in (study.score,) + (("repr_dist",) if study.gridworld else ()):
+            suffix_metric = "" if metric == study.score else f"_{metric}"
+            heatmap([run_dir], Path(f"{stem}_{name}{suffix_metric}.png"), "reward_coef", "transition_coef", metric,
+                    reps=args.reps, highlight=[PAPER])
         print(f"\n{name}: {study.env} {study.algo} ({study.what})")
         print(markdown(study, rows), flush=True)
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")

@@ -99,3 +99,21 @@ def test_gymnax_time_limit_is_truncation_not_termination():
 def test_unknown_env_names_close_matches():
     with pytest.raises(UnknownEnvError, match="CartPole-v1"):
         check_env_id("Cartpole-v1")
+
+
+def test_without_envpool_the_pure_jax_envs_still_resolve(monkeypatch):
+    """Where envpool has no wheel (and its ROM package is absent), Atari ids are simply not offered."""
+    import importlib.util
+    import sys
+
+    from purejaxspi.envs import envpool as envpool_backend
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("envpool") else real_find_spec(name, *a))
+    monkeypatch.setitem(sys.modules, "envpool", None)
+    monkeypatch.setitem(sys.modules, "envpool.registration", None)
+    assert envpool_backend.atari_ids() == ()
+    assert check_env_id("Breakout-MinAtar") == "gymnax"
+    with pytest.raises(UnknownEnvError):
+        check_env_id("Breakout-v5")
