@@ -3,7 +3,8 @@
 For each study (an env and an algorithm) the grid of alpha_R x alpha_P values times the seeds is one
 call of `train` (runs = cells x seeds), so alpha_R = alpha_P = 0 (PPO's objective: U = A) is a cell of
 the same program as the paper's alphas. Per cell the script reports the final score (IQM over seeds,
-95% bootstrap CI), the final L_R and L_P, how large the world-model terms are against the advantage
+95% bootstrap CI), the mean over the run (how fast it learned, where the finals reach a cap), the
+final L_R and L_P, how large the world-model terms are against the advantage
 (`world_model_share`: mean(alpha_R L_R + alpha_P L_P) / mean|A|, A the normalised advantages; for
 DeepMDP the same terms sit outside the clip), the SPI diagnostics (clip fraction, ratio range) and,
 on the gridworld, the steps until V(I) leaves the always-RIGHT plateau and reaches the optimum and
@@ -180,6 +181,7 @@ def cell_table(study: Study, run_dir: Path, reps: int) -> list[dict]:
     on the gridworld, the steps to leave the plateau and to near the optimum."""
     from purejaxspi.analysis.plot import read_run_dir
     from purejaxspi.analysis.sweep import sweep_panels
+    from purejaxspi.lifecycle.metrics import iqm, iqm_interval
 
     def cells(metric: str):
         (panel,) = sweep_panels(read_run_dir(run_dir, metric), "reward_coef", "transition_coef", "iqm", reps)
@@ -190,6 +192,10 @@ def cell_table(study: Study, run_dir: Path, reps: int) -> list[dict]:
         rows[key] = {"reward_coef": key[0], "transition_coef": key[1], "seeds": len(cell.curves),
                      "score": {"metric": study.score, "iqm": cell.point, "ci": list(cell.ci),
                                "per_seed": [round(float(v), 4) for v in cell.finals()]}}
+        speed = np.asarray([c.mean_over_run() for c in cell.curves])
+        speed = speed[np.isfinite(speed)]
+        if speed.size:
+            rows[key]["mean_over_run"] = {"iqm": iqm(speed), "ci": list(iqm_interval(speed, reps, 0))}
         if study.gridworld:
             for name, threshold in (("steps_to_leave_plateau", LEFT_PLATEAU), ("steps_to_near_optimum", NEAR_OPTIMUM)):
                 steps = np.asarray([first_crossing(c, threshold) for c in cell.curves])
@@ -206,10 +212,15 @@ def _median(values) -> float | None:
     return float(np.median(values)) if values.size else None
 
 
+def _estimate(entry: dict | None, num) -> str:
+    return "-" if not entry else f"{num(entry['iqm'])} [{num(entry['ci'][0])}, {num(entry['ci'][1])}]"
+
+
 def markdown(study: Study, rows: list[dict]) -> str:
     """The study's cells as a markdown table."""
     gridworld = study.gridworld
-    head = ["alpha_R", "alpha_P", f"{study.score} IQM [95% CI]", "L_R", "L_P", "share of |A|", "clip frac",
+    head = ["alpha_R", "alpha_P", f"{study.score} IQM [95% CI]", "mean over run", "L_R", "L_P", "share of |A|",
+            "clip frac",
             "ratio range"] + ([f"V(I) {LEFT_PLATEAU:g} at", f"V(I) {NEAR_OPTIMUM:g} at", "repr_dist"] if gridworld else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
@@ -220,6 +231,7 @@ def markdown(study: Study, rows: list[dict]) -> str:
         s = r["score"]
         cells = [f"{r['reward_coef']:g}", f"{r['transition_coef']:g}",
                  f"{num(s['iqm'])} [{num(s['ci'][0])}, {num(s['ci'][1])}]",
+                 _estimate(r.get("mean_over_run"), num),
                  num(r["final_reward_loss"]), num(r["final_transition_loss"]), num(r["final_world_model_share"]),
                  num(r["final_clip_fraction"], ".3f"),
                  f"{num(r['final_ratio_min'], '.2f')}-{num(r['final_ratio_max'], '.2f')}"]

@@ -42,6 +42,13 @@ def test_cells_group_seeds_by_the_two_values_and_panels_by_everything_else():
         assert best.point == max(c.point for c in panel.cells.values())
 
 
+def test_the_mean_over_the_run_weighs_every_logged_iteration_alike():
+    values = np.array([0.0, np.nan, 2.0, 4.0, 10.0])
+    curve = RunCurve("CartPole-v1", {}, 0, np.arange(1, 6) * 100.0, values, np.array([1, 0, 5, 1, 1.0]))
+    assert curve.mean_over_run() == pytest.approx(np.nanmean(values))
+    assert curve.final() == 10.0 and np.isnan(RunCurve("e", {}, 0, np.ones(2), np.full(2, np.nan), np.ones(2)).mean_over_run())
+
+
 def test_a_name_that_is_not_a_hyperparameter_lists_the_choices():
     curves = [_curve("ppo", 0.0, 0.0, 0, 1.0)]
     with pytest.raises(PlotError, match="choose from gamma, reward_coef, transition_coef"):
@@ -166,9 +173,13 @@ def test_the_study_trains_one_grid_reads_it_back_and_tables_its_cells(study, tmp
     assert len(cells) == 9 and {c["seeds"] for c in cells} == {2}
     assert first["studies"]["gridworld"]["runs"] == 18
     zero = next(c for c in cells if c["reward_coef"] == 0 and c["transition_coef"] == 0)
+    low, high = zero["mean_over_run"]["ci"]
+    assert low <= zero["mean_over_run"]["iqm"] <= high
     assert zero["final_world_model_share"] == 0.0 and zero["final_repr_dist"] > 0
     assert all(np.isfinite(c["score"]["iqm"]) for c in cells)
     assert (tmp_path / "out" / "sensitivity_quick_gridworld.png").stat().st_size > 20_000
+    drawn = json.loads((tmp_path / "out" / "sensitivity_quick_gridworld_repr_dist.json").read_text())
+    assert drawn["metric"] == "repr_dist" and len(drawn["panels"][0]["cells"]) == 9
     again = study.main(args)  # read back, not trained again
     assert again["studies"]["gridworld"]["cells"] == cells
     assert again["studies"]["gridworld"]["train_seconds"] == first["studies"]["gridworld"]["train_seconds"]

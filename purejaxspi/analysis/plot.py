@@ -50,6 +50,12 @@ class RunCurve:
         keep = in_final_window(self.steps, self.steps.max()) & ~np.isnan(self.values) & (self.weights > 0)
         return float(np.average(self.values[keep], weights=self.weights[keep])) if keep.any() else math.nan
 
+    def mean_over_run(self) -> float:
+        """The mean over every logged iteration: the area under the learning curve per env step, which
+        ranks how fast runs learn where their final scores all reach a cap."""
+        keep = ~np.isnan(self.values)
+        return float(self.values[keep].mean()) if keep.any() else math.nan
+
 
 def read_run_dir(run_dir: Path, metric: str) -> list[RunCurve]:
     """Every run of a directory's metrics.csv, reading the columns its header names."""
