@@ -113,7 +113,11 @@ def test_without_envpool_the_pure_jax_envs_still_resolve(monkeypatch):
                         lambda name, *a: None if name.startswith("envpool") else real_find_spec(name, *a))
     monkeypatch.setitem(sys.modules, "envpool", None)
     monkeypatch.setitem(sys.modules, "envpool.registration", None)
-    assert envpool_backend.atari_ids() == ()
-    assert check_env_id("Breakout-MinAtar") == "gymnax"
-    with pytest.raises(UnknownEnvError):
-        check_env_id("Breakout-v5")
+    envpool_backend.atari_ids.cache_clear()
+    try:
+        assert envpool_backend.atari_ids() == ()
+        assert check_env_id("Breakout-MinAtar") == "gymnax"
+        with pytest.raises(UnknownEnvError):
+            check_env_id("Breakout-v5")
+    finally:
+        envpool_backend.atari_ids.cache_clear()  # the real ids again once envpool is back
