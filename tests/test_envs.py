@@ -117,7 +117,7 @@ def test_without_envpool_the_pure_jax_envs_still_resolve(monkeypatch):
     try:
         assert envpool_backend.atari_ids() == ()
         assert check_env_id("Breakout-MinAtar") == "gymnax"
-        with pytest.raises(UnknownEnvError):
+        with pytest.raises(UnknownEnvError, match="needs envpool"):
             check_env_id("Breakout-v5")
     finally:
         envpool_backend.atari_ids.cache_clear()  # the real ids again once envpool is back

@@ -43,6 +43,8 @@ def check_env_id(env_id: str) -> str:
     for backend, ids in env_ids_by_backend().items():
         if env_id in ids:
             return backend
+    if env_id.endswith("-v5") and not atari_ids():
+        raise UnknownEnvError(f"{env_id!r} looks like an Atari id, and Atari needs envpool, which is not installed here")
     close = difflib.get_close_matches(env_id, all_env_ids(), n=3, cutoff=0.4)
     hint = f"; did you mean {', '.join(close)}?" if close else "; run `purejaxspi envs` for the list"
     raise UnknownEnvError(f"unknown env id {env_id!r}{hint}")

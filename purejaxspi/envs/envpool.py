@@ -61,7 +61,7 @@ def atari_ids() -> tuple[str, ...]:
             return tuple("".join(part.capitalize() for part in g.split("_")) + "-v5" for g in games)
     try:
         from envpool.registration import registry
-    except ImportError:  # no envpool wheel on this platform: the pure-JAX envs still work
+    except ImportError:  # envpool not installed: the pure-JAX envs still work
         return ()
     return tuple(sorted(k for k, v in registry.specs.items() if v[0] == "envpool.atari"))
 
