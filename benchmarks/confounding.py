@@ -50,36 +50,73 @@ class Variant:
 def main_variants(env: str, density: str | None) -> list[Variant]:
     extra = (("density", density),) if density else ()
     return [
-        Variant(algo, algo, "the paper's settings", env, (("spectral_norm", "reference"),) + extra)
-        for algo in ALGOS
+        Variant(algo, algo, "the paper's settings", env, (("spectral_norm", "reference"),) + extra) for algo in ALGOS
     ]
 
 
 # What each ablation changes from the main runs (compact frames, 4 seeds).
 ABLATIONS = [
-    Variant("ppo-long", "ppo", "PPO for 262,144 steps: does its curve stay flat?", flags=(("total_timesteps", 262_144),)),
-    Variant("ablate-ppo-marker", "ppo", "the earlier rendering: one-pixel agent, star brighter than the corridor",
-            env="ConfoundingGrid-v0-marker"),
-    Variant("ablate-ppo-minatar-settings", "ppo", "the MinAtar optimiser (lr 1e-3, clip 0.2) with the earlier MinAtar shape, 32 x 32",
-            flags=(("learning_rate", (1e-3,)), ("clip_coef", (0.2,)), ("num_envs", 32), ("num_steps", 32))),
-    Variant("ablate-deepspi-det-reference", "deepspi", "deterministic head, the reference's spectral estimate",
-            flags=(("density", "deterministic"), ("spectral_norm", "reference"))),
-    Variant("ablate-deepspi-det-exact", "deepspi", "deterministic head, exact spectral normalisation",
-            flags=(("density", "deterministic"), ("spectral_norm", "exact"))),
-    Variant("ablate-deepspi-det-none", "deepspi",
-            "deterministic head, no Lipschitz constraint (deep_mdp_ppo.py's plain networks and gradient penalty)",
-            flags=(("density", "deterministic"), ("lipschitz", False))),
-    Variant("ppo84", "ppo", "the paper's 84 x 84 frames through the Nature CNN (2 seeds)",
-            env="ConfoundingGrid-v0-84", flags=(("num_seeds", 2),)),
-    Variant("ablate-ppo-marker-long", "ppo", "the earlier rendering, 262,144 steps: does PPO leave the plateau?",
-            env="ConfoundingGrid-v0-marker", flags=(("total_timesteps", 262_144),)),
-    Variant("ablate-deepspi-marker-det-reference", "deepspi",
-            "the earlier rendering; deterministic head, the reference's estimate",
-            env="ConfoundingGrid-v0-marker", flags=(("density", "deterministic"), ("spectral_norm", "reference"))),
-    Variant("ablate-deepspi-marker-det-reference-long", "deepspi",
-            "the earlier rendering, 262,144 steps; deterministic head, the reference's estimate",
-            env="ConfoundingGrid-v0-marker",
-            flags=(("density", "deterministic"), ("spectral_norm", "reference"), ("total_timesteps", 262_144))),
+    Variant(
+        "ppo-long", "ppo", "PPO for 262,144 steps: does its curve stay flat?", flags=(("total_timesteps", 262_144),)
+    ),
+    Variant(
+        "ablate-ppo-marker",
+        "ppo",
+        "the earlier rendering: one-pixel agent, star brighter than the corridor",
+        env="ConfoundingGrid-v0-marker",
+    ),
+    Variant(
+        "ablate-ppo-minatar-settings",
+        "ppo",
+        "the MinAtar optimiser (lr 1e-3, clip 0.2) with the earlier MinAtar shape, 32 x 32",
+        flags=(("learning_rate", (1e-3,)), ("clip_coef", (0.2,)), ("num_envs", 32), ("num_steps", 32)),
+    ),
+    Variant(
+        "ablate-deepspi-det-reference",
+        "deepspi",
+        "deterministic head, the reference's spectral estimate",
+        flags=(("density", "deterministic"), ("spectral_norm", "reference")),
+    ),
+    Variant(
+        "ablate-deepspi-det-exact",
+        "deepspi",
+        "deterministic head, exact spectral normalisation",
+        flags=(("density", "deterministic"), ("spectral_norm", "exact")),
+    ),
+    Variant(
+        "ablate-deepspi-det-none",
+        "deepspi",
+        "deterministic head, no Lipschitz constraint (deep_mdp_ppo.py's plain networks and gradient penalty)",
+        flags=(("density", "deterministic"), ("lipschitz", False)),
+    ),
+    Variant(
+        "ppo84",
+        "ppo",
+        "the paper's 84 x 84 frames through the Nature CNN (2 seeds)",
+        env="ConfoundingGrid-v0-84",
+        flags=(("num_seeds", 2),),
+    ),
+    Variant(
+        "ablate-ppo-marker-long",
+        "ppo",
+        "the earlier rendering, 262,144 steps: does PPO leave the plateau?",
+        env="ConfoundingGrid-v0-marker",
+        flags=(("total_timesteps", 262_144),),
+    ),
+    Variant(
+        "ablate-deepspi-marker-det-reference",
+        "deepspi",
+        "the earlier rendering; deterministic head, the reference's estimate",
+        env="ConfoundingGrid-v0-marker",
+        flags=(("density", "deterministic"), ("spectral_norm", "reference")),
+    ),
+    Variant(
+        "ablate-deepspi-marker-det-reference-long",
+        "deepspi",
+        "the earlier rendering, 262,144 steps; deterministic head, the reference's estimate",
+        env="ConfoundingGrid-v0-marker",
+        flags=(("density", "deterministic"), ("spectral_norm", "reference"), ("total_timesteps", 262_144)),
+    ),
 ]
 
 
@@ -155,8 +192,11 @@ def progress_lines(progress) -> None:
     """One line per tenth of a training run."""
     if progress.chunk and progress.chunk % 2 == 0:
         rate = f"{progress.steps_per_second:,.0f}" if progress.steps_per_second else "-"
-        print(f"  {progress.description}: {progress.completed_steps:,}/{progress.total_steps:,} env steps, "
-              f"{rate} steps/s", flush=True)
+        print(
+            f"  {progress.description}: {progress.completed_steps:,}/{progress.total_steps:,} env steps, "
+            f"{rate} steps/s",
+            flush=True,
+        )
 
 
 def summarise(variant: Variant, run_dir: Path) -> dict:
@@ -199,8 +239,9 @@ def plot(curves: dict[str, Path], references: dict[str, float], path: Path, titl
             ax.fill_between(steps, q25, q75, color=line.get_color(), alpha=0.2)
     styles = {"optimal": ":", "always_right": "--", "up_at_both_stars": "-."}
     for name, value in references.items():
-        ax_v.axhline(value, color="grey", linestyle=styles[name], linewidth=1,
-                     label=f"{name.replace('_', ' ')} ({value:.2f})")
+        ax_v.axhline(
+            value, color="grey", linestyle=styles[name], linewidth=1, label=f"{name.replace('_', ' ')} ({value:.2f})"
+        )
     ax_v.set_ylabel("exact V(I) of the policy")
     ax_d.set_ylabel("repr_dist: mean squared latent difference of the stars")
     ax_d.set_yscale("log")
@@ -219,8 +260,13 @@ def main(args: Args) -> dict:
     density = "deterministic" if args.quick else None
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else ""
-    results: dict = {"env": args.env, "num_seeds": num_seeds, "total_timesteps": args.total_timesteps,
-                     "exact": exact_values(), "runs": []}
+    results: dict = {
+        "env": args.env,
+        "num_seeds": num_seeds,
+        "total_timesteps": args.total_timesteps,
+        "exact": exact_values(),
+        "runs": [],
+    }
     curves = {}
     for variant in main_variants(args.env, density):
         run_dir = args.runs / f"{variant.name}{suffix}"
@@ -229,11 +275,17 @@ def main(args: Args) -> dict:
         curves[variant.algo] = run_dir
     name = f"confounding{suffix}"
     (args.out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(curves, results["exact"], args.out / f"{name}.png",
-         f"{args.env}: the paper's settings, {num_seeds} seeds, median and quartiles")
+    plot(
+        curves,
+        results["exact"],
+        args.out / f"{name}.png",
+        f"{args.env}: the paper's settings, {num_seeds} seeds, median and quartiles",
+    )
     for run in results["runs"]:
-        print(f"{run['algo']:8s} median final V(I) {run['median_final_init_value']:.3f}  "
-              f"repr_dist {run['median_initial_repr_dist']:.4f} -> {run['median_final_repr_dist']:.4f}")
+        print(
+            f"{run['algo']:8s} median final V(I) {run['median_final_init_value']:.3f}  "
+            f"repr_dist {run['median_initial_repr_dist']:.4f} -> {run['median_final_repr_dist']:.4f}"
+        )
     if args.ablations:
         table = []
         ablation_curves = {}
@@ -244,8 +296,12 @@ def main(args: Args) -> dict:
             ablation_curves[variant.name] = run_dir
             print(f"{variant.name:30s} median final V(I) {table[-1]['median_final_init_value']:.3f}")
         (args.out / "confounding_ablations.json").write_text(json.dumps(table, indent=2) + "\n")
-        plot(ablation_curves, results["exact"], args.out / "confounding_ablations.png",
-             "Ablations (compact frames unless named), median and quartiles")
+        plot(
+            ablation_curves,
+            results["exact"],
+            args.out / "confounding_ablations.png",
+            "Ablations (compact frames unless named), median and quartiles",
+        )
     print(f"wrote {args.out / (name + '.json')} and its plot")
     return results
 

@@ -33,12 +33,17 @@ def fmt(x, spec=",.0f") -> str:
 def stages_section(out: Path) -> list[str]:
     lines = ["## Stages", ""]
     stages = [json.loads(line) for line in (out / "stages.jsonl").read_text().splitlines() if line.strip()]
-    lines += table(["stage", "status", "seconds", "exit code"],
-                   [[s["stage"], s["status"], str(s["seconds"]), str(s["exit_code"])] for s in stages])
+    lines += table(
+        ["stage", "status", "seconds", "exit code"],
+        [[s["stage"], s["status"], str(s["seconds"]), str(s["exit_code"])] for s in stages],
+    )
     seconds = {s["stage"]: s["seconds"] for s in stages if s["status"] == "ok"}
     if "smoke" in seconds and "smoke-cached" in seconds:
-        lines += ["", f"The compilation cache: the CartPole smoke train took {seconds['smoke']} s compiling its "
-                      f"programs and {seconds['smoke-cached']} s loading them from the cache (whole process)."]
+        lines += [
+            "",
+            f"The compilation cache: the CartPole smoke train took {seconds['smoke']} s compiling its "
+            f"programs and {seconds['smoke-cached']} s loading them from the cache (whole process).",
+        ]
     for s in stages:
         if s["status"] != "ok":
             lines += ["", f"`{s['stage']}` {s['status']}; its last lines:", "```", *s["tail"], "```"]
@@ -51,20 +56,35 @@ def machine_section(out: Path) -> list[str]:
     lines += ["```", card, "```"]
     info = read_json(out / "info.json")
     if info:
-        devices = ", ".join(f"{d['kind']}" + (f" ({d['memory_bytes'] / 2**30:.0f} GiB)" if d["memory_bytes"] else "")
-                            for d in info["devices"])
-        lines += ["", f"- platform {info['platform']}: {devices}; host cores {info['host_cores']}; python {info['python']}",
-                  "- " + ", ".join(f"{k} {v}" for k, v in info["packages"].items()),
-                  f"- envpool XLA step on {info['platform']}: {info['envpool_xla']['available']} "
-                  f"({info['envpool_xla']['detail']})",
-                  f"- auto: run mapping {info['auto']['run_mapping']}, conv {info['auto']['conv']}"]
+        devices = ", ".join(
+            f"{d['kind']}" + (f" ({d['memory_bytes'] / 2**30:.0f} GiB)" if d["memory_bytes"] else "")
+            for d in info["devices"]
+        )
+        lines += [
+            "",
+            f"- platform {info['platform']}: {devices}; host cores {info['host_cores']}; python {info['python']}",
+            "- " + ", ".join(f"{k} {v}" for k, v in info["packages"].items()),
+            f"- envpool XLA step on {info['platform']}: {info['envpool_xla']['available']} "
+            f"({info['envpool_xla']['detail']})",
+            f"- auto: run mapping {info['auto']['run_mapping']}, conv {info['auto']['conv']}",
+        ]
     return lines + [""]
 
 
 def bench_section(out: Path) -> list[str]:
     lines = ["## Throughput (`purejaxspi bench`)", ""]
-    header = ["env", "algo", "conv", "runs", "env steps/s", "s/iter", "vs ppo", "compile s", "program MB",
-              "device peak MB"]
+    header = [
+        "env",
+        "algo",
+        "conv",
+        "runs",
+        "env steps/s",
+        "s/iter",
+        "vs ppo",
+        "compile s",
+        "program MB",
+        "device peak MB",
+    ]
     rows, conv_times = [], {}
     for name in ("cartpole", "minatar", "atari"):
         data = read_json(out / f"bench-{name}.json")
@@ -73,20 +93,43 @@ def bench_section(out: Path) -> list[str]:
             continue
         for r in data:
             mb = lambda b: "-" if b is None else f"{b / 2**20:,.0f}"  # noqa: E731
-            rows.append([r["env"], r["algo"], r.get("conv", "-"), str(r["num_runs"]), fmt(r["steps_per_second"]),
-                         fmt(r["seconds_per_iteration"], ".4f"), fmt(r.get("time_per_iteration_vs_ppo"), ".2f"),
-                         fmt(r["compile_seconds"], ".1f"), mb(r["program_bytes"]), mb(r["peak_device_bytes"])])
+            rows.append(
+                [
+                    r["env"],
+                    r["algo"],
+                    r.get("conv", "-"),
+                    str(r["num_runs"]),
+                    fmt(r["steps_per_second"]),
+                    fmt(r["seconds_per_iteration"], ".4f"),
+                    fmt(r.get("time_per_iteration_vs_ppo"), ".2f"),
+                    fmt(r["compile_seconds"], ".1f"),
+                    mb(r["program_bytes"]),
+                    mb(r["peak_device_bytes"]),
+                ]
+            )
             conv_times.setdefault((r["env"], r["algo"], r["num_runs"]), {})[r.get("conv")] = r["seconds_per_iteration"]
     lines += table(header, rows)
     scaling = []
     for name in ("cartpole", "minatar", "atari"):
         for r in read_json(out / f"bench-{name}.json") or []:
             if r["num_runs"] == 16:
-                one = next((o for o in read_json(out / f"bench-{name}.json") if o["num_runs"] == 1
-                            and o["algo"] == r["algo"] and o.get("conv") == r.get("conv")), None)
+                one = next(
+                    (
+                        o
+                        for o in read_json(out / f"bench-{name}.json")
+                        if o["num_runs"] == 1 and o["algo"] == r["algo"] and o.get("conv") == r.get("conv")
+                    ),
+                    None,
+                )
                 if one:
-                    scaling.append([r["env"], r["algo"], r.get("conv", "-"),
-                                    fmt(r["steps_per_second"] / one["steps_per_second"], ".2f")])
+                    scaling.append(
+                        [
+                            r["env"],
+                            r["algo"],
+                            r.get("conv", "-"),
+                            fmt(r["steps_per_second"] / one["steps_per_second"], ".2f"),
+                        ]
+                    )
     if scaling:
         lines += ["", "16 runs against 1 (env steps/s ratio):", ""] + table(["env", "algo", "conv", "16 / 1"], scaling)
     picks = []
@@ -111,8 +154,16 @@ def last_row(metrics: Path) -> dict:
 
 def runs_section(out: Path, prefix: str, title: str, extra: tuple[str, ...] = ()) -> list[str]:
     lines = [f"## {title}", ""]
-    header = ["run", "iterations", "env steps per seed", "median return", "policy loss", "reward loss",
-              "transition loss", *extra]
+    header = [
+        "run",
+        "iterations",
+        "env steps per seed",
+        "median return",
+        "policy loss",
+        "reward loss",
+        "transition loss",
+        *extra,
+    ]
     rows = []
     for folder in sorted((out / "runs").glob(f"{prefix}-*")):
         summary = read_json(folder / "summary.json")
@@ -127,9 +178,15 @@ def runs_section(out: Path, prefix: str, title: str, extra: tuple[str, ...] = ()
         if median is None and summary.get("runs") and "latest_return" in summary["runs"][0]:
             latest = sorted(r["latest_return"] for r in summary["runs"] if r["latest_return"] is not None)
             median = latest[len(latest) // 2] if latest else None
-        row = [folder.name, f"{done} of {summary.get('num_iterations')}", fmt(done * batch), fmt(median, ".2f"),
-               last.get("policy_loss", "-")[:8], last.get("reward_loss", "-")[:8] or "-",
-               last.get("transition_loss", "-")[:8] or "-"]
+        row = [
+            folder.name,
+            f"{done} of {summary.get('num_iterations')}",
+            fmt(done * batch),
+            fmt(median, ".2f"),
+            last.get("policy_loss", "-")[:8],
+            last.get("reward_loss", "-")[:8] or "-",
+            last.get("transition_loss", "-")[:8] or "-",
+        ]
         row += [fmt(summary.get(name), ".4f") for name in extra]
         rows.append(row)
     return lines + table(header, rows) + [""]

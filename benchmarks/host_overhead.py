@@ -46,15 +46,23 @@ def measure(env_id: str, algo: str, shape: dict, steps: int, runs: int) -> dict:
         summary = pjs.train(config, grid, Path(tmp) / "run")
         wall = time.perf_counter() - start
     chunk = chunk_plan(config.num_iterations, 0)[0]  # the iterations of train's first chunk (kept at these sizes)
-    plan = BenchPlan((config,), (hparam_values(config),), (runs,), iterations=chunk, repeats=3, env_only=False,
-                     devices=(None,))
+    plan = BenchPlan(
+        (config,), (hparam_values(config),), (runs,), iterations=chunk, repeats=3, env_only=False, devices=(None,)
+    )
     (row,) = run_bench(plan)
     return {
-        "env": env_id, "algo": algo, "num_runs": runs, "num_envs": config.num_envs, "num_steps": config.num_steps,
-        "steps_per_run": steps, "bench_steps_per_second": row["steps_per_second"],
+        "env": env_id,
+        "algo": algo,
+        "num_runs": runs,
+        "num_envs": config.num_envs,
+        "num_steps": config.num_steps,
+        "steps_per_run": steps,
+        "bench_steps_per_second": row["steps_per_second"],
         "train_steps_per_second": summary["env_steps_per_second"],
         "train_over_bench": summary["env_steps_per_second"] / row["steps_per_second"],
-        "train_wall_seconds": wall, "run_mapping": row["run_mapping"], "devices": row["devices"],
+        "train_wall_seconds": wall,
+        "run_mapping": row["run_mapping"],
+        "devices": row["devices"],
     }
 
 
@@ -63,9 +71,12 @@ def main(args: Args) -> list[dict]:
     for env_id, algo, shape, runs, steps in CASES:
         rows.append(measure(env_id, algo, shape, steps, runs))
         r = rows[-1]
-        print(f"{env_id:18s} {algo} x{runs:<3d} bench {r['bench_steps_per_second']:>10,.0f}  train "
-              f"{r['train_steps_per_second']:>10,.0f}  train/bench {r['train_over_bench']:.2f}  "
-              f"({r['train_wall_seconds']:.0f} s wall, {r['devices']} device(s), {r['run_mapping']})", flush=True)
+        print(
+            f"{env_id:18s} {algo} x{runs:<3d} bench {r['bench_steps_per_second']:>10,.0f}  train "
+            f"{r['train_steps_per_second']:>10,.0f}  train/bench {r['train_over_bench']:.2f}  "
+            f"({r['train_wall_seconds']:.0f} s wall, {r['devices']} device(s), {r['run_mapping']})",
+            flush=True,
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -34,14 +34,22 @@ GAMES = ("Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "SpaceInvader
 ALGOS = ("ppo", "deepmdp", "deepspi")
 # gymnax's published PPO returns after 10M env steps (its README's MinAtar table). It gives none for
 # Seaquest; there the top of the range is the best final return any run of the benchmark reached.
-PPO_REFERENCE_10M = {"Asterix-MinAtar": 15.0, "Breakout-MinAtar": 28.0, "Freeway-MinAtar": 58.0,
-                     "SpaceInvaders-MinAtar": 131.0}
+PPO_REFERENCE_10M = {
+    "Asterix-MinAtar": 15.0,
+    "Breakout-MinAtar": 28.0,
+    "Freeway-MinAtar": 58.0,
+    "SpaceInvaders-MinAtar": 131.0,
+}
 # The last evaluation in the training log gymnax-blines ships beside each checkpoint
 # (`agents/<game>/ppo.pkl`: seed 0, ppo.yaml's settings, the mean of 164 sampled-action episodes at
 # 9,919,936 env steps). Three games are the README's number rounded; Breakout's log ends at 22.88
 # (its highest evaluation 23.46), not 28.
-PPO_SHIPPED_LOG_10M = {"Asterix-MinAtar": 14.95, "Breakout-MinAtar": 22.88, "Freeway-MinAtar": 58.80,
-                       "SpaceInvaders-MinAtar": 131.64}
+PPO_SHIPPED_LOG_10M = {
+    "Asterix-MinAtar": 14.95,
+    "Breakout-MinAtar": 22.88,
+    "Freeway-MinAtar": 58.80,
+    "SpaceInvaders-MinAtar": 131.64,
+}
 # rliable hands arch a RandomState, which arch warns about on every bootstrap
 warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
 CPU_BUDGET = 65_536
@@ -61,7 +69,8 @@ class Args:
     budget: int | None = None
     """Env steps per run (default: 65,536 on a CPU, 10M on a GPU)."""
     density: str | None = None
-    """Deep SPI's transition density (default: the MinAtar preset's deterministic head on a CPU, the paper's mixture on a GPU); DeepMDP keeps its script's deterministic head."""
+    """Deep SPI's transition density (default: the MinAtar preset's deterministic head on a CPU, the paper's
+    mixture on a GPU); DeepMDP keeps its script's deterministic head."""
     num_seeds: int = 16
     """Seeds per (game, algorithm), trained together in one call."""
     games: tuple[str, ...] = GAMES
@@ -136,8 +145,11 @@ def progress_lines(progress) -> None:
         print(note)
     if progress.chunk:
         rate = f"{progress.steps_per_second:,.0f}" if progress.steps_per_second else "-"
-        print(f"  {progress.description}: {progress.completed_steps:,}/{progress.total_steps:,} env steps, {rate} steps/s",
-              flush=True)
+        print(
+            f"  {progress.description}: {progress.completed_steps:,}/{progress.total_steps:,} env steps, "
+            f"{rate} steps/s",
+            flush=True,
+        )
 
 
 def evaluate_pair(run_dir: Path, episodes: int, max_steps: int) -> list[float]:
@@ -146,7 +158,12 @@ def evaluate_pair(run_dir: Path, episodes: int, max_steps: int) -> list[float]:
 
     saved = run_dir / "eval.json"
     report = json.loads(saved.read_text()) if saved.is_file() else {}
-    if (report.get("episodes"), report.get("max_steps"), report.get("greedy"), report.get("seed")) != (episodes, max_steps, False, 0):
+    if (report.get("episodes"), report.get("max_steps"), report.get("greedy"), report.get("seed")) != (
+        episodes,
+        max_steps,
+        False,
+        0,
+    ):
         try:
             report = evaluate(load_run(run_dir), episodes, False, max_steps, 0)
         except EvalError as e:
@@ -166,8 +183,11 @@ def iqm_with_ci(scores: np.ndarray, reps: int, seed: int = 0) -> tuple[float, fl
 
     with seeded_bootstrap(seed) as random_state:
         point, interval = rly.get_interval_estimates(
-            {"x": np.asarray(scores, float)[:, None]}, lambda s: np.array([metrics.aggregate_iqm(s)]),
-            reps=reps, confidence_interval_size=CI, random_state=random_state,
+            {"x": np.asarray(scores, float)[:, None]},
+            lambda s: np.array([metrics.aggregate_iqm(s)]),
+            reps=reps,
+            confidence_interval_size=CI,
+            random_state=random_state,
         )
     return float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0])
 
@@ -239,12 +259,28 @@ def plot(results: dict, curves: dict, path: Path, reps: int):
         for j, algo in enumerate(algos):  # the final policy's evaluation, IQM and CI over seeds
             final = results["per_game"][game]["iqm"][algo]
             x = results["budget"] * (1.02 + 0.02 * j)
-            ax.errorbar([x], [final["point"]], yerr=[[final["point"] - final["ci"][0]], [final["ci"][1] - final["point"]]],
-                        fmt="D", ms=4, color=colours[algo], capsize=2, label="final policy (eval)" if j == 0 else None)
+            ax.errorbar(
+                [x],
+                [final["point"]],
+                yerr=[[final["point"] - final["ci"][0]], [final["ci"][1] - final["point"]]],
+                fmt="D",
+                ms=4,
+                color=colours[algo],
+                capsize=2,
+                label="final policy (eval)" if j == 0 else None,
+            )
         ax.axhline(results["per_game"][game]["random_return"], color="grey", ls=":", lw=1, label="random policy")
         if not drawn_any:
-            ax.text(0.45, 0.9, "no training episode ended\nwithin the budget", transform=ax.transAxes,
-                    ha="center", va="center", fontsize=9, color="grey")
+            ax.text(
+                0.45,
+                0.9,
+                "no training episode ended\nwithin the budget",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="grey",
+            )
         ax.set_title(game, fontsize=10)
         ax.set_xlim(0, results["budget"] * (1.04 + 0.02 * len(algos)))
         ax.set_xlabel("env steps per run")
@@ -260,8 +296,15 @@ def plot(results: dict, curves: dict, path: Path, reps: int):
         for j, algo in enumerate(algos):
             entry = aggregate[algo][name]
             y = k * (len(algos) + 1) + j
-            ax_agg.barh(y, entry["ci"][1] - entry["ci"][0], left=entry["ci"][0], height=0.7,
-                        color=colours[algo], alpha=0.75, label=algo if k == 0 else None)
+            ax_agg.barh(
+                y,
+                entry["ci"][1] - entry["ci"][0],
+                left=entry["ci"][0],
+                height=0.7,
+                color=colours[algo],
+                alpha=0.75,
+                label=algo if k == 0 else None,
+            )
             ax_agg.plot([entry["point"]] * 2, [y - 0.35, y + 0.35], color="black", lw=1.5)
     ax_agg.set_yticks([k * (len(algos) + 1) + (len(algos) - 1) / 2 for k in range(len(names))], names)
     ax_agg.invert_yaxis()
@@ -275,25 +318,36 @@ def plot(results: dict, curves: dict, path: Path, reps: int):
         for g, game in enumerate(games):
             pair = results["per_game"][game]
             if "deepspi" in pair["final_transition_loss"] and "deepmdp" in pair["final_transition_loss"]:
-                ax_loss.scatter(pair["final_transition_loss"]["deepmdp"], pair["final_transition_loss"]["deepspi"],
-                                marker=markers[g % len(markers)], s=22, alpha=0.75, label=game)
+                ax_loss.scatter(
+                    pair["final_transition_loss"]["deepmdp"],
+                    pair["final_transition_loss"]["deepspi"],
+                    marker=markers[g % len(markers)],
+                    s=22,
+                    alpha=0.75,
+                    label=game,
+                )
         lo, hi = ax_loss.get_xlim()
         lo, hi = min(lo, ax_loss.get_ylim()[0]), max(hi, ax_loss.get_ylim()[1])
         ax_loss.plot([lo, hi], [lo, hi], color="black", lw=0.8, ls="--")
         ax_loss.set_xscale("log")
         ax_loss.set_yscale("log")
         test = results["transition_loss"]
-        ax_loss.set_title(f"Final transition loss per (game, seed)\nDeep SPI lower in "
-                          f"{test['share_deepspi_lower']:.0%} of {test['pairs']} pairs, "
-                          f"Wilcoxon p = {test['p_two_sided']:.2g}", fontsize=10)
+        ax_loss.set_title(
+            f"Final transition loss per (game, seed)\nDeep SPI lower in "
+            f"{test['share_deepspi_lower']:.0%} of {test['pairs']} pairs, "
+            f"Wilcoxon p = {test['p_two_sided']:.2g}",
+            fontsize=10,
+        )
         ax_loss.set_xlabel("DeepMDP")
         ax_loss.set_ylabel("Deep SPI")
         ax_loss.legend(fontsize=8)
         ax_loss.grid(alpha=0.3)
     else:
         ax_loss.set_axis_off()
-    fig.suptitle(f"MinAtar (gymnax): {results['num_seeds']} seeds x {results['budget']:,} env steps per run, "
-                 f"{results['density']} transition head")
+    fig.suptitle(
+        f"MinAtar (gymnax): {results['num_seeds']} seeds x {results['budget']:,} env steps per run, "
+        f"{results['density']} transition head"
+    )
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -307,9 +361,13 @@ def markdown_table(results: dict) -> str:
         g = results["per_game"][game]
         cells = [f"{g['iqm'][a]['point']:.2f} [{g['iqm'][a]['ci'][0]:.2f}, {g['iqm'][a]['ci'][1]:.2f}]" for a in algos]
         ref = PPO_REFERENCE_10M.get(game)
-        lines.append(f"| {game} | {g['random_return']:.2f} | " + " | ".join(cells) + f" | {ref if ref is not None else 'n/a'} |")
+        lines.append(
+            f"| {game} | {g['random_return']:.2f} | " + " | ".join(cells) + f" | {ref if ref is not None else 'n/a'} |"
+        )
     agg = results["aggregate"]
-    cells = [f"{agg[a]['IQM']['point']:.3f} [{agg[a]['IQM']['ci'][0]:.3f}, {agg[a]['IQM']['ci'][1]:.3f}]" for a in algos]
+    cells = [
+        f"{agg[a]['IQM']['point']:.3f} [{agg[a]['IQM']['ci'][0]:.3f}, {agg[a]['IQM']['ci'][1]:.3f}]" for a in algos
+    ]
     lines.append("| normalised IQM, all games | 0 | " + " | ".join(cells) + " | 1 |")
     return "\n".join(lines)
 
@@ -353,18 +411,37 @@ def main(args: Args) -> dict:
 
     first = next(iter(summaries[args.games[0]].values()))
     config = json.loads((Path(first["run_dir"]) / "config.json").read_text())["config"]
-    densities = {algo: json.loads((Path(summaries[args.games[0]][algo]["run_dir"]) / "config.json").read_text())
-                 ["config"]["density"] for algo in args.algos}
+    densities = {
+        algo: json.loads((Path(summaries[args.games[0]][algo]["run_dir"]) / "config.json").read_text())["config"][
+            "density"
+        ]
+        for algo in args.algos
+    }
     results: dict = {
-        "games": list(args.games), "algos": list(args.algos), "num_seeds": args.num_seeds, "budget": budget,
-        "density": config["density"], "densities": densities, "backend": jax.default_backend(), "confidence": CI,
-        "bootstrap_reps": args.reps, "eval_episodes": args.eval_episodes, "eval_max_steps": args.eval_max_steps,
-        "ppo_reference_10m": PPO_REFERENCE_10M, "per_game": {},
+        "games": list(args.games),
+        "algos": list(args.algos),
+        "num_seeds": args.num_seeds,
+        "budget": budget,
+        "density": config["density"],
+        "densities": densities,
+        "backend": jax.default_backend(),
+        "confidence": CI,
+        "bootstrap_reps": args.reps,
+        "eval_episodes": args.eval_episodes,
+        "eval_max_steps": args.eval_max_steps,
+        "ppo_reference_10m": PPO_REFERENCE_10M,
+        "per_game": {},
     }
     curves: dict = {}
     for game in args.games:
-        entry = {"random_return": random_policy_return(game, args.random_steps), "final_return": {},
-                 "training_final_return": {}, "final_transition_loss": {}, "iqm": {}, "env_steps_per_second": {}}
+        entry = {
+            "random_return": random_policy_return(game, args.random_steps),
+            "final_return": {},
+            "training_final_return": {},
+            "final_transition_loss": {},
+            "iqm": {},
+            "env_steps_per_second": {},
+        }
         curves[game] = {}
         for algo in args.algos:
             summary = summaries[game][algo]
@@ -382,27 +459,41 @@ def main(args: Args) -> dict:
         entry["normaliser"] = {
             "low": entry["random_return"],
             "high": PPO_REFERENCE_10M.get(game, float(observed_best)),
-            "high_source": "gymnax PPO at 10M steps" if game in PPO_REFERENCE_10M else "best final return in this benchmark",
+            "high_source": "gymnax PPO at 10M steps"
+            if game in PPO_REFERENCE_10M
+            else "best final return in this benchmark",
         }
         results["per_game"][game] = entry
 
     scores = {
-        algo: np.stack([normalise(results["per_game"][g]["final_return"][algo],
-                                  results["per_game"][g]["normaliser"]["low"],
-                                  results["per_game"][g]["normaliser"]["high"]) for g in args.games], axis=1)
+        algo: np.stack(
+            [
+                normalise(
+                    results["per_game"][g]["final_return"][algo],
+                    results["per_game"][g]["normaliser"]["low"],
+                    results["per_game"][g]["normaliser"]["high"],
+                )
+                for g in args.games
+            ],
+            axis=1,
+        )
         for algo in args.algos
     }
     point, interval = aggregate_estimates(scores, 1.0, args.reps, 0)
     results["aggregate"] = {
-        algo: {name: {"point": float(point[algo][k]), "ci": [float(interval[algo][0, k]), float(interval[algo][1, k])]}
-               for k, name in enumerate(("IQM", "Median", "Mean", "Optimality gap"))}
+        algo: {
+            name: {"point": float(point[algo][k]), "ci": [float(interval[algo][0, k]), float(interval[algo][1, k])]}
+            for k, name in enumerate(("IQM", "Median", "Mean", "Optimality gap"))
+        }
         for algo in args.algos
     }
     if "deepspi" in args.algos and "deepmdp" in args.algos:
         spi = np.concatenate([results["per_game"][g]["final_transition_loss"]["deepspi"] for g in args.games])
         mdp = np.concatenate([results["per_game"][g]["final_transition_loss"]["deepmdp"] for g in args.games])
         results["transition_loss"] = paired_wilcoxon(spi, mdp)
-        results["probability_deepspi_beats_deepmdp"] = float(metrics.probability_of_improvement(scores["deepspi"], scores["deepmdp"]))
+        results["probability_deepspi_beats_deepmdp"] = float(
+            metrics.probability_of_improvement(scores["deepspi"], scores["deepmdp"])
+        )
     # training time only where this call trained; finished pairs read back cost next to nothing
     results["seconds_this_call"] = time.perf_counter() - start
     results["config"] = config
@@ -414,10 +505,15 @@ def main(args: Args) -> dict:
     print(markdown_table(results))
     if "transition_loss" in results:
         t = results["transition_loss"]
-        print(f"final transition loss, {t['pairs']} (game, seed) pairs: median deepspi {t['median_deepspi']:.4g}, "
-              f"deepmdp {t['median_deepmdp']:.4g}; deepspi lower in {t['share_deepspi_lower']:.0%}; "
-              f"Wilcoxon p two-sided {t['p_two_sided']:.3g}, one-sided (deepspi lower) {t['p_deepspi_lower']:.3g}")
-    print(f"wrote {stem.with_suffix('.json')} and {stem.with_suffix('.png')} in {results['seconds_this_call'] / 60:.1f} min")
+        print(
+            f"final transition loss, {t['pairs']} (game, seed) pairs: median deepspi {t['median_deepspi']:.4g}, "
+            f"deepmdp {t['median_deepmdp']:.4g}; deepspi lower in {t['share_deepspi_lower']:.0%}; "
+            f"Wilcoxon p two-sided {t['p_two_sided']:.3g}, one-sided (deepspi lower) {t['p_deepspi_lower']:.3g}"
+        )
+    print(
+        f"wrote {stem.with_suffix('.json')} and {stem.with_suffix('.png')} "
+        f"in {results['seconds_this_call'] / 60:.1f} min"
+    )
     return results
 
 

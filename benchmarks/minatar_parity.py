@@ -37,15 +37,43 @@ import minatar as base  # noqa: E402  (the MinAtar benchmark's evaluation, CI an
 
 RESULTS = Path(__file__).parent / "results" / "minatar_parity.json"
 # gymnax-blines' PPO recipe as our flags: the shape and the optimiser of its ppo.yaml, through our conv trunk.
-BLINES_SHAPE = {"num_envs": 64, "num_steps": 128, "num_minibatches": 8, "update_epochs": 4, "anneal_lr": False,
-                "clip_value_loss": True, "encoder": "conv"}
-BLINES_HPARAMS = {"learning_rate": 5e-4, "gamma": 0.999, "gae_lambda": 0.95, "clip_coef": 0.2, "ent_coef": 0.01,
-                  "vf_coef": 0.5, "max_grad_norm": 0.5}
+BLINES_SHAPE = {
+    "num_envs": 64,
+    "num_steps": 128,
+    "num_minibatches": 8,
+    "update_epochs": 4,
+    "anneal_lr": False,
+    "clip_value_loss": True,
+    "encoder": "conv",
+}
+BLINES_HPARAMS = {
+    "learning_rate": 5e-4,
+    "gamma": 0.999,
+    "gae_lambda": 0.95,
+    "clip_coef": 0.2,
+    "ent_coef": 0.01,
+    "vf_coef": 0.5,
+    "max_grad_norm": 0.5,
+}
 # Our earlier MinAtar preset for PPO (sized for a CPU smoke test), as explicit flags.
-OLD_PRESET_SHAPE = {"num_envs": 8, "num_steps": 128, "num_minibatches": 4, "update_epochs": 4, "anneal_lr": True,
-                    "clip_value_loss": False, "encoder": "conv"}
-OLD_PRESET_HPARAMS = {"learning_rate": 1e-3, "gamma": 0.99, "gae_lambda": 0.95, "clip_coef": 0.2, "ent_coef": 0.01,
-                      "vf_coef": 0.5, "max_grad_norm": 0.5}
+OLD_PRESET_SHAPE = {
+    "num_envs": 8,
+    "num_steps": 128,
+    "num_minibatches": 4,
+    "update_epochs": 4,
+    "anneal_lr": True,
+    "clip_value_loss": False,
+    "encoder": "conv",
+}
+OLD_PRESET_HPARAMS = {
+    "learning_rate": 1e-3,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "clip_coef": 0.2,
+    "ent_coef": 0.01,
+    "vf_coef": 0.5,
+    "max_grad_norm": 0.5,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,34 +95,54 @@ def of_preset(what: str, config: dict | None = None, hparams: dict | None = None
 
 
 VARIANTS = {
-    "preset": Variant("our MinAtar preset for the algorithm (PPO: gymnax-blines' recipe with the frame MLP at "
-                      "lr 1e-3)", {}, {}),
-    "old-preset": Variant("our earlier MinAtar preset (8 x 128, lr 1e-3 annealed, gamma 0.99, conv trunk)",
-                          OLD_PRESET_SHAPE, OLD_PRESET_HPARAMS),
+    "preset": Variant(
+        "our MinAtar preset for the algorithm (PPO: gymnax-blines' recipe with the frame MLP at lr 1e-3)", {}, {}
+    ),
+    "old-preset": Variant(
+        "our earlier MinAtar preset (8 x 128, lr 1e-3 annealed, gamma 0.99, conv trunk)",
+        OLD_PRESET_SHAPE,
+        OLD_PRESET_HPARAMS,
+    ),
     "blines": Variant("gymnax-blines' recipe through our conv trunk", BLINES_SHAPE, BLINES_HPARAMS),
-    "blines-mlp": blines("gymnax-blines' recipe with the frame MLP (2 x 256 ReLU on the flattened frame)",
-                         {"encoder": "mlp"}),
-    "blines-mlp-ours": blines("the frame MLP with our conventions: the lr annealed linearly to 0, the value loss "
-                              "unclipped", {"anneal_lr": True, "clip_value_loss": False, "encoder": "mlp"},
-                              base="blines-mlp"),
-    "blines-mlp-lr1e-3": blines("gymnax-blines' recipe with the frame MLP at lr 1e-3 (their shipped ppo0.001 run's)",
-                                {"encoder": "mlp"}, {"learning_rate": 1e-3}, base="blines-mlp"),
-    "blines-mlp-ours-lr1e-3": blines("the frame MLP with our conventions at lr 1e-3 (annealed linearly to 0)",
-                                     {"anneal_lr": True, "clip_value_loss": False, "encoder": "mlp"},
-                                     {"learning_rate": 1e-3}, base="blines-mlp-ours"),
+    "blines-mlp": blines(
+        "gymnax-blines' recipe with the frame MLP (2 x 256 ReLU on the flattened frame)", {"encoder": "mlp"}
+    ),
+    "blines-mlp-ours": blines(
+        "the frame MLP with our conventions: the lr annealed linearly to 0, the value loss unclipped",
+        {"anneal_lr": True, "clip_value_loss": False, "encoder": "mlp"},
+        base="blines-mlp",
+    ),
+    "blines-mlp-lr1e-3": blines(
+        "gymnax-blines' recipe with the frame MLP at lr 1e-3 (their shipped ppo0.001 run's)",
+        {"encoder": "mlp"},
+        {"learning_rate": 1e-3},
+        base="blines-mlp",
+    ),
+    "blines-mlp-ours-lr1e-3": blines(
+        "the frame MLP with our conventions at lr 1e-3 (annealed linearly to 0)",
+        {"anneal_lr": True, "clip_value_loss": False, "encoder": "mlp"},
+        {"learning_rate": 1e-3},
+        base="blines-mlp-ours",
+    ),
     "blines-gamma0.99": blines("gymnax-blines' recipe, gamma 0.99", hparams={"gamma": 0.99}),
     "blines-anneal": blines("gymnax-blines' recipe, lr 5e-4 annealed linearly to 0", {"anneal_lr": True}),
     "blines-32x32": blines("gymnax-blines' recipe, 32 envs x 32 steps", {"num_envs": 32, "num_steps": 32}),
-    "blines-128x8": blines("gymnax-blines' recipe, 128 envs x 8 steps (the paper's shape)",
-                           {"num_envs": 128, "num_steps": 8}),
-    "blines-unclipped-value": blines("gymnax-blines' recipe, the value loss unclipped (as the paper's scripts)",
-                                     {"clip_value_loss": False}),
-    "preset-128x8": of_preset("the preset, 128 envs x 8 steps (Deep SPI's shape in the paper)",
-                              {"num_envs": 128, "num_steps": 8}),
-    "preset-128x8-4mb": of_preset("the preset in deep_spi.py's batch shape: 128 envs x 8 steps, 4 minibatches "
-                                  "of 256", {"num_envs": 128, "num_steps": 8, "num_minibatches": 4}),
-    "preset-32x32": of_preset("the preset, 32 envs x 32 steps (our earlier CPU-sized shape)",
-                              {"num_envs": 32, "num_steps": 32}),
+    "blines-128x8": blines(
+        "gymnax-blines' recipe, 128 envs x 8 steps (the paper's shape)", {"num_envs": 128, "num_steps": 8}
+    ),
+    "blines-unclipped-value": blines(
+        "gymnax-blines' recipe, the value loss unclipped (as the paper's scripts)", {"clip_value_loss": False}
+    ),
+    "preset-128x8": of_preset(
+        "the preset, 128 envs x 8 steps (Deep SPI's shape in the paper)", {"num_envs": 128, "num_steps": 8}
+    ),
+    "preset-128x8-4mb": of_preset(
+        "the preset in deep_spi.py's batch shape: 128 envs x 8 steps, 4 minibatches of 256",
+        {"num_envs": 128, "num_steps": 8, "num_minibatches": 4},
+    ),
+    "preset-32x32": of_preset(
+        "the preset, 32 envs x 32 steps (our earlier CPU-sized shape)", {"num_envs": 32, "num_steps": 32}
+    ),
     "preset-gamma0.99": of_preset("the preset, gamma 0.99", hparams={"gamma": 0.99}),
     "preset-anneal": of_preset("the preset, lr 1e-3 annealed linearly to 0", {"anneal_lr": True}),
 }
@@ -151,8 +199,9 @@ def stale(entry: dict, args: Args, name: str) -> bool:
     config, grid = config_and_grid(args, name)
     now = dataclasses.asdict(config)
     hparams = {k: v[0] for k, v in grid.values.items()}
-    return (any(entry["config"].get(k, v) != v for k, v in now.items())
-            or any(not math.isclose(entry["hparams"][k], v, rel_tol=1e-6) for k, v in hparams.items()))
+    return any(entry["config"].get(k, v) != v for k, v in now.items()) or any(
+        not math.isclose(entry["hparams"][k], v, rel_tol=1e-6) for k, v in hparams.items()
+    )
 
 
 def train_variant(args: Args, name: str, run_dir: Path) -> tuple[dict, float]:
@@ -162,8 +211,11 @@ def train_variant(args: Args, name: str, run_dir: Path) -> tuple[dict, float]:
 
     config, grid = config_and_grid(args, name)
     resume = (run_dir / "config.json").is_file()
-    print(f"{name}: {args.game} {args.algo}, {args.num_seeds} seeds x {args.budget:,} env steps "
-          f"({config.num_envs} envs x {config.num_steps} steps){' (resumed)' if resume else ''}", flush=True)
+    print(
+        f"{name}: {args.game} {args.algo}, {args.num_seeds} seeds x {args.budget:,} env steps "
+        f"({config.num_envs} envs x {config.num_steps} steps){' (resumed)' if resume else ''}",
+        flush=True,
+    )
     options = pjs.RunOptions(resume=resume, checkpoint_every=4, keep_checkpoints=1)
     start = time.perf_counter()
     try:
@@ -173,9 +225,11 @@ def train_variant(args: Args, name: str, run_dir: Path) -> tuple[dict, float]:
     except pjs.NonFiniteLossError as e:
         base.fail(str(e), code=1)
     except RunInterrupted as e:  # a checkpoint is saved: the same command resumes the variant
-        print(f"{name}: stopped at iteration {e.iteration}, checkpoint saved; rerun the command to resume",
-              file=sys.stderr)
-        raise SystemExit(128 + e.signum)
+        print(
+            f"{name}: stopped at iteration {e.iteration}, checkpoint saved; rerun the command to resume",
+            file=sys.stderr,
+        )
+        raise SystemExit(128 + e.signum) from None
     return summary, time.perf_counter() - start
 
 
@@ -208,17 +262,25 @@ def measure(args: Args, name: str, run_dir: Path, summary: dict, seconds: float)
         return {"point": point, "ci": [low, high]}
 
     return {
-        "game": args.game, "algo": args.algo, "variant": name, "what": VARIANTS[name].what,
-        "budget": args.budget, "num_seeds": args.num_seeds, "config": record["config"],
+        "game": args.game,
+        "algo": args.algo,
+        "variant": name,
+        "what": VARIANTS[name].what,
+        "budget": args.budget,
+        "num_seeds": args.num_seeds,
+        "config": record["config"],
         "hparams": {k: v[0] for k, v in record["hparam_values"].items()},
-        "eval_return": [round(float(v), 3) for v in evaluated], "eval_iqm": iqm(evaluated),
+        "eval_return": [round(float(v), 3) for v in evaluated],
+        "eval_iqm": iqm(evaluated),
         "training_return": [None if v is None or not math.isfinite(v) else round(float(v), 3) for v in training],
         "training_iqm": iqm([np.nan if v is None else v for v in training]),
         "curve_steps": centres.tolist(),
         "curves": [[None if not np.isfinite(v) else round(float(v), 3) for v in row] for row in matrix],
-        "anchor": anchor, "shipped_log": base.PPO_SHIPPED_LOG_10M.get(args.game),
+        "anchor": anchor,
+        "shipped_log": base.PPO_SHIPPED_LOG_10M.get(args.game),
         "steps_to_anchor": ([first_reached(centres, row, anchor - 1.0) for row in matrix] if anchor else None),
-        "train_seconds": round(seconds, 1), "env_steps_per_second": summary["env_steps_per_second"],
+        "train_seconds": round(seconds, 1),
+        "env_steps_per_second": summary["env_steps_per_second"],
         "eval_episodes": args.eval_episodes,
     }
 
@@ -253,8 +315,14 @@ def plot(entries: list[dict], path: Path, reps: int) -> None:
     from purejaxspi.analysis.stats import curve_estimates
 
     panels = panels_of(entries)
-    fig, axes = plt.subplots(len(panels), 2, figsize=(13, 4.2 * len(panels)), squeeze=False,
-                             gridspec_kw={"width_ratios": [2.2, 1]}, layout="constrained")
+    fig, axes = plt.subplots(
+        len(panels),
+        2,
+        figsize=(13, 4.2 * len(panels)),
+        squeeze=False,
+        gridspec_kw={"width_ratios": [2.2, 1]},
+        layout="constrained",
+    )
     for (ax_curve, ax_final), (game, title, members, labels) in zip(axes, panels):
         colours = plt.get_cmap("tab10")
         for i, (e, label) in enumerate(zip(members, labels)):
@@ -266,8 +334,13 @@ def plot(entries: list[dict], path: Path, reps: int) -> None:
                 ax_curve.plot(steps[drawn], point, color=colours(i), lw=1.5, label=label)
                 ax_curve.fill_between(steps[drawn], interval[0], interval[1], color=colours(i), alpha=0.15, lw=0)
             scores = np.asarray(e["eval_return"], float)
-            ax_final.scatter(scores, np.full(scores.shape, i) + np.linspace(-0.15, 0.15, len(scores)),
-                             color=colours(i), s=14, alpha=0.8)
+            ax_final.scatter(
+                scores,
+                np.full(scores.shape, i) + np.linspace(-0.15, 0.15, len(scores)),
+                color=colours(i),
+                s=14,
+                alpha=0.8,
+            )
             if e["eval_iqm"]:
                 low, high = e["eval_iqm"]["ci"]
                 ax_final.plot([low, high], [i, i], color=colours(i), lw=3, alpha=0.5)
@@ -278,8 +351,13 @@ def plot(entries: list[dict], path: Path, reps: int) -> None:
             if anchor:
                 line(anchor, color="grey", ls="--", lw=1, label="gymnax README @10M" if ax is ax_curve else None)
             if shipped:
-                line(shipped, color="grey", ls=":", lw=1,
-                     label="gymnax-blines' shipped log @9.9M" if ax is ax_curve else None)
+                line(
+                    shipped,
+                    color="grey",
+                    ls=":",
+                    lw=1,
+                    label="gymnax-blines' shipped log @9.9M" if ax is ax_curve else None,
+                )
             ax.grid(alpha=0.3)
         seeds = "/".join(sorted({str(e["num_seeds"]) for e in members}))
         ax_curve.set_title(f"{game} {title}: training episodes (IQM over {seeds} seeds, 95% CI)", fontsize=10)
@@ -289,7 +367,9 @@ def plot(entries: list[dict], path: Path, reps: int) -> None:
         ax_curve.ticklabel_format(axis="x", style="sci", scilimits=(0, 4))
         ax_final.set_yticks(range(len(members)), labels, fontsize=8)
         ax_final.invert_yaxis()
-        ax_final.set_xlabel(f"final policy's return ({members[0]['eval_episodes']} sampled episodes a seed)", fontsize=9)
+        ax_final.set_xlabel(
+            f"final policy's return ({members[0]['eval_episodes']} sampled episodes a seed)", fontsize=9
+        )
         ax_final.set_title("per seed; bar: IQM's 95% CI", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -305,15 +385,23 @@ def markdown(entries: list[dict]) -> str:
     def cell(x):
         return "-" if not x else f"{x['point']:.1f} [{x['ci'][0]:.1f}, {x['ci'][1]:.1f}]"
 
-    lines = ["| game | algo | variant | env steps x seeds | eval IQM [95% CI] | eval per seed | training IQM | "
-             "steps to anchor-1 (per seed) | gymnax README / shipped log | steps/s |", "|" + "---|" * 10]
+    lines = [
+        "| game | algo | variant | env steps x seeds | eval IQM [95% CI] | eval per seed | training IQM | "
+        "steps to anchor-1 (per seed) | gymnax README / shipped log | steps/s |",
+        "|" + "---|" * 10,
+    ]
     for e in entries:
         per_seed = ", ".join(f"{v:.1f}" for v in e["eval_return"])
-        reach = "-" if not e["steps_to_anchor"] else ", ".join(
-            "never" if s is None else f"{s / 1e6:.1f}M" for s in e["steps_to_anchor"])
-        lines.append(f"| {e['game']} | {e['algo']} | {e['variant']} | {e['budget'] / 1e6:g}M x {e['num_seeds']} | "
-                     f"{cell(e['eval_iqm'])} | {per_seed} | {cell(e['training_iqm'])} | {reach} | "
-                     f"{anchors(e['game'])} | {e['env_steps_per_second']:,.0f} |")
+        reach = (
+            "-"
+            if not e["steps_to_anchor"]
+            else ", ".join("never" if s is None else f"{s / 1e6:.1f}M" for s in e["steps_to_anchor"])
+        )
+        lines.append(
+            f"| {e['game']} | {e['algo']} | {e['variant']} | {e['budget'] / 1e6:g}M x {e['num_seeds']} | "
+            f"{cell(e['eval_iqm'])} | {per_seed} | {cell(e['training_iqm'])} | {reach} | "
+            f"{anchors(e['game'])} | {e['env_steps_per_second']:,.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -338,8 +426,10 @@ def main(args: Args) -> dict:
         key = key_of(args.game, args.algo, name, args.budget, args.num_seeds)
         if key in results["entries"]:
             if stale(results["entries"][key], args, name):
-                base.fail(f"{key} in {args.out} was trained with other settings than {name} has now; "
-                          f"remove that entry or pass another --out")
+                base.fail(
+                    f"{key} in {args.out} was trained with other settings than {name} has now; "
+                    f"remove that entry or pass another --out"
+                )
             print(f"{name}: finished earlier, read from {args.out}")
             continue
         run_dir = args.runs / key.replace("/", "-")

@@ -52,12 +52,21 @@ def program_parts(env_id: str, algo: str, density: str | None, runs: int, repeat
     grad = profile_by_part(gradient_step, (state, traj, adv, returns, hp), repeats)
     acting = profile_by_part(acting_step, (state,), repeats)
     counts = pieces.counts
-    iteration = {part: counts["gradient_step"] * grad.get(part, 0.0) + counts["act"] * acting.get(part, 0.0)
-                 for part in set(grad) | set(acting)}
+    iteration = {
+        part: counts["gradient_step"] * grad.get(part, 0.0) + counts["act"] * acting.get(part, 0.0)
+        for part in set(grad) | set(acting)
+    }
     flops = iteration_flops(program, hp)
-    return {"env": env_id, "algo": algo, "density": config.density if config.world_model else None,
-            "runs": runs, "gradient_step": grad, "acting_step": acting, "iteration": iteration,
-            "model_flops_per_env_step": flops["per_env_step"]}
+    return {
+        "env": env_id,
+        "algo": algo,
+        "density": config.density if config.world_model else None,
+        "runs": runs,
+        "gradient_step": grad,
+        "acting_step": acting,
+        "iteration": iteration,
+        "model_flops_per_env_step": flops["per_env_step"],
+    }
 
 
 def table(rows: list[dict]) -> str:
@@ -68,8 +77,11 @@ def table(rows: list[dict]) -> str:
         total = sum(v for k, v in r["iteration"].items() if k != "wall") or 1.0
         name = r["algo"] + (f" ({r['density']})" if r["density"] else "")
         shares = [f"{100 * r['iteration'].get(p, 0.0) / total:.0f}%" for p in parts]
-        lines.append(f"| {name} | {1e3 * r['gradient_step']['wall']:.1f} | {1e3 * r['acting_step']['wall']:.2f} | "
-                     + " | ".join(shares) + f" | {r['model_flops_per_env_step'] / 1e6:.2f} |")
+        lines.append(
+            f"| {name} | {1e3 * r['gradient_step']['wall']:.1f} | {1e3 * r['acting_step']['wall']:.2f} | "
+            + " | ".join(shares)
+            + f" | {r['model_flops_per_env_step'] / 1e6:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -77,14 +89,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="Breakout-MinAtar")
     parser.add_argument("--algo", nargs="+", default=["ppo", "deepmdp", "deepspi"])
-    parser.add_argument("--density", nargs="+", default=[None], help="Deep SPI's densities to profile (default: the preset's)")
-    parser.add_argument("--runs", type=int, default=1, help="runs vmapped into one program (vector envs: 16, as train maps them)")
+    parser.add_argument(
+        "--density", nargs="+", default=[None], help="Deep SPI's densities to profile (default: the preset's)"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=1, help="runs vmapped into one program (vector envs: 16, as train maps them)"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=pathlib.Path)
     args = parser.parse_args()
     rows = []
     for algo in args.algo:
-        for density in (args.density if algo == "deepspi" else [None]):
+        for density in args.density if algo == "deepspi" else [None]:
             rows.append(program_parts(args.env, algo, density, args.runs, args.repeats))
             print(f"{algo} {density or ''}: gradient step {1e3 * rows[-1]['gradient_step']['wall']:.1f} ms", flush=True)
     print(table(rows))

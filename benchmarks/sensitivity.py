@@ -73,24 +73,80 @@ class Study:
 
 
 STUDIES = (
-    Study("cartpole", "CartPole-v1", "deepspi", ALPHA_P_SUM, 150_000, 40_960,
-          "the cheap sanity cell: the vector preset (mixture head)"),
-    Study("gridworld", "ConfoundingGrid-v0", "deepspi", ALPHA_P_MEAN, 65_536, 32_768,
-          "the reference rendering (all algorithms reach the optimum)", "init_value", GRIDWORLD_CPU),
-    Study("gridworld-deepmdp", "ConfoundingGrid-v0", "deepmdp", ALPHA_P_MEAN, 65_536, 32_768,
-          "the same cells with the terms outside the clip (deep_spi.py --deep_mdp)", "init_value", GRIDWORLD_CPU),
-    Study("gridworld-marker", "ConfoundingGrid-v0-marker", "deepspi", ALPHA_P_MEAN, 131_072, 32_768,
-          "the one-pixel marker rendering, where PPO sits on the plateau for ~70k steps", "init_value",
-          GRIDWORLD_CPU),
-    Study("gridworld-marker-deepmdp", "ConfoundingGrid-v0-marker", "deepmdp", ALPHA_P_MEAN, 131_072, 32_768,
-          "the marker rendering, terms outside the clip", "init_value", GRIDWORLD_CPU),
+    Study(
+        "cartpole",
+        "CartPole-v1",
+        "deepspi",
+        ALPHA_P_SUM,
+        150_000,
+        40_960,
+        "the cheap sanity cell: the vector preset (mixture head)",
+    ),
+    Study(
+        "gridworld",
+        "ConfoundingGrid-v0",
+        "deepspi",
+        ALPHA_P_MEAN,
+        65_536,
+        32_768,
+        "the reference rendering (all algorithms reach the optimum)",
+        "init_value",
+        GRIDWORLD_CPU,
+    ),
+    Study(
+        "gridworld-deepmdp",
+        "ConfoundingGrid-v0",
+        "deepmdp",
+        ALPHA_P_MEAN,
+        65_536,
+        32_768,
+        "the same cells with the terms outside the clip (deep_spi.py --deep_mdp)",
+        "init_value",
+        GRIDWORLD_CPU,
+    ),
+    Study(
+        "gridworld-marker",
+        "ConfoundingGrid-v0-marker",
+        "deepspi",
+        ALPHA_P_MEAN,
+        131_072,
+        32_768,
+        "the one-pixel marker rendering, where PPO sits on the plateau for ~70k steps",
+        "init_value",
+        GRIDWORLD_CPU,
+    ),
+    Study(
+        "gridworld-marker-deepmdp",
+        "ConfoundingGrid-v0-marker",
+        "deepmdp",
+        ALPHA_P_MEAN,
+        131_072,
+        32_768,
+        "the marker rendering, terms outside the clip",
+        "init_value",
+        GRIDWORLD_CPU,
+    ),
     # The MinAtar preset trains 8,192 env steps an iteration; 1,048,576 steps (128 iterations) is a
     # tenth of its budget, by which the fastest of PPO's four preset seeds on Breakout has passed 27
     # (at 0.7M; benchmarks/README.md, the parity section).
-    Study("breakout", "Breakout-MinAtar", "deepspi", ALPHA_P_MEAN, 1_048_576, 131_072,
-          "the MinAtar preset (deterministic head, L_P the mean, the frame MLP) at a tenth of its budget"),
-    Study("spaceinvaders", "SpaceInvaders-MinAtar", "deepspi", ALPHA_P_MEAN, 1_048_576, 131_072,
-          "a second MinAtar game at the same budget"),
+    Study(
+        "breakout",
+        "Breakout-MinAtar",
+        "deepspi",
+        ALPHA_P_MEAN,
+        1_048_576,
+        131_072,
+        "the MinAtar preset (deterministic head, L_P the mean, the frame MLP) at a tenth of its budget",
+    ),
+    Study(
+        "spaceinvaders",
+        "SpaceInvaders-MinAtar",
+        "deepspi",
+        ALPHA_P_MEAN,
+        1_048_576,
+        131_072,
+        "a second MinAtar game at the same budget",
+    ),
 )
 QUICK_STUDIES = ("cartpole", "gridworld")
 DIAGNOSTICS = ("reward_loss", "transition_loss", "world_model_share", "clip_fraction", "ratio_min", "ratio_max")
@@ -148,8 +204,11 @@ def train_study(study: Study, quick: bool, num_seeds: int, run_dir: Path, budget
         if (run_dir / "summary.json").is_file():
             print(f"{study.name}: finished earlier, read from {run_dir}")
             return json.loads((run_dir / "summary.json").read_text()), 0.0
-    print(f"{study.name}: {study.env} {study.algo}, {len(alpha_r)} x {len(alpha_p)} alphas x {num_seeds} seeds "
-          f"= {grid.size} runs x {budget:,} env steps, one program", flush=True)
+    print(
+        f"{study.name}: {study.env} {study.algo}, {len(alpha_r)} x {len(alpha_p)} alphas x {num_seeds} seeds "
+        f"= {grid.size} runs x {budget:,} env steps, one program",
+        flush=True,
+    )
     options = pjs.RunOptions(resume=saved.is_file(), checkpoint_every=4, keep_checkpoints=1)
     start = time.perf_counter()
     try:
@@ -166,8 +225,11 @@ def progress_lines(progress) -> None:
         print(note)
     if progress.chunk:
         rate = f"{progress.steps_per_second:,.0f}" if progress.steps_per_second else "-"
-        print(f"  {progress.description}: {progress.completed_steps:,}/{progress.total_steps:,} env steps, "
-              f"{rate} steps/s", flush=True)
+        print(
+            f"  {progress.description}: {progress.completed_steps:,}/{progress.total_steps:,} env steps, "
+            f"{rate} steps/s",
+            flush=True,
+        )
 
 
 def first_crossing(curve, threshold: float) -> float:
@@ -189,9 +251,17 @@ def cell_table(study: Study, run_dir: Path, reps: int) -> list[dict]:
 
     rows = {}
     for key, cell in cells(study.score).items():
-        rows[key] = {"reward_coef": key[0], "transition_coef": key[1], "seeds": len(cell.curves),
-                     "score": {"metric": study.score, "iqm": cell.point, "ci": list(cell.ci),
-                               "per_seed": [round(float(v), 4) for v in cell.finals()]}}
+        rows[key] = {
+            "reward_coef": key[0],
+            "transition_coef": key[1],
+            "seeds": len(cell.curves),
+            "score": {
+                "metric": study.score,
+                "iqm": cell.point,
+                "ci": list(cell.ci),
+                "per_seed": [round(float(v), 4) for v in cell.finals()],
+            },
+        }
         speed = np.asarray([c.mean_over_run() for c in cell.curves])
         speed = speed[np.isfinite(speed)]
         if speed.size:
@@ -219,9 +289,17 @@ def _estimate(entry: dict | None, num) -> str:
 def markdown(study: Study, rows: list[dict]) -> str:
     """The study's cells as a markdown table."""
     gridworld = study.gridworld
-    head = ["alpha_R", "alpha_P", f"{study.score} IQM [95% CI]", "mean over run", "L_R", "L_P", "share of |A|",
-            "clip frac",
-            "ratio range"] + ([f"V(I) {LEFT_PLATEAU:g} at", f"V(I) {NEAR_OPTIMUM:g} at", "repr_dist"] if gridworld else [])
+    head = [
+        "alpha_R",
+        "alpha_P",
+        f"{study.score} IQM [95% CI]",
+        "mean over run",
+        "L_R",
+        "L_P",
+        "share of |A|",
+        "clip frac",
+        "ratio range",
+    ] + ([f"V(I) {LEFT_PLATEAU:g} at", f"V(I) {NEAR_OPTIMUM:g} at", "repr_dist"] if gridworld else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def num(x, fmt=".3g"):
@@ -229,12 +307,17 @@ def markdown(study: Study, rows: list[dict]) -> str:
 
     for r in rows:
         s = r["score"]
-        cells = [f"{r['reward_coef']:g}", f"{r['transition_coef']:g}",
-                 f"{num(s['iqm'])} [{num(s['ci'][0])}, {num(s['ci'][1])}]",
-                 _estimate(r.get("mean_over_run"), num),
-                 num(r["final_reward_loss"]), num(r["final_transition_loss"]), num(r["final_world_model_share"]),
-                 num(r["final_clip_fraction"], ".3f"),
-                 f"{num(r['final_ratio_min'], '.2f')}-{num(r['final_ratio_max'], '.2f')}"]
+        cells = [
+            f"{r['reward_coef']:g}",
+            f"{r['transition_coef']:g}",
+            f"{num(s['iqm'])} [{num(s['ci'][0])}, {num(s['ci'][1])}]",
+            _estimate(r.get("mean_over_run"), num),
+            num(r["final_reward_loss"]),
+            num(r["final_transition_loss"]),
+            num(r["final_world_model_share"]),
+            num(r["final_clip_fraction"], ".3f"),
+            f"{num(r['final_ratio_min'], '.2f')}-{num(r['final_ratio_max'], '.2f')}",
+        ]
         if gridworld:
             for name in ("steps_to_leave_plateau", "steps_to_near_optimum"):
                 entry = r[name]
@@ -262,8 +345,9 @@ def main(args: Args) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"sensitivity{suffix}"
     results = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").is_file() else {}
-    results.update({"paper_alphas": list(PAPER), "num_seeds": num_seeds, "confidence": 0.95,
-                    "bootstrap_reps": args.reps})
+    results.update(
+        {"paper_alphas": list(PAPER), "num_seeds": num_seeds, "confidence": 0.95, "bootstrap_reps": args.reps}
+    )
     results.setdefault("studies", {})
     start = time.perf_counter()
     for name in names:
@@ -275,17 +359,30 @@ def main(args: Args) -> dict:
         record = json.loads((run_dir / "config.json").read_text())
         previous = results["studies"].get(name, {})
         results["studies"][name] = {
-            "env": study.env, "algo": study.algo, "what": study.what, "score": study.score,
-            "alpha_r": list(alpha_r), "alpha_p": list(alpha_p), "config": record["config"],
-            "env_steps_per_run": record["config"]["total_timesteps"], "runs": len(summary["runs"]),
+            "env": study.env,
+            "algo": study.algo,
+            "what": study.what,
+            "score": study.score,
+            "alpha_r": list(alpha_r),
+            "alpha_p": list(alpha_p),
+            "config": record["config"],
+            "env_steps_per_run": record["config"]["total_timesteps"],
+            "runs": len(summary["runs"]),
             "env_steps_per_second": summary["env_steps_per_second"],
             "train_seconds": round(seconds, 1) if seconds else previous.get("train_seconds"),
             "cells": rows,
         }
         for metric in (study.score,) + (("repr_dist",) if study.gridworld else ()):
             suffix_metric = "" if metric == study.score else f"_{metric}"
-            heatmap([run_dir], Path(f"{stem}_{name}{suffix_metric}.png"), "reward_coef", "transition_coef", metric,
-                    reps=args.reps, highlight=[PAPER])
+            heatmap(
+                [run_dir],
+                Path(f"{stem}_{name}{suffix_metric}.png"),
+                "reward_coef",
+                "transition_coef",
+                metric,
+                reps=args.reps,
+                highlight=[PAPER],
+            )
         print(f"\n{name}: {study.env} {study.algo} ({study.what})")
         print(markdown(study, rows), flush=True)
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")

@@ -39,9 +39,21 @@ import purejaxspi as pjs
 RESULTS = Path(__file__).parent / "results"
 # purejaxrl's CartPole settings (its ppo.py `__main__`), which our vector preset shares except these
 PUREJAXRL_CONFIG = {
-    "LR": 2.5e-4, "NUM_ENVS": 4, "NUM_STEPS": 128, "TOTAL_TIMESTEPS": 5e5, "UPDATE_EPOCHS": 4,
-    "NUM_MINIBATCHES": 4, "GAMMA": 0.99, "GAE_LAMBDA": 0.95, "CLIP_EPS": 0.2, "ENT_COEF": 0.01,
-    "VF_COEF": 0.5, "MAX_GRAD_NORM": 0.5, "ACTIVATION": "tanh", "ENV_NAME": "CartPole-v1", "ANNEAL_LR": True,
+    "LR": 2.5e-4,
+    "NUM_ENVS": 4,
+    "NUM_STEPS": 128,
+    "TOTAL_TIMESTEPS": 5e5,
+    "UPDATE_EPOCHS": 4,
+    "NUM_MINIBATCHES": 4,
+    "GAMMA": 0.99,
+    "GAE_LAMBDA": 0.95,
+    "CLIP_EPS": 0.2,
+    "ENT_COEF": 0.01,
+    "VF_COEF": 0.5,
+    "MAX_GRAD_NORM": 0.5,
+    "ACTIVATION": "tanh",
+    "ENV_NAME": "CartPole-v1",
+    "ANNEAL_LR": True,
     "DEBUG": False,
 }
 
@@ -89,13 +101,19 @@ class LogWrapper(_Wrapper):
         done = jnp.logical_or(terminated, truncated)
         ret, length = state.episode_returns + reward, state.episode_lengths + 1
         state = LogEnvState(
-            env_state, ret * (1 - done), length * (1 - done),
+            env_state,
+            ret * (1 - done),
+            length * (1 - done),
             state.returned_episode_returns * (1 - done) + ret * done,
-            state.returned_episode_lengths * (1 - done) + length * done, state.timestep + 1,
+            state.returned_episode_lengths * (1 - done) + length * done,
+            state.timestep + 1,
         )
-        info = {"returned_episode_returns": state.returned_episode_returns,
-                "returned_episode_lengths": state.returned_episode_lengths,
-                "timestep": state.timestep, "returned_episode": done}
+        info = {
+            "returned_episode_returns": state.returned_episode_returns,
+            "returned_episode_lengths": state.returned_episode_lengths,
+            "timestep": state.timestep,
+            "returned_episode": done,
+        }
         return obs, state, reward, done, info
 
 
@@ -136,8 +154,9 @@ def load_purejaxrl(checkout: Path):
     source = checkout / "purejaxrl" / "ppo.py"
     if not source.is_file():
         raise SystemExit(f"error: {source} not found; pass --purejaxrl the root of a purejaxrl checkout")
-    sys.modules["wrappers"] = types.SimpleNamespace(LogWrapper=LogWrapper,
-                                                    FlattenObservationWrapper=FlattenObservationWrapper)
+    sys.modules["wrappers"] = types.SimpleNamespace(
+        LogWrapper=LogWrapper, FlattenObservationWrapper=FlattenObservationWrapper
+    )
     sys.modules["distrax"] = types.SimpleNamespace(Categorical=Categorical)
     spec = importlib.util.spec_from_file_location("purejaxrl_ppo", source)
     module = importlib.util.module_from_spec(spec)
@@ -178,11 +197,16 @@ def main(args: Args) -> dict:
     # ours_train's wall time includes its compile and the run directory; its steady rate does not
     rates = {name: their_steps / statistics.median(values) for name, values in seconds.items()}
     train_rate = rates["ours_train_steady"] = statistics.median(train_rates)
-    result = {"env_steps": their_steps, "seconds": seconds, "env_steps_per_second": rates,
-              "ours_program_over_purejaxrl": rates["ours_program"] / rates["purejaxrl"],
-              "ours_program_over_purejaxrl_our_network": rates["ours_program"] / rates["purejaxrl_our_network"],
-              "ours_train_steady_over_purejaxrl": train_rate / rates["purejaxrl"],
-              "device": str(jax.devices()[0]), "jax": jax.__version__}
+    result = {
+        "env_steps": their_steps,
+        "seconds": seconds,
+        "env_steps_per_second": rates,
+        "ours_program_over_purejaxrl": rates["ours_program"] / rates["purejaxrl"],
+        "ours_program_over_purejaxrl_our_network": rates["ours_program"] / rates["purejaxrl_our_network"],
+        "ours_train_steady_over_purejaxrl": train_rate / rates["purejaxrl"],
+        "device": str(jax.devices()[0]),
+        "jax": jax.__version__,
+    }
     for name, rate in rates.items():
         print(f"{name:20s} {rate:>10,.0f} env steps/s")
     args.out.parent.mkdir(parents=True, exist_ok=True)

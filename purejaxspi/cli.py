@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import tyro
 
@@ -29,7 +29,7 @@ from purejaxspi.algo.config import (
 from purejaxspi.errors import ConfigError, NonFiniteLossError, RunInterrupted, UserError
 
 
-def fail(message: str, code: int = 2) -> "NoReturn":  # noqa: F821
+def fail(message: str, code: int = 2) -> NoReturn:  # noqa: F821
     """One line to stderr and a clean exit: bad input never ends in a traceback."""
     print(f"purejaxspi: error: {message}", file=sys.stderr)
     raise SystemExit(code)
@@ -56,7 +56,7 @@ def user_message(error: UserError) -> str:
     message = str(error)
     setting = getattr(error, "setting", None)
     if setting and message.startswith(setting):
-        message = flag(setting) + message[len(setting):]
+        message = flag(setting) + message[len(setting) :]
     return message
 
 
@@ -79,7 +79,10 @@ def _by_preset(value_of) -> str:
 
 def _preset_help(text: str, value_of):
     """Help naming what a preset-driven flag becomes per (env family, algorithm) preset."""
-    return tyro.conf.arg(help=f"{text} Default: {_by_preset(value_of)}.", help_behavior_hint="(default: the preset of the env family and algorithm)")
+    return tyro.conf.arg(
+        help=f"{text} Default: {_by_preset(value_of)}.",
+        help_behavior_hint="(default: the preset of the env family and algorithm)",
+    )
 
 
 @dataclasses.dataclass
@@ -96,62 +99,90 @@ class _TrainFlags:
     """Environment id (`purejaxspi envs` lists them)."""
     algo: str = "deepspi"
     """deepspi, deepmdp or ppo."""
-    settings: Optional[str] = None
+    settings: str | None = None
     """Whose preset fills every unset flag: deepspi, deepmdp or ppo (default: the algorithm's own, as the paper ran it). The same value for all three algorithms is the same-settings ablation; `purejaxspi presets` prints them."""
     seed: int = 0
     """First seed; runs use seeds seed .. seed+num_seeds-1."""
     num_seeds: int = 16
-    total_timesteps: Annotated[Optional[int], _preset_help("Env steps per run.", lambda p: p.total_timesteps)] = None
-    num_envs: Annotated[Optional[int], _preset_help("Envs per run.", lambda p: p.num_envs)] = None
-    num_steps: Annotated[Optional[int], _preset_help("Rollout length per iteration.", lambda p: p.num_steps)] = None
-    num_minibatches: Annotated[Optional[int], _preset_help("Minibatches per epoch.", lambda p: p.num_minibatches)] = None
-    update_epochs: Annotated[Optional[int], _preset_help("Epochs per iteration.", lambda p: p.update_epochs)] = None
-    density: Annotated[Optional[str], _preset_help(
-        "Transition density: deterministic, normal or mixture (of 5 diagonal Gaussians).", lambda p: p.density)] = None
-    lipschitz: Annotated[Optional[bool], _preset_help(
-        "The paper's Lipschitz world model (spectral normalisation + GroupSort); False: deep_mdp_ppo.py's plain "
-        "networks with the gradient penalty.", lambda p: p.lipschitz)] = None
-    spectral_norm: Annotated[Optional[str], _preset_help(
-        "How spectral normalisation estimates sigma: exact (each layer 1-Lipschitz as an operator, convolutions "
-        "included) or reference (the paper's code: divides by about sigma^2 of the kernel matrix, so a layer's norm "
-        "is about 1/sigma).", lambda p: p.spectral_norm)] = None
+    total_timesteps: Annotated[int | None, _preset_help("Env steps per run.", lambda p: p.total_timesteps)] = None
+    num_envs: Annotated[int | None, _preset_help("Envs per run.", lambda p: p.num_envs)] = None
+    num_steps: Annotated[int | None, _preset_help("Rollout length per iteration.", lambda p: p.num_steps)] = None
+    num_minibatches: Annotated[int | None, _preset_help("Minibatches per epoch.", lambda p: p.num_minibatches)] = None
+    update_epochs: Annotated[int | None, _preset_help("Epochs per iteration.", lambda p: p.update_epochs)] = None
+    density: Annotated[
+        str | None,
+        _preset_help(
+            "Transition density: deterministic, normal or mixture (of 5 diagonal Gaussians).", lambda p: p.density
+        ),
+    ] = None
+    lipschitz: Annotated[
+        bool | None,
+        _preset_help(
+            "The paper's Lipschitz world model (spectral normalisation + GroupSort); False: deep_mdp_ppo.py's plain "
+            "networks with the gradient penalty.",
+            lambda p: p.lipschitz,
+        ),
+    ] = None
+    spectral_norm: Annotated[
+        str | None,
+        _preset_help(
+            "How spectral normalisation estimates sigma: exact (each layer 1-Lipschitz as an operator, convolutions "
+            "included) or reference (the paper's code: divides by about sigma^2 of the kernel matrix, so a layer's norm "
+            "is about 1/sigma).",
+            lambda p: p.spectral_norm,
+        ),
+    ] = None
     stochastic: bool = False
     """Atari: the stochastic ALE (sticky actions with probability 0.3, up to 60 no-op starts)."""
     reward_clip: bool = True
     """Atari: learn from rewards clipped to [-1, 1] (scores are reported unclipped)."""
     episodic_life: bool = True
     """Atari: a lost life ends the learning episode (the game's score still counts whole games)."""
-    anneal_lr: Annotated[Optional[bool], _preset_help(
-        "Anneal the learning rate linearly to 0 over the run (False, or --no-anneal-lr: constant).",
-        lambda p: p.anneal_lr)] = None
+    anneal_lr: Annotated[
+        bool | None,
+        _preset_help(
+            "Anneal the learning rate linearly to 0 over the run (False, or --no-anneal-lr: constant).",
+            lambda p: p.anneal_lr,
+        ),
+    ] = None
     norm_adv: bool = True
     """Normalise the advantages per minibatch."""
-    clip_value_loss: Annotated[Optional[bool], _preset_help(
-        "Clip the value loss around the rollout's values by --clip-coef, as gymnax's published PPO does (the "
-        "paper's scripts do not); a bare --clip-value-loss is True, --no-clip-value-loss False.",
-        lambda p: p.clip_value_loss)] = None
+    clip_value_loss: Annotated[
+        bool | None,
+        _preset_help(
+            "Clip the value loss around the rollout's values by --clip-coef, as gymnax's published PPO does (the "
+            "paper's scripts do not); a bare --clip-value-loss is True, --no-clip-value-loss False.",
+            lambda p: p.clip_value_loss,
+        ),
+    ] = None
     target_kl: float = 0.0
     """Skip an iteration's remaining update epochs once an epoch ends with its last minibatch's approximate KL above this (CleanRL's rule; 0: never)."""
     num_components: int = 5
     """Gaussians in the mixture transition density."""
     conv: str = "auto"
     """Convolutions as lax (cuDNN on a GPU) or patches (patches @ matrix); auto: the platform's measured choice (`purejaxspi info` shows it)."""
-    torso_width: Annotated[Optional[int], _preset_help(
-        "Units of the policy/value torso.", lambda p: "the family's")] = None
-    encoder_width: Annotated[Optional[int], _preset_help(
-        "Encoder width: MLP units (vector envs, 64), conv channels (MinAtar, 16) or a MinAtar frame MLP's units "
-        "(256); the Nature CNN's is fixed.", lambda p: "the family's")] = None
+    torso_width: Annotated[int | None, _preset_help("Units of the policy/value torso.", lambda p: "the family's")] = (
+        None
+    )
+    encoder_width: Annotated[
+        int | None,
+        _preset_help(
+            "Encoder width: MLP units (vector envs, 64), conv channels (MinAtar, 16) or a MinAtar frame MLP's units "
+            "(256); the Nature CNN's is fixed.",
+            lambda p: "the family's",
+        ),
+    ] = None
     encoder: str = "auto"
     """The encoder: auto (the preset's: an MLP on vectors, the frame MLP on MinAtar, the small conv trunk on the gridworld's compact frames, the Nature CNN on Atari), or on MinAtar-sized images conv or mlp (one ReLU layer on the flattened frame, gymnax's PPO network with the torso)."""
     chunk_iterations: int = 0
     """Iterations per compiled chunk between host updates (0: a twentieth of the run, then about --chunk-seconds each)."""
     chunk_seconds: float = 10.0
     """With --chunk-iterations 0: the rest of the run is re-cut to chunks of about this many seconds when the first chunk took over twice as long, or under a tenth as long with the rest long enough to repay a compile."""
-    out: Optional[Path] = None
+    out: Path | None = None
     """Output directory (default runs/<env>-<algo>-<time>)."""
     quiet: bool = False
     """No progress output."""
-    resume: Optional[Path] = None
+    resume: Path | None = None
     """Continue the run in this directory from its newest checkpoint; its config.json fills every flag left unset."""
     overwrite: bool = False
     """Replace the outputs of a run already in --out (otherwise a non-empty --out is refused)."""
@@ -165,11 +196,11 @@ class _TrainFlags:
     """Wall-clock seconds for this call (a cluster job's limit): at the first chunk boundary past it, save a checkpoint, write summary.json for what ran and exit 0 with the line to resume (0: no limit)."""
     tensorboard: bool = False
     """Also write TensorBoard event files, one sub-run per grid member, under DIR/tensorboard."""
-    wandb: Optional[str] = None
+    wandb: str | None = None
     """Also log to this Weights & Biases project, one W&B run per grid member (needs `uv sync --extra wandb`)."""
-    devices: Optional[int] = None
+    devices: int | None = None
     """Shard the runs over the first N devices (default: all); a grid N does not divide is padded with copies of its last run, left out of every output."""
-    compilation_cache: Optional[bool] = None
+    compilation_cache: bool | None = None
     """Keep compiled programs in JAX's persistent cache, so a rerun of the same program skips compiling (default: on for accelerators, off on CPUs; PUREJAXSPI_COMPILATION_CACHE names its folder, default ~/.cache/purejaxspi/jax, or turns it off)."""
     distributed: bool = False
     """Join other processes through jax.distributed (implied when JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES or JAX_PROCESS_ID is set)."""
@@ -179,20 +210,47 @@ class _TrainFlags:
 TrainArgs = dataclasses.make_dataclass(
     "TrainArgs",
     [
-        (name, Annotated[Optional[tuple[float, ...]], _preset_help(HPARAM_HELP[name] + " One or more values.",
-                                                                    lambda p, n=name: float(getattr(p.hparams, n)))],
-         dataclasses.field(default=None))
+        (
+            name,
+            Annotated[
+                tuple[float, ...] | None,
+                _preset_help(
+                    HPARAM_HELP[name] + " One or more values.", lambda p, n=name: float(getattr(p.hparams, n))
+                ),
+            ],
+            dataclasses.field(default=None),
+        )
         for name in HPARAM_NAMES
     ],
     bases=(_TrainFlags,),
 )
 TrainArgs.__doc__ = _TrainFlags.__doc__
 # Flags the preset fills where they are left unset (None).
-SHAPE_FLAGS = ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "density",
-               "lipschitz", "spectral_norm", "torso_width", "encoder_width", "anneal_lr", "clip_value_loss")
+SHAPE_FLAGS = (
+    "total_timesteps",
+    "num_envs",
+    "num_steps",
+    "num_minibatches",
+    "update_epochs",
+    "density",
+    "lipschitz",
+    "spectral_norm",
+    "torso_width",
+    "encoder_width",
+    "anneal_lr",
+    "clip_value_loss",
+)
 # Config switches every command line sets (their defaults are Config's).
-SWITCH_FLAGS = ("stochastic", "reward_clip", "episodic_life", "norm_adv", "target_kl", "num_components", "conv",
-                "encoder")
+SWITCH_FLAGS = (
+    "stochastic",
+    "reward_clip",
+    "episodic_life",
+    "norm_adv",
+    "target_kl",
+    "num_components",
+    "conv",
+    "encoder",
+)
 # Preset-filled booleans, which tyro spells `--flag {True,False}`: the `--flag` / `--no-flag` pair too.
 PRESET_SWITCHES = ("anneal-lr", "clip-value-loss", "lipschitz")
 
@@ -258,7 +316,7 @@ def args_from_record(record: dict):
     return dataclasses.replace(TrainArgs(), **saved)
 
 
-def _resume_dir(argv: list[str]) -> Optional[Path]:
+def _resume_dir(argv: list[str]) -> Path | None:
     """The directory given to --resume, read before the full parse so its config can supply defaults."""
     for i, arg in enumerate(argv):
         if arg == "--resume" and i + 1 < len(argv):
@@ -275,9 +333,12 @@ MAIN_JOB = {"total_timesteps": 24_576, "num_envs": 32, "num_steps": 32}
 
 def parse_train(argv: list[str]):
     if not argv:
-        print(f"purejaxspi: the main job: {_TrainFlags.algo} on {_TrainFlags.env}, {_TrainFlags.num_seeds} seeds of "
-              f"{MAIN_JOB['total_timesteps']:,} env steps ({MAIN_JOB['num_envs']} envs x {MAIN_JOB['num_steps']} "
-              f"steps), a smoke test; pass flags to run the preset (`purejaxspi train --help`)", file=sys.stderr)
+        print(
+            f"purejaxspi: the main job: {_TrainFlags.algo} on {_TrainFlags.env}, {_TrainFlags.num_seeds} seeds of "
+            f"{MAIN_JOB['total_timesteps']:,} env steps ({MAIN_JOB['num_envs']} envs x {MAIN_JOB['num_steps']} "
+            f"steps), a smoke test; pass flags to run the preset (`purejaxspi train --help`)",
+            file=sys.stderr,
+        )
         return dataclasses.replace(TrainArgs(), **MAIN_JOB)
     argv = switch_pairs(argv)
     resume = _resume_dir(argv)
@@ -313,8 +374,12 @@ class ProgressView:
         if not self.stream.isatty():
             if progress.chunk:
                 percent = 100 * progress.completed_steps / progress.total_steps
-                print(f"{progress.description}: {progress.completed_steps:,}/{progress.total_steps:,} env steps "
-                      f"({percent:.0f}%), {rate} steps/s, median return {median}", file=self.stream, flush=True)
+                print(
+                    f"{progress.description}: {progress.completed_steps:,}/{progress.total_steps:,} env steps "
+                    f"({percent:.0f}%), {rate} steps/s, median return {median}",
+                    file=self.stream,
+                    flush=True,
+                )
             return
         if self.bar is None:
             from rich.console import Console
@@ -327,13 +392,19 @@ class ProgressView:
             )
 
             self.bar = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(),
-                TextColumn("{task.completed:,.0f}/{task.total:,.0f} env steps"), TextColumn("{task.fields[rate]} steps/s"),
-                TextColumn("median return {task.fields[median_return]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f} env steps"),
+                TextColumn("{task.fields[rate]} steps/s"),
+                TextColumn("median return {task.fields[median_return]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
                 console=Console(file=self.stream),
             )
             self.bar.start()
-            self.task = self.bar.add_task(progress.description, total=progress.total_steps, rate=rate, median_return=median)
+            self.task = self.bar.add_task(
+                progress.description, total=progress.total_steps, rate=rate, median_return=median
+            )
         self.bar.update(self.task, completed=progress.completed_steps, rate=rate, median_return=median)
 
     def close(self) -> None:
@@ -365,15 +436,24 @@ def train_cmd(args) -> int:
         make_layout(1, args.devices)  # the device count is possible here
     except UserError as e:
         fail(user_message(e))
-    out = args.resume or args.out or Path("runs") / f"{config.env_id.replace('/', '_')}-{config.algo}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    out = (
+        args.resume
+        or args.out
+        or Path("runs") / f"{config.env_id.replace('/', '_')}-{config.algo}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    )
     if args.out is None and args.resume is None and distributed.process_count() > 1:
         fail("with several processes give --out: each process would name its own default directory")
     options = RunOptions(
-        resume=bool(args.resume), overwrite=args.overwrite, checkpoint_interval=args.checkpoint_interval,
+        resume=bool(args.resume),
+        overwrite=args.overwrite,
+        checkpoint_interval=args.checkpoint_interval,
         checkpoint_every=args.checkpoint_every,
-        keep_checkpoints=args.keep_checkpoints, chunk_iterations=args.chunk_iterations,
+        keep_checkpoints=args.keep_checkpoints,
+        chunk_iterations=args.chunk_iterations,
         chunk_seconds=args.chunk_seconds,
-        tensorboard=args.tensorboard, wandb_project=args.wandb, num_devices=args.devices,
+        tensorboard=args.tensorboard,
+        wandb_project=args.wandb,
+        num_devices=args.devices,
         time_limit=args.time_limit or None,
     )
     view = ProgressView(not args.quiet and distributed.is_writer(), notes=distributed.is_writer())
@@ -397,9 +477,13 @@ def train_cmd(args) -> int:
         return 128 + e.signum
     view.close()
     if not summary.get("complete", True) and distributed.is_writer():
-        print(f"purejaxspi: stopped at the time limit ({args.time_limit:g} s) after iteration "
-              f"{summary['iterations_done']} of {summary['num_iterations']}, checkpoint saved; continue with "
-              f"`purejaxspi train --resume {out}`", file=sys.stderr, flush=True)
+        print(
+            f"purejaxspi: stopped at the time limit ({args.time_limit:g} s) after iteration "
+            f"{summary['iterations_done']} of {summary['num_iterations']}, checkpoint saved; continue with "
+            f"`purejaxspi train --resume {out}`",
+            file=sys.stderr,
+            flush=True,
+        )
         return 0
     if not args.quiet and distributed.is_writer():
         print(summary_line(summary, time.perf_counter() - start, out))
@@ -408,6 +492,7 @@ def train_cmd(args) -> int:
 
 def summary_line(summary: dict, wall: float, out: Path) -> str:
     """The closing line of a training run, its numbers rounded for reading."""
+
     def num(x):
         return "-" if x is None else f"{x:.2f}"
 
@@ -419,9 +504,11 @@ def summary_line(summary: dict, wall: float, out: Path) -> str:
         best = max(settings, key=lambda s: s["final_return_iqm"])
         values = " ".join(f"{k}={v:g}" for k, v in best["hparams"].items())
         extra += f"; best of {len(summary['settings'])} settings: {values} (IQM {num(best['final_return_iqm'])})"
-    return (f"{summary['algo']} on {summary['env']}: {len(summary['runs'])} runs, median final return "
-            f"{num(summary['final_return_median'])}, IQM {num(summary['final_return_iqm'])}{extra}, "
-            f"{summary['env_steps_per_second']:,.0f} env steps/s, {wall:.0f}s wall; outputs in {out}")
+    return (
+        f"{summary['algo']} on {summary['env']}: {len(summary['runs'])} runs, median final return "
+        f"{num(summary['final_return_median'])}, IQM {num(summary['final_return_iqm'])}{extra}, "
+        f"{summary['env_steps_per_second']:,.0f} env steps/s, {wall:.0f}s wall; outputs in {out}"
+    )
 
 
 @dataclasses.dataclass
@@ -470,12 +557,27 @@ class PresetsArgs:
     """Print the rows as JSON instead of a table."""
 
 
-PRESET_COLUMNS = (("family", "family"), ("algo", "algo"), ("num_envs", "envs"), ("num_steps", "steps"),
-                  ("num_minibatches", "mb"), ("update_epochs", "epochs"), ("total_timesteps", "budget"),
-                  ("learning_rate", "lr"), ("anneal_lr", "anneal"), ("clip_coef", "clip"),
-                  ("clip_value_loss", "clip_V"), ("gamma", "gamma"), ("reward_coef", "alpha_R"),
-                  ("transition_coef", "alpha_P"), ("gradient_penalty", "lambda_GP"), ("density", "density"),
-                  ("lipschitz", "lipschitz"), ("spectral_norm", "spectral"), ("encoder", "encoder"))
+PRESET_COLUMNS = (
+    ("family", "family"),
+    ("algo", "algo"),
+    ("num_envs", "envs"),
+    ("num_steps", "steps"),
+    ("num_minibatches", "mb"),
+    ("update_epochs", "epochs"),
+    ("total_timesteps", "budget"),
+    ("learning_rate", "lr"),
+    ("anneal_lr", "anneal"),
+    ("clip_coef", "clip"),
+    ("clip_value_loss", "clip_V"),
+    ("gamma", "gamma"),
+    ("reward_coef", "alpha_R"),
+    ("transition_coef", "alpha_P"),
+    ("gradient_penalty", "lambda_GP"),
+    ("density", "density"),
+    ("lipschitz", "lipschitz"),
+    ("spectral_norm", "spectral"),
+    ("encoder", "encoder"),
+)
 
 
 def presets_cmd(args: PresetsArgs) -> int:
@@ -490,8 +592,10 @@ def presets_cmd(args: PresetsArgs) -> int:
     widths = [max(len(row[i]) for row in cells) for i in range(len(PRESET_COLUMNS))]
     for row in cells:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    print("Every preset: ent 0.01, vf 0.5, lambda 0.95, grad-norm 0.5. lambda_GP applies to the plain world model "
-          "(lipschitz False) only; encoder auto is the family's (vector MLP, MinAtar-sized conv trunk, Nature CNN).")
+    print(
+        "Every preset: ent 0.01, vf 0.5, lambda 0.95, grad-norm 0.5. lambda_GP applies to the plain world model "
+        "(lipschitz False) only; encoder auto is the family's (vector MLP, MinAtar-sized conv trunk, Nature CNN)."
+    )
     return 0
 
 
@@ -515,7 +619,7 @@ class EvalArgs:
     """Longest video, in env steps."""
     video_format: str = "gif"
     """gif, or mp4 where imageio has an ffmpeg plugin."""
-    compilation_cache: Optional[bool] = None
+    compilation_cache: bool | None = None
     """Keep the compiled evaluation program in JAX's persistent cache (default as for train: see train --help)."""
 
 
@@ -550,13 +654,19 @@ def eval_cmd(args: EvalArgs) -> int:
             if args.video:
                 check_video(run)
             report = evaluate(run, args.episodes, args.greedy, args.max_steps, args.seed)
-            videos = record_videos(run, args.video_steps, args.greedy, args.video_format, args.seed) if args.video else []
+            videos = (
+                record_videos(run, args.video_steps, args.greedy, args.video_format, args.seed) if args.video else []
+            )
     except UserError as e:
         print(f"purejaxspi: error: {e}", file=sys.stderr, flush=True)
         os._exit(2)  # as in train: orbax's reader threads may still be winding down
     except OSError as e:  # eval.json or a video that cannot be written (a full disk, a read-only run directory)
-        print(f"purejaxspi: error: cannot write the evaluation's outputs in {args.run_dir}: "
-              f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}", file=sys.stderr, flush=True)
+        print(
+            f"purejaxspi: error: cannot write the evaluation's outputs in {args.run_dir}: "
+            f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}",
+            file=sys.stderr,
+            flush=True,
+        )
         os._exit(2)
     unfinished = sum(args.episodes - r["episodes_finished"] for r in report["runs"])
     print(
@@ -587,11 +697,11 @@ class PlotArgs:
     """Env-step bins along the x axis."""
     reps: int = 2000
     """Bootstrap resamples for the confidence intervals."""
-    gap_threshold: Optional[float] = None
+    gap_threshold: float | None = None
     """Optimality-gap target (default 1 for normalised scores, else the best final score plotted)."""
     seed: int = 0
     """Bootstrap seed."""
-    heatmap: Optional[tuple[str, str]] = None
+    heatmap: tuple[str, str] | None = None
     """X Y: a sweep over two hyperparameters (e.g. reward_coef transition_coef): one heatmap per env of the
     final metric (IQM or mean over seeds, CI in each cell), and the curves of the best cell, of the cell
     where both are 0 and of the --highlight cells."""
@@ -618,21 +728,42 @@ def plot_cmd(args: PlotArgs) -> int:
     try:
         if args.heatmap is not None:
             pairs = list(zip(args.highlight[::2], args.highlight[1::2]))
-            sweep = heatmap(list(args.run_dirs), args.out, *args.heatmap, args.metric, args.aggregate, args.bins,
-                            args.reps, args.seed, pairs)
+            sweep = heatmap(
+                list(args.run_dirs),
+                args.out,
+                *args.heatmap,
+                args.metric,
+                args.aggregate,
+                args.bins,
+                args.reps,
+                args.seed,
+                pairs,
+            )
         else:
-            summary = plot(list(args.run_dirs), args.out, args.metric, args.aggregate, args.bins, args.reps,
-                           args.seed, args.gap_threshold)
+            summary = plot(
+                list(args.run_dirs),
+                args.out,
+                args.metric,
+                args.aggregate,
+                args.bins,
+                args.reps,
+                args.seed,
+                args.gap_threshold,
+            )
     except UserError as e:
         fail(str(e))
     except OSError as e:
         fail(f"--out {args.out}: cannot write the plot: {e.strerror or e}")
     if args.heatmap is not None:
         cells = sum(len(p["cells"]) for p in sweep["panels"])
-        print(f"{cells} cells in {len(sweep['panels'])} heatmap(s): wrote {args.out} and {args.out.with_suffix('.json')}")
+        print(
+            f"{cells} cells in {len(sweep['panels'])} heatmap(s): wrote {args.out} and {args.out.with_suffix('.json')}"
+        )
         return 0
-    print(f"{len(summary['groups'])} settings over {len(summary['envs'])} env(s): wrote {args.out} and "
-          f"{args.out.with_suffix('.json')}")
+    print(
+        f"{len(summary['groups'])} settings over {len(summary['envs'])} env(s): wrote {args.out} and "
+        f"{args.out.with_suffix('.json')}"
+    )
     return 0
 
 
@@ -663,32 +794,32 @@ class BenchArgs:
     """Also measure the env-only ceiling (random actions through the same env layer)."""
     model_flops: bool = True
     """Also count each algo's model FLOPs per env step (XLA's cost analysis) and the FLOP/s achieved."""
-    json: Optional[Path] = None
+    json: Path | None = None
     """Write the rows to this JSON file."""
-    num_envs: Optional[int] = None
-    num_steps: Optional[int] = None
-    num_minibatches: Optional[int] = None
-    update_epochs: Optional[int] = None
-    density: Optional[str] = None
-    total_timesteps: Optional[int] = None
-    lipschitz: Optional[bool] = None
-    spectral_norm: Optional[str] = None
-    settings: Optional[str] = None
+    num_envs: int | None = None
+    num_steps: int | None = None
+    num_minibatches: int | None = None
+    update_epochs: int | None = None
+    density: str | None = None
+    total_timesteps: int | None = None
+    lipschitz: bool | None = None
+    spectral_norm: str | None = None
+    settings: str | None = None
     """Whose preset fills every unset flag, for every algo (default: each algorithm's own)."""
-    torso_width: Optional[int] = None
-    encoder_width: Optional[int] = None
+    torso_width: int | None = None
+    encoder_width: int | None = None
     encoder: str = "auto"
     stochastic: bool = False
     reward_clip: bool = True
     episodic_life: bool = True
-    anneal_lr: Optional[bool] = None
+    anneal_lr: bool | None = None
     norm_adv: bool = True
-    clip_value_loss: Optional[bool] = None
+    clip_value_loss: bool | None = None
     target_kl: float = 0.0
     num_components: int = 5
     conv: tuple[str, ...] = ("auto",)
     """Convolution implementations to measure, one or more of auto, lax, patches (one row each)."""
-    compilation_cache: Optional[bool] = None
+    compilation_cache: bool | None = None
     """Keep compiled programs in JAX's persistent cache, so a rerun of the same program skips compiling (default: on for accelerators, off on CPUs; PUREJAXSPI_COMPILATION_CACHE names its folder, default ~/.cache/purejaxspi/jax, or turns it off)."""
     quiet: bool = False
     """No progress bar."""
@@ -730,9 +861,18 @@ def bench_plan(args: BenchArgs):
     for count in devices:
         if count is not None:
             make_layout(count, count)  # DeviceError when the machine has fewer
-    return BenchPlan(tuple(configs), tuple(values), tuple(args.num_runs), args.iterations, args.repeats,
-                     args.sequential, args.env_only, tuple(dict.fromkeys(args.run_mapping)), devices=devices,
-                     model_flops=args.model_flops)
+    return BenchPlan(
+        tuple(configs),
+        tuple(values),
+        tuple(args.num_runs),
+        args.iterations,
+        args.repeats,
+        args.sequential,
+        args.env_only,
+        tuple(dict.fromkeys(args.run_mapping)),
+        devices=devices,
+        model_flops=args.model_flops,
+    )
 
 
 def bench_cmd(args: BenchArgs) -> int:
@@ -755,8 +895,13 @@ def bench_cmd(args: BenchArgs) -> int:
 
     from purejaxspi.analysis.bench import count_steps, format_rows, run_bench
 
-    columns = (TextColumn("[bold]bench {task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("compilations and timed calls"), TimeElapsedColumn())
+    columns = (
+        TextColumn("[bold]bench {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("compilations and timed calls"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True), disable=args.quiet) as progress:
         task = progress.add_task(f"{args.env} {','.join(args.algo)}", total=count_steps(plan))
         rows = run_bench(plan, lambda: progress.advance(task))

@@ -18,14 +18,33 @@ sys.dont_write_bytecode = False
 # (tests/test_compilation_cache.py turns one on in its own folder).
 os.environ["PUREJAXSPI_COMPILATION_CACHE"] = "off"
 
-SMALL_RUN = ("--env", "CartPole-v1", "--num-seeds", "4", "--num-envs", "4", "--num-steps", "32",
-             "--total-timesteps", "1536", "--chunk-iterations", "3", "--quiet")
+SMALL_RUN = (
+    "--env",
+    "CartPole-v1",
+    "--num-seeds",
+    "4",
+    "--num-envs",
+    "4",
+    "--num-steps",
+    "32",
+    "--total-timesteps",
+    "1536",
+    "--chunk-iterations",
+    "3",
+    "--quiet",
+)
 
 
 def cli(*args, cwd=None, env=None, timeout=600):
     """`purejaxspi ARGS` in a fresh process, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "purejaxspi.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "purejaxspi.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
 
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"

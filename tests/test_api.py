@@ -28,26 +28,38 @@ def test_the_readme_api_example_runs_as_written(tmp_path, monkeypatch, capsys):
 def test_make_config_applies_the_env_s_preset_then_the_overrides():
     config = pjs.make_config("ConfoundingGrid-v0", "ppo", total_timesteps=8192)
     grid_preset = PRESETS["gridworld", "ppo"]
-    assert (config.num_envs, config.num_steps, config.density) == (grid_preset.num_envs, grid_preset.num_steps, "mixture")
+    assert (config.num_envs, config.num_steps, config.density) == (
+        grid_preset.num_envs,
+        grid_preset.num_steps,
+        "mixture",
+    )
     assert config.total_timesteps == 8192 and config.algo == "ppo"
     minatar = pjs.make_config("Breakout-MinAtar")
     # the dataclass defaults are the default env's preset but for what a record written before those
     # fields existed ran with: the family's encoder (MinAtar's conv trunk), the lr annealed, the value unclipped
     legacy = dict(encoder="auto", encoder_width=16, anneal_lr=True, clip_value_loss=False)
     assert dataclasses.replace(minatar, **legacy) == pjs.Config()
-    assert (minatar.encoder, minatar.encoder_width, minatar.anneal_lr, minatar.clip_value_loss) == ("mlp", 256, False, True)
+    assert (minatar.encoder, minatar.encoder_width, minatar.anneal_lr, minatar.clip_value_loss) == (
+        "mlp",
+        256,
+        False,
+        True,
+    )
     assert pjs.make_config("Breakout-v5").num_envs == PRESETS["atari", "deepspi"].num_envs
 
 
-@pytest.mark.parametrize("env_id, algo, overrides, message", [
-    ("CartPole-v1", "deepspi", {"learning_rate": 1e-3}, "hyperparameters go to"),
-    ("CartPole-v1", "deepspi", {"num_env": 4}, "unknown setting 'num_env'"),
-    ("CartPole-v1", "sac", {}, "unknown algo"),
-    ("CartPole-v1", "deepspi", {"spectral_norm": "power"}, "unknown spectral_norm"),
-    ("CartPole-v1", "deepspi", {"stochastic": True}, "Atari"),
-    ("CartPole-v1", "deepspi", {"num_envs": 3, "num_steps": 5}, "not divisible"),
-    ("Cartpole-v1", "deepspi", {}, "did you mean CartPole-v1"),
-])
+@pytest.mark.parametrize(
+    "env_id, algo, overrides, message",
+    [
+        ("CartPole-v1", "deepspi", {"learning_rate": 1e-3}, "hyperparameters go to"),
+        ("CartPole-v1", "deepspi", {"num_env": 4}, "unknown setting 'num_env'"),
+        ("CartPole-v1", "sac", {}, "unknown algo"),
+        ("CartPole-v1", "deepspi", {"spectral_norm": "power"}, "unknown spectral_norm"),
+        ("CartPole-v1", "deepspi", {"stochastic": True}, "Atari"),
+        ("CartPole-v1", "deepspi", {"num_envs": 3, "num_steps": 5}, "not divisible"),
+        ("Cartpole-v1", "deepspi", {}, "did you mean CartPole-v1"),
+    ],
+)
 def test_make_config_refuses_bad_input_with_a_typed_error(env_id, algo, overrides, message):
     with pytest.raises(pjs.ConfigError, match=message):
         pjs.make_config(env_id, algo, **overrides)

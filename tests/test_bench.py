@@ -24,8 +24,16 @@ def train_metrics(config, grid, mapping, iterations):
 
 @pytest.mark.slow
 def test_every_run_mapping_gives_the_metrics_of_plain_vmap():
-    config = Config(env_id="CartPole-v1", algo="deepspi", num_envs=4, num_steps=16, num_minibatches=2,
-                    update_epochs=1, total_timesteps=64 * 10, density="normal")
+    config = Config(
+        env_id="CartPole-v1",
+        algo="deepspi",
+        num_envs=4,
+        num_steps=16,
+        num_minibatches=2,
+        update_epochs=1,
+        total_timesteps=64 * 10,
+        density="normal",
+    )
     values = preset_values("vector")
     values["learning_rate"] = [2.5e-3, 1e-3, 5e-4]
     grid = grid_from_values(values, 0, 2)  # 6 runs: "chunked" maps one group of RUN_CHUNK runs and a remainder
@@ -68,19 +76,51 @@ def test_cost_ratio_is_time_per_iteration_over_ppos_at_the_same_grid():
 @pytest.mark.slow
 def test_bench_writes_one_row_per_grid_size_with_sequential_and_env_only(tmp_path):
     out = tmp_path / "bench.json"
-    result = cli("bench", "--env", "CartPole-v1", "--algo", "ppo", "--num-runs", "1", "2", "--sequential",
-                 "--num-envs", "4", "--num-steps", "8", "--num-minibatches", "2", "--update-epochs", "1",
-                 "--iterations", "1", "--repeats", "1", "--json", str(out), "--quiet")
+    result = cli(
+        "bench",
+        "--env",
+        "CartPole-v1",
+        "--algo",
+        "ppo",
+        "--num-runs",
+        "1",
+        "2",
+        "--sequential",
+        "--num-envs",
+        "4",
+        "--num-steps",
+        "8",
+        "--num-minibatches",
+        "2",
+        "--update-epochs",
+        "1",
+        "--iterations",
+        "1",
+        "--repeats",
+        "1",
+        "--json",
+        str(out),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())
     assert [r["num_runs"] for r in rows] == [1, 2]
     for row in rows:
         assert row["env"] == "CartPole-v1" and row["algo"] == "ppo" and row["run_mapping"] in ("vmap", "map", "chunked")
-        for key in ("steps_per_second", "sequential_steps_per_second", "env_only_steps_per_second",
-                    "compile_seconds", "seconds_per_iteration", "peak_host_bytes", "model_flops_per_env_step",
-                    "achieved_flops_per_second"):
+        for key in (
+            "steps_per_second",
+            "sequential_steps_per_second",
+            "env_only_steps_per_second",
+            "compile_seconds",
+            "seconds_per_iteration",
+            "peak_host_bytes",
+            "model_flops_per_env_step",
+            "achieved_flops_per_second",
+        ):
             assert row[key] > 0, key
-        assert row["speedup_over_sequential"] == pytest.approx(row["steps_per_second"] / row["sequential_steps_per_second"])
+        assert row["speedup_over_sequential"] == pytest.approx(
+            row["steps_per_second"] / row["sequential_steps_per_second"]
+        )
         assert row["seconds_per_iteration"] == pytest.approx(4 * 8 * row["num_runs"] / row["steps_per_second"])
     assert "CartPole-v1, 1 iterations x 1 repeats" in result.stdout  # the printed table's title
 

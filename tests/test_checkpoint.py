@@ -27,7 +27,10 @@ def finished_steps(run_dir):
 def rows(run_dir):
     """metrics.csv's rows by (run, iteration); their order depends on the chunking, their content must not."""
     header, *body = (run_dir / "metrics.csv").read_text().splitlines()
-    return header, sorted(body, key=lambda line: tuple(int(x) for x in itemgetter(0, header.split(",").index("iteration"))(line.split(","))))
+    return header, sorted(
+        body,
+        key=lambda line: tuple(int(x) for x in itemgetter(0, header.split(",").index("iteration"))(line.split(","))),
+    )
 
 
 def final_returns(run_dir):
@@ -36,8 +39,23 @@ def final_returns(run_dir):
 
 def test_a_killed_run_resumes_to_the_metrics_of_an_uninterrupted_one(trained_run, tmp_path):
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "purejaxspi.cli", "train", *SMALL_RUN, "--chunk-iterations", "1",
-                             "--checkpoint-interval", "0", "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "purejaxspi.cli",
+            "train",
+            *SMALL_RUN,
+            "--chunk-iterations",
+            "1",
+            "--checkpoint-interval",
+            "0",
+            "--out",
+            str(killed),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while not finished_steps(killed) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -78,7 +96,19 @@ def test_overwrite_replaces_the_run(trained_run, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(trained_run, out)
     (out / "notes.txt").write_text("mine")
-    result = cli("train", *SMALL_RUN, "--algo", "ppo", "--seed", "7", "--total-timesteps", "256", "--out", str(out), "--overwrite")
+    result = cli(
+        "train",
+        *SMALL_RUN,
+        "--algo",
+        "ppo",
+        "--seed",
+        "7",
+        "--total-timesteps",
+        "256",
+        "--out",
+        str(out),
+        "--overwrite",
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "config.json").read_text())["config"]["algo"] == "ppo"
     assert finished_steps(out) == [2]  # the old run's checkpoints are gone
@@ -116,8 +146,11 @@ def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before_and_is_set
     out = tmp_path / "run"
     shutil.copytree(trained_run, out)
     step = _write_foreign_checkpoint(out)
-    foreign = {p.relative_to(out / "checkpoints" / str(step)): p.read_bytes()
-               for p in (out / "checkpoints" / str(step)).rglob("*") if p.is_file()}
+    foreign = {
+        p.relative_to(out / "checkpoints" / str(step)): p.read_bytes()
+        for p in (out / "checkpoints" / str(step)).rglob("*")
+        if p.is_file()
+    }
     result = cli("train", "--resume", str(out), "--quiet")
     assert result.returncode == 0, result.stderr
     lines = result.stderr.strip().splitlines()  # the fallback's line, then the resume's: ours alone

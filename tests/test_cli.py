@@ -48,7 +48,8 @@ def test_envs_lists_every_backend():
 def test_presets_prints_every_family_and_algorithm():
     rows = json.loads(cli("presets", "--json").stdout)
     assert {(r["family"], r["algo"]) for r in rows} == {
-        (f, a) for f in ("atari", "gridworld", "minatar", "vector") for a in ("deepspi", "deepmdp", "ppo")}
+        (f, a) for f in ("atari", "gridworld", "minatar", "vector") for a in ("deepspi", "deepmdp", "ppo")
+    }
     table = cli("presets").stdout.splitlines()
     assert table[0].split()[:4] == ["family", "algo", "envs", "steps"] and len(table) == 14
 
@@ -71,16 +72,38 @@ def test_unknown_command_exits_2():
 @pytest.mark.slow
 def test_train_writes_config_metrics_and_summary(tmp_path):
     out = tmp_path / "run"
-    result = cli("train", "--env", "CartPole-v1", "--num-seeds", "2", "--learning-rate", "0.001", "0.003",
-                 "--num-envs", "4", "--num-steps", "32", "--total-timesteps", "1280", "--out", str(out), "--quiet")
+    result = cli(
+        "train",
+        "--env",
+        "CartPole-v1",
+        "--num-seeds",
+        "2",
+        "--learning-rate",
+        "0.001",
+        "0.003",
+        "--num-envs",
+        "4",
+        "--num-steps",
+        "32",
+        "--total-timesteps",
+        "1280",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     config = json.loads((out / "config.json").read_text())
     assert config["num_runs"] == 4 and config["varied"] == ["learning_rate"]
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
     assert tuple(rows[0].keys()) == CSV_COLUMNS
     assert len(rows) == 4 * 10  # one row per run per iteration
     assert {r["run"] for r in rows} == {"0", "1", "2", "3"}
-    assert {(r["seed"], r["hp_learning_rate"]) for r in rows} == {("0", "0.001"), ("1", "0.001"), ("0", "0.003"), ("1", "0.003")}
+    assert {(r["seed"], r["hp_learning_rate"]) for r in rows} == {
+        ("0", "0.001"),
+        ("1", "0.001"),
+        ("0", "0.003"),
+        ("1", "0.003"),
+    }
     lr = [float(r["learning_rate"]) for r in rows if r["run"] == "0"]
     assert lr[0] == pytest.approx(0.001) and lr[-1] < lr[0]  # annealed per run
     summary = json.loads((out / "summary.json").read_text())
@@ -98,10 +121,29 @@ def test_train_writes_config_metrics_and_summary(tmp_path):
 @pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_metrics(tmp_path):
     out = tmp_path / "run"
-    result = cli("train", "--env", "CartPole-v1", "--num-seeds", "1", "--learning-rate", "1e30",
-                 "--max-grad-norm", "1e30", "--num-envs", "4", "--num-steps", "32", "--total-timesteps", "2560",
-                 "--chunk-iterations", "2", "--out", str(out), "--quiet")
+    result = cli(
+        "train",
+        "--env",
+        "CartPole-v1",
+        "--num-seeds",
+        "1",
+        "--learning-rate",
+        "1e30",
+        "--max-grad-norm",
+        "1e30",
+        "--num-envs",
+        "4",
+        "--num-steps",
+        "32",
+        "--total-timesteps",
+        "2560",
+        "--chunk-iterations",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert result.returncode == 1
     assert "non-finite loss in run 0" in result.stderr and "iteration" in result.stderr
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
     assert 0 < len(rows) < 20

@@ -8,8 +8,23 @@ from conftest import cli
 
 pytestmark = pytest.mark.slow
 
-RUN = ("--env", "CartPole-v1", "--algo", "ppo", "--num-seeds", "2", "--num-envs", "4", "--num-steps", "16",
-       "--total-timesteps", "640", "--chunk-iterations", "5", "--quiet")
+RUN = (
+    "--env",
+    "CartPole-v1",
+    "--algo",
+    "ppo",
+    "--num-seeds",
+    "2",
+    "--num-envs",
+    "4",
+    "--num-steps",
+    "16",
+    "--total-timesteps",
+    "640",
+    "--chunk-iterations",
+    "5",
+    "--quiet",
+)
 
 
 def entries(folder):

@@ -122,9 +122,13 @@ def frame_from_rules(state: int, size: int | None, cell: int = 1) -> np.ndarray:
     return grid
 
 
-@pytest.mark.parametrize("env_id, size, cell, unit", [
-    ("ConfoundingGrid-v0-84", 84, 1, 1.0), ("ConfoundingGrid-v0", None, 2, 1 / 255),
-])
+@pytest.mark.parametrize(
+    "env_id, size, cell, unit",
+    [
+        ("ConfoundingGrid-v0-84", 84, 1, 1.0),
+        ("ConfoundingGrid-v0", None, 2, 1 / 255),
+    ],
+)
 def test_frames_follow_the_reference_rules(env_id, size, cell, unit):
     obs = np.asarray(cg.observations(env_id))[..., 0]
     for s in range(S):
@@ -219,15 +223,23 @@ def test_training_reports_the_exact_value_of_the_updated_network():
     from purejaxspi.scale.grid import grid_from_values
     from purejaxspi.scale.mapping import make_trainer
 
-    config = Config(env_id="ConfoundingGrid-v0", algo="deepspi", num_envs=4, num_steps=16,
-                    num_minibatches=2, update_epochs=1, total_timesteps=128, density="deterministic")
+    config = Config(
+        env_id="ConfoundingGrid-v0",
+        algo="deepspi",
+        num_envs=4,
+        num_steps=16,
+        num_minibatches=2,
+        update_epochs=1,
+        total_timesteps=128,
+        density="deterministic",
+    )
     trainer = make_trainer(config, make_env(config.env_id, config.num_envs))
     grid = grid_from_values(preset_values("minatar"), 3, 2)
     state = jax.jit(trainer.init)(grid.keys(), grid.hparams())
     state, metrics = jax.jit(trainer.train_chunk, static_argnums=2)(state, grid.hparams(), 2)
     obs = cg.observations()
     for run in range(2):
-        variables = jax.tree.map(lambda x: x[run], {"params": state.params, "spectral": state.spectral})
+        variables = jax.tree.map(lambda x, run=run: x[run], {"params": state.params, "spectral": state.spectral})
         logits, _ = trainer.agent.apply(variables, obs)
         pi = np.asarray(jax.nn.softmax(logits), np.float64)
         # reference: the same linear system solved in float64 numpy
@@ -235,7 +247,8 @@ def test_training_reports_the_exact_value_of_the_updated_network():
         r_pi = (pi * T["R"]).sum(1) * (1 - T["terminal"])
         v = np.linalg.solve(np.eye(S) - cg.GAMMA * P_pi, r_pi)
         assert float(metrics["init_value"][run, -1]) == pytest.approx(v[T["start"]], rel=1e-4)
-        z = np.asarray(trainer.agent.apply(variables, obs[jnp.array([T["top_star"], T["bottom_star"]])],
-                                           method=Agent.encode))
+        z = np.asarray(
+            trainer.agent.apply(variables, obs[jnp.array([T["top_star"], T["bottom_star"]])], method=Agent.encode)
+        )
         assert float(metrics["repr_dist"][run, -1]) == pytest.approx(np.mean((z[0] - z[1]) ** 2), rel=1e-4)
     assert metrics["init_value"].shape == (2, 2)

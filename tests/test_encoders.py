@@ -54,8 +54,9 @@ def test_make_config_sizes_and_checks_the_encoder():
 @pytest.mark.parametrize("algo", ["deepspi", "deepmdp"])
 def test_world_models_train_on_the_frame_mlps_flat_latent(algo):
     """Deep SPI's Lipschitz world model and DeepMDP's plain one with its gradient penalty, on z [B, 256]."""
-    config = pjs.make_config("Breakout-MinAtar", algo, encoder="mlp", num_envs=8, num_steps=8, total_timesteps=128,
-                             density="deterministic")
+    config = pjs.make_config(
+        "Breakout-MinAtar", algo, encoder="mlp", num_envs=8, num_steps=8, total_timesteps=128, density="deterministic"
+    )
     grid = pjs.make_grid(config)
     program = pjs.make_train(config, pjs.make_env(config.env_id, config.num_envs))
     _, metrics = jax.jit(program.train)(grid.keys()[0], jax.tree.map(lambda x: x[0], grid.hparams()))
@@ -67,8 +68,26 @@ def test_world_models_train_on_the_frame_mlps_flat_latent(algo):
 
 def test_the_encoder_is_a_flag(tmp_path):
     out = tmp_path / "run"
-    result = cli("train", "--env", "Breakout-MinAtar", "--algo", "ppo", "--num-seeds", "1", "--num-envs", "8",
-                 "--num-steps", "8", "--total-timesteps", "64", "--encoder", "mlp", "--out", str(out), "--quiet")
+    result = cli(
+        "train",
+        "--env",
+        "Breakout-MinAtar",
+        "--algo",
+        "ppo",
+        "--num-seeds",
+        "1",
+        "--num-envs",
+        "8",
+        "--num-steps",
+        "8",
+        "--total-timesteps",
+        "64",
+        "--encoder",
+        "mlp",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     config = json.loads((out / "config.json").read_text())["config"]
     assert (config["encoder"], config["encoder_width"]) == ("mlp", 256)

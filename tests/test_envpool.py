@@ -173,8 +173,9 @@ def run_grid(config, values, first_seed, num_seeds, iterations):
 
 @pytest.mark.slow
 def test_an_atari_run_alone_equals_the_same_run_inside_a_grid():
-    config = Config(env_id=GAME, algo="deepspi", num_envs=4, num_steps=8, num_minibatches=2, update_epochs=2,
-                    total_timesteps=32 * 3)
+    config = Config(
+        env_id=GAME, algo="deepspi", num_envs=4, num_steps=8, num_minibatches=2, update_epochs=2, total_timesteps=32 * 3
+    )
     grid, together = run_grid(config, grid_values(reward_coef=[0.01, 0.1]), 0, 2, 3)
     target = next(r for r in grid.runs if r.seed == 1 and r.hparams.reward_coef == 0.1)
     _, alone = run_grid(config, grid_values(reward_coef=[0.1]), 1, 1, 3)
@@ -187,13 +188,37 @@ def test_an_atari_run_alone_equals_the_same_run_inside_a_grid():
 def test_train_cli_on_breakout_writes_metrics_for_both_runs_and_hns(tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "purejaxspi.cli", "train", "--env", GAME, "--algo", "deepspi", "--num-seeds", "2",
-         "--num-envs", "4", "--num-steps", "8", "--num-minibatches", "2", "--update-epochs", "1",
-         "--total-timesteps", "64", "--out", str(out), "--quiet"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "purejaxspi.cli",
+            "train",
+            "--env",
+            GAME,
+            "--algo",
+            "deepspi",
+            "--num-seeds",
+            "2",
+            "--num-envs",
+            "4",
+            "--num-steps",
+            "8",
+            "--num-minibatches",
+            "2",
+            "--update-epochs",
+            "1",
+            "--total-timesteps",
+            "64",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
     assert sorted((r["run"], r["iteration"]) for r in rows) == [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")]
     assert all(r["transition_loss"] and np.isfinite(float(r["transition_loss"])) for r in rows)
     summary = json.loads((out / "summary.json").read_text())
@@ -212,7 +237,9 @@ def test_train_cli_on_breakout_writes_metrics_for_both_runs_and_hns(tmp_path):
 def test_bad_atari_input_exits_2_with_one_line(args, expected, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "purejaxspi.cli", "train", *args, "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2 and expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

@@ -36,7 +36,7 @@ def test_gymnax_cartpole_pairs_are_the_real_transitions():
     env = make_env("CartPole-v1", 4)
     records = drive(env, 120)
     dones = 0
-    for state, obs, action, s_key, ts in records:
+    for state, _obs, action, s_key, ts in records:
         ref_obs, _, _, ref_term, _ = ref_step(per_env_step_keys(s_key, 4), state.env_state, action)
         # s' is the library's own successor of (s, a), before any reset
         np.testing.assert_allclose(ts.next_obs, ref_obs, rtol=1e-5, atol=1e-6)
@@ -89,8 +89,9 @@ def test_gymnax_time_limit_is_truncation_not_termination():
     env = make_env("CartPole-v1", 1)
     state, obs, _ = env.reset(jax.random.PRNGKey(0))
     # put the env one step from its 500-step limit in a balanced state
-    inner = state.env_state.replace(time=jnp.array([499]), x=jnp.zeros(1), x_dot=jnp.zeros(1),
-                                    theta=jnp.zeros(1), theta_dot=jnp.zeros(1))
+    inner = state.env_state.replace(
+        time=jnp.array([499]), x=jnp.zeros(1), x_dot=jnp.zeros(1), theta=jnp.zeros(1), theta_dot=jnp.zeros(1)
+    )
     state = state._replace(env_state=inner)
     _, ts = env.step(state, jnp.array([0]), jax.random.PRNGKey(1))
     assert bool(ts.truncated[0]) and not bool(ts.terminated[0]) and bool(ts.episode_done[0])
@@ -109,8 +110,9 @@ def test_without_envpool_the_pure_jax_envs_still_resolve(monkeypatch):
     from purejaxspi.envs import envpool as envpool_backend
 
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name.startswith("envpool") else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name.startswith("envpool") else real_find_spec(name, *a)
+    )
     monkeypatch.setitem(sys.modules, "envpool", None)
     monkeypatch.setitem(sys.modules, "envpool.registration", None)
     envpool_backend.atari_ids.cache_clear()

@@ -60,10 +60,17 @@ def test_the_vmapped_evaluation_of_a_grid_equals_each_run_evaluated_alone(traine
     shutil.copytree(trained_run, out)
     run = load_run(out)
     together = evaluate(run, 2, greedy=False, max_steps=500)
-    alone = evaluate(dataclasses.replace(
-        run, grid=type(run.grid)(run.grid.runs[2:3]),
-        params=jax.tree.map(lambda x: x[2:3], run.params), spectral=jax.tree.map(lambda x: x[2:3], run.spectral),
-    ), 2, greedy=False, max_steps=500)
+    alone = evaluate(
+        dataclasses.replace(
+            run,
+            grid=type(run.grid)(run.grid.runs[2:3]),
+            params=jax.tree.map(lambda x: x[2:3], run.params),
+            spectral=jax.tree.map(lambda x: x[2:3], run.spectral),
+        ),
+        2,
+        greedy=False,
+        max_steps=500,
+    )
     assert alone["runs"][0]["mean_return"] == together["runs"][2]["mean_return"]
 
 

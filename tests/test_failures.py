@@ -19,22 +19,38 @@ def one_line(result):
 
 
 def test_an_atari_pool_too_large_for_memory_is_refused_before_it_is_made(tmp_path):
-    line = one_line(cli("train", "--env", "Breakout-v5", "--num-envs", "1000000", "--num-seeds", "1",
-                        "--out", str(tmp_path / "run"), "--quiet"))
+    line = one_line(
+        cli(
+            "train",
+            "--env",
+            "Breakout-v5",
+            "--num-envs",
+            "1000000",
+            "--num-seeds",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        )
+    )
     assert "GiB of host memory" in line and "--num-envs" in line
     assert not (tmp_path / "run" / "config.json").exists()
 
 
 def test_unwritable_outputs_are_refused_before_the_work(trained_run, tmp_path):
     assert "cannot write there" in one_line(cli("plot", str(trained_run), "--out", "/proc/x.png"))
-    line = one_line(cli("bench", "--env", "CartPole-v1", "--algo", "ppo", "--num-runs", "1", "--json",
-                        "/proc/bench.json", "--quiet"))
+    line = one_line(
+        cli(
+            "bench", "--env", "CartPole-v1", "--algo", "ppo", "--num-runs", "1", "--json", "/proc/bench.json", "--quiet"
+        )
+    )
     assert "--json /proc/bench.json" in line
 
 
 def test_envs_into_a_closed_pipe_ends_quietly():
-    proc = subprocess.Popen([sys.executable, "-m", "purejaxspi.cli", "envs"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "purejaxspi.cli", "envs"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     proc.stdout.readline()
     proc.stdout.close()  # `| head -1`
     _, err = proc.communicate(timeout=120)
@@ -67,7 +83,9 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_older_one(checkpointed_ru
     result = cli("eval", str(run), "--episodes", "2")
     assert result.returncode == 0, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "did not restore" in lines[0] and str(run / "checkpoints" / "9") in lines[0], result.stderr
+    assert len(lines) == 1 and "did not restore" in lines[0] and str(run / "checkpoints" / "9") in lines[0], (
+        result.stderr
+    )
     assert json.loads((run / "eval.json").read_text())["iteration"] == 9
     # train --resume continues from the intact checkpoint and finishes the run
     (run / "summary.json").unlink()
@@ -80,13 +98,34 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_older_one(checkpointed_ru
 @pytest.mark.slow
 def test_eval_and_its_videos_into_a_full_disk_end_in_one_line(tmp_path):
     run = tmp_path / "run"
-    trained = cli("train", "--env", "Breakout-MinAtar", "--algo", "ppo", "--num-seeds", "1", "--num-envs", "4",
-                  "--num-steps", "8", "--total-timesteps", "64", "--out", str(run), "--quiet")
+    trained = cli(
+        "train",
+        "--env",
+        "Breakout-MinAtar",
+        "--algo",
+        "ppo",
+        "--num-seeds",
+        "1",
+        "--num-envs",
+        "4",
+        "--num-steps",
+        "8",
+        "--total-timesteps",
+        "64",
+        "--out",
+        str(run),
+        "--quiet",
+    )
     assert trained.returncode == 0, trained.stderr
     # eval.json itself (no room at all), then a video (room for eval.json, not for the GIF)
     for limit, extra in ((0, ()), (1_500, ("--video", "--video-steps", "60"))):
-        result = subprocess.run([sys.executable, "-m", "purejaxspi.cli", "eval", str(run), "--episodes", "2", *extra],
-                                capture_output=True, text=True, timeout=600, preexec_fn=limit_file_size(limit),
-                                env=NO_BYTECODE)
+        result = subprocess.run(
+            [sys.executable, "-m", "purejaxspi.cli", "eval", str(run), "--episodes", "2", *extra],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            preexec_fn=limit_file_size(limit),
+            env=NO_BYTECODE,
+        )
         assert "cannot write the evaluation's outputs" in one_line(result)
     assert (run / "eval.json").stat().st_size < 1_500 and list((run / "videos").iterdir())

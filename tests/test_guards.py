@@ -17,8 +17,23 @@ pytestmark = pytest.mark.slow  # whole programs trained, interrupted and resumed
 
 # long enough (3,000 one-iteration chunks) for a signal to land mid-run; cheap in larger chunks
 ITERATIONS = 3000
-LONG_RUN = ("--env", "CartPole-v1", "--algo", "ppo", "--num-seeds", "2", "--num-envs", "4", "--num-steps", "16",
-            "--total-timesteps", str(ITERATIONS * 64), "--chunk-iterations", "1", "--quiet")
+LONG_RUN = (
+    "--env",
+    "CartPole-v1",
+    "--algo",
+    "ppo",
+    "--num-seeds",
+    "2",
+    "--num-envs",
+    "4",
+    "--num-steps",
+    "16",
+    "--total-timesteps",
+    str(ITERATIONS * 64),
+    "--chunk-iterations",
+    "1",
+    "--quiet",
+)
 
 
 def rows_of(run_dir):
@@ -31,8 +46,13 @@ def iterations_written(run_dir):
 
 
 def start(out, *extra, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "purejaxspi.cli", "train", *LONG_RUN, "--out", str(out), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "purejaxspi.cli", "train", *LONG_RUN, "--out", str(out), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def wait_for_rows(proc, out, iterations=3, timeout=300):
@@ -90,6 +110,7 @@ def limit_file_size(size):
     def limit():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
     return limit
 
 
@@ -97,10 +118,14 @@ def limit_file_size(size):
 def test_a_full_disk_ends_in_one_line_and_resume_continues(tmp_path, limit, what):
     out = tmp_path / "run"
     # ppo: what is written and when does not depend on the algorithm, and it compiles in half the time
-    result = subprocess.run([sys.executable, "-m", "purejaxspi.cli", "train", *SMALL_RUN, "--algo", "ppo",
-                             "--out", str(out)],
-                            capture_output=True, text=True, timeout=600, preexec_fn=limit_file_size(limit),
-                            env=NO_BYTECODE)
+    result = subprocess.run(
+        [sys.executable, "-m", "purejaxspi.cli", "train", *SMALL_RUN, "--algo", "ppo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=limit_file_size(limit),
+        env=NO_BYTECODE,
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"no space left writing {what}" in lines[0] and "--resume" in lines[0], result.stderr
@@ -111,8 +136,19 @@ def test_a_full_disk_ends_in_one_line_and_resume_continues(tmp_path, limit, what
 
 
 def test_the_same_command_twice_writes_bitwise_identical_metrics(tmp_path):
-    args = ("--env", "CartPole-v1", "--num-seeds", "2", "--num-envs", "4", "--num-steps", "32",
-            "--total-timesteps", "1024", "--quiet")
+    args = (
+        "--env",
+        "CartPole-v1",
+        "--num-seeds",
+        "2",
+        "--num-envs",
+        "4",
+        "--num-steps",
+        "32",
+        "--total-timesteps",
+        "1024",
+        "--quiet",
+    )
     for name in ("a", "b"):
         assert cli("train", *args, "--out", str(tmp_path / name)).returncode == 0
     assert (tmp_path / "a" / "metrics.csv").read_bytes() == (tmp_path / "b" / "metrics.csv").read_bytes()

@@ -12,9 +12,24 @@ pytestmark = pytest.mark.slow  # a whole learning curve
 def test_deepspi_learns_cartpole(tmp_path):
     out = tmp_path / "cartpole"
     result = subprocess.run(
-        [sys.executable, "-m", "purejaxspi.cli", "train", "--env", "CartPole-v1", "--algo", "deepspi",
-         "--num-seeds", "4", "--out", str(out), "--quiet"],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "purejaxspi.cli",
+            "train",
+            "--env",
+            "CartPole-v1",
+            "--algo",
+            "deepspi",
+            "--num-seeds",
+            "4",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())

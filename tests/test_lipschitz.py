@@ -84,7 +84,7 @@ def test_grouped_action_conv_is_one_lipschitz_for_every_action():
     tops = []
     for a in range(num_actions):
         action = jax.nn.one_hot(jnp.array([a]), num_actions)
-        matrix = operator_matrix(lambda u: layer.apply(no_bias, u[None], action)[0][0], in_shape)
+        matrix = operator_matrix(lambda u, action=action: layer.apply(no_bias, u[None], action)[0][0], in_shape)
         tops.append(np.linalg.svd(matrix, compute_uv=False)[0])
     assert max(tops) <= 1.0 + 1e-3 and max(tops) > 0.5, tops
 

@@ -60,10 +60,32 @@ raise SystemExit(status)
 
 
 def start_training(tmp_path, name, total_timesteps):
-    args = ["train", "--env", "CartPole-v1", "--algo", "ppo", "--num-seeds", "4", "--num-envs", "4", "--num-steps", "32",
-            "--total-timesteps", str(total_timesteps), "--chunk-iterations", "4", "--checkpoint-every", "5",
-            "--tensorboard", "--quiet", "--out", str(tmp_path / name)]
-    return subprocess.Popen([sys.executable, "-c", PEAK, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        "train",
+        "--env",
+        "CartPole-v1",
+        "--algo",
+        "ppo",
+        "--num-seeds",
+        "4",
+        "--num-envs",
+        "4",
+        "--num-steps",
+        "32",
+        "--total-timesteps",
+        str(total_timesteps),
+        "--chunk-iterations",
+        "4",
+        "--checkpoint-every",
+        "5",
+        "--tensorboard",
+        "--quiet",
+        "--out",
+        str(tmp_path / name),
+    ]
+    return subprocess.Popen(
+        [sys.executable, "-c", PEAK, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def peak_rss_kb(proc):

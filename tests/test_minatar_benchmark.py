@@ -50,9 +50,27 @@ def run_script(*args):
 
 @pytest.mark.slow
 def test_end_to_end_writes_results_and_reads_finished_runs_back(tmp_path):
-    args = ("--games", "Breakout-MinAtar", "--algos", "deepmdp", "deepspi", "--num-seeds", "2",
-            "--budget", "8192", "--reps", "100", "--random-steps", "1500", "--eval-episodes", "4",
-            "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"))
+    args = (
+        "--games",
+        "Breakout-MinAtar",
+        "--algos",
+        "deepmdp",
+        "deepspi",
+        "--num-seeds",
+        "2",
+        "--budget",
+        "8192",
+        "--reps",
+        "100",
+        "--random-steps",
+        "1500",
+        "--eval-episodes",
+        "4",
+        "--runs",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path / "out"),
+    )
     first = run_script(*args)
     assert first.returncode == 0, first.stderr
     results = json.loads((tmp_path / "out" / "minatar_8192.json").read_text())

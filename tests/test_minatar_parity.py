@@ -28,16 +28,18 @@ def test_each_ablation_changes_one_ingredient_of_its_base(parity):
             continue
         base = parity.VARIANTS[variant.base]
         changed = {k for k in set(variant.config) | set(base.config) if variant.config.get(k) != base.config.get(k)}
-        changed |= {k for k in set(variant.hparams) | set(base.hparams)
-                    if variant.hparams.get(k) != base.hparams.get(k)}
+        changed |= {
+            k for k in set(variant.hparams) | set(base.hparams) if variant.hparams.get(k) != base.hparams.get(k)
+        }
         assert changed and (len(changed) == 1 or changed in pairs), (name, changed)
 
 
 def test_the_preset_is_a_measured_recipe(parity):
     """PPO's MinAtar preset is gymnax-blines' recipe with the frame MLP at lr 1e-3 (their ppo0.001 run's)."""
     args = parity.Args(budget=10_000_000)
-    (preset, preset_grid), (recipe, recipe_grid) = (parity.config_and_grid(args, name)
-                                                    for name in ("preset", "blines-mlp-lr1e-3"))
+    (preset, preset_grid), (recipe, recipe_grid) = (
+        parity.config_and_grid(args, name) for name in ("preset", "blines-mlp-lr1e-3")
+    )
     assert preset == recipe and preset_grid.values == recipe_grid.values
 
 
@@ -45,14 +47,21 @@ def test_the_figure_sets_each_algorithms_preset_side_by_side(parity):
     def entry(algo, variant, budget=10_000_000, game="Breakout-MinAtar"):
         return {"game": game, "algo": algo, "variant": variant, "budget": budget}
 
-    entries = [entry("ppo", "blines-mlp"), entry("ppo", "blines-mlp-lr1e-3"), entry("deepspi", "preset"),
-               entry("deepmdp", "preset"), entry("deepspi", "preset", budget=5_000_000),
-               entry("ppo", "blines-mlp-lr1e-3", game="Freeway-MinAtar")]
+    entries = [
+        entry("ppo", "blines-mlp"),
+        entry("ppo", "blines-mlp-lr1e-3"),
+        entry("deepspi", "preset"),
+        entry("deepmdp", "preset"),
+        entry("deepspi", "preset", budget=5_000_000),
+        entry("ppo", "blines-mlp-lr1e-3", game="Freeway-MinAtar"),
+    ]
     rows = [(game, title, labels) for game, title, _, labels in parity.panels_of(entries)]
-    assert rows == [("Breakout-MinAtar", "deepspi at 5M", ["preset"]),
-                    ("Breakout-MinAtar", "ppo at 10M", ["blines-mlp", "blines-mlp-lr1e-3"]),
-                    ("Breakout-MinAtar", "the preset at 10M, per algorithm", ["ppo", "deepmdp", "deepspi"]),
-                    ("Freeway-MinAtar", "ppo at 10M", ["blines-mlp-lr1e-3"])]
+    assert rows == [
+        ("Breakout-MinAtar", "deepspi at 5M", ["preset"]),
+        ("Breakout-MinAtar", "ppo at 10M", ["blines-mlp", "blines-mlp-lr1e-3"]),
+        ("Breakout-MinAtar", "the preset at 10M, per algorithm", ["ppo", "deepmdp", "deepspi"]),
+        ("Freeway-MinAtar", "ppo at 10M", ["blines-mlp-lr1e-3"]),
+    ]
 
 
 def test_first_reached_is_the_first_bin_at_the_threshold(parity):
@@ -67,9 +76,27 @@ def run(*flags):
 
 def test_a_tiny_parity_run_writes_and_reads_back(tmp_path):
     out = tmp_path / "parity.json"
-    flags = ("--variants", "preset", "blines-mlp", "--num-seeds", "2", "--budget", "8192", "--eval-episodes", "2",
-             "--eval-max-steps", "200", "--reps", "100", "--bins", "4", "--runs", str(tmp_path / "runs"),
-             "--out", str(out))
+    flags = (
+        "--variants",
+        "preset",
+        "blines-mlp",
+        "--num-seeds",
+        "2",
+        "--budget",
+        "8192",
+        "--eval-episodes",
+        "2",
+        "--eval-max-steps",
+        "200",
+        "--reps",
+        "100",
+        "--bins",
+        "4",
+        "--runs",
+        str(tmp_path / "runs"),
+        "--out",
+        str(out),
+    )
     first = run(*flags)
     assert first.returncode == 0, first.stderr
     entries = json.loads(out.read_text())["entries"]

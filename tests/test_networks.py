@@ -20,8 +20,9 @@ def grouped_conv_reference(h, kernel, bias, groups):
     g, p, out = kernel.shape
     cin = h.shape[-1] // groups
     hwio = jnp.concatenate([kernel[i].reshape(2, 2, cin, out) for i in range(g)], axis=-1)
-    y = jax.lax.conv_general_dilated(h, hwio, (1, 1), ((0, 1), (0, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                     feature_group_count=groups)
+    y = jax.lax.conv_general_dilated(
+        h, hwio, (1, 1), ((0, 1), (0, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups
+    )
     return y.reshape(*y.shape[:3], g, out) + bias
 
 
@@ -38,20 +39,33 @@ def test_action_sliced_grouped_conv_equals_slicing_the_full_output(spectral, spl
     one_hot = jax.nn.one_hot(action, actions)
     layer = GroupedActionConv(actions, groups, features, spectral=spectral, splits=splits)
     variables = layer.init(jax.random.PRNGKey(1), to_groups(h, groups), one_hot)
-    variables = {**variables, "params": jax.tree.map(
-        lambda p: p + 0.1 * jax.random.normal(jax.random.PRNGKey(2), p.shape), variables["params"])}
+    variables = {
+        **variables,
+        "params": jax.tree.map(
+            lambda p: p + 0.1 * jax.random.normal(jax.random.PRNGKey(2), p.shape), variables["params"]
+        ),
+    }
     apply = lambda v: jnp.concatenate(layer.apply(v, to_groups(h, groups), one_hot), axis=-1)  # noqa: E731
     out = apply(variables)
     kernel, bias = variables["params"]["kernel"]["kernel"], variables["params"]["kernel"]["bias"]
     if spectral:  # each group's kernel divided by the norm of its whole convolution as an operator on [5, 7, 2]
         cin = h.shape[-1] // groups
         basis = jnp.eye(5 * 7 * cin).reshape(-1, 1, 5, 7, cin)
-        sigmas = np.array([np.linalg.svd(np.asarray(jax.vmap(
-            lambda e, k=k: grouped_conv_reference(e, k[None], 0.0, 1).ravel())(basis)), compute_uv=False)[0]
-            for k in kernel])
+        sigmas = np.array(
+            [
+                np.linalg.svd(
+                    np.asarray(jax.vmap(lambda e, k=k: grouped_conv_reference(e, k[None], 0.0, 1).ravel())(basis)),
+                    compute_uv=False,
+                )[0]
+                for k in kernel
+            ]
+        )
         u = variables["spectral"]["kernel"]["u"]
-        refresh = jax.jit(lambda u: layer.apply({**variables, "spectral": {"kernel": {"u": u}}}, to_groups(h, groups),
-                                                one_hot, mutable=["spectral"])[1]["spectral"]["kernel"]["u"])
+        refresh = jax.jit(
+            lambda u: layer.apply(
+                {**variables, "spectral": {"kernel": {"u": u}}}, to_groups(h, groups), one_hot, mutable=["spectral"]
+            )[1]["spectral"]["kernel"]["u"]
+        )
         for _ in range(200):  # converge the persistent vectors, as training does
             u = refresh(u)
         out = apply({**variables, "spectral": {"kernel": {"u": u}}})
@@ -117,12 +131,13 @@ def test_deepmdp_gradient_penalty_reads_each_samples_input_gradient():
     obs = jax.random.uniform(jax.random.PRNGKey(0), (5, 8, 8, 4))
     action = jnp.array([0, 1, 2, 1, 0])
     variables = jax.jit(lambda k1, k2: agent.init(k1, obs, action, k2, method=Agent.init_all))(
-        jax.random.PRNGKey(1), jax.random.PRNGKey(2))
+        jax.random.PRNGKey(1), jax.random.PRNGKey(2)
+    )
     z = jax.nn.relu(jax.random.normal(jax.random.PRNGKey(3), (5, 6, 6, 16)))
     sums = lambda z, a: agent.apply(variables, z, a, method=Agent.world_model_sums)  # noqa: E731
     for part in (0, 1):
-        batched = jax.grad(lambda z: sums(z, action)[part])(z)
-        alone = jax.vmap(lambda zi, ai: jax.grad(lambda zi: sums(zi[None], ai[None])[part])(zi))(z, action)
+        batched = jax.grad(lambda z, part=part: sums(z, action)[part])(z)
+        alone = jax.vmap(lambda zi, ai, part=part: jax.grad(lambda zi: sums(zi[None], ai[None])[part])(zi))(z, action)
         np.testing.assert_allclose(batched, alone, rtol=1e-5, atol=1e-6)
     reward = variables["params"]["reward_model"]
     w1, b1 = np.asarray(reward["Dense_0"]["kernel"]), np.asarray(reward["Dense_0"]["bias"])
@@ -134,8 +149,9 @@ def test_deepmdp_gradient_penalty_reads_each_samples_input_gradient():
     np.testing.assert_allclose(objectives.squared_slope(grads), np.mean(np.sum(expected**2, -1)), rtol=1e-4)
 
 
-@pytest.mark.parametrize("family, obs_shape", [
-    ("minatar", (10, 10, 4)), pytest.param("atari", (84, 84, 4), marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "family, obs_shape", [("minatar", (10, 10, 4)), pytest.param("atari", (84, 84, 4), marks=pytest.mark.slow)]
+)
 def test_lax_and_patches_convolutions_give_the_same_agent(family, obs_shape):
     """`conv` lax (cuDNN on a GPU) and patches (CPU) are one network: the same outputs, losses' inputs and
     gradients to float rounding, from the same parameters."""
@@ -151,12 +167,14 @@ def test_lax_and_patches_convolutions_give_the_same_agent(family, obs_shape):
 
     def scalar(impl, params):
         out = outputs(impl, params)
-        return jnp.sum(out.logits) + jnp.sum(out.value) + jnp.sum(out.reward_pred) + jnp.sum(out.next_latent_pred ** 2)
+        return jnp.sum(out.logits) + jnp.sum(out.value) + jnp.sum(out.reward_pred) + jnp.sum(out.next_latent_pred**2)
 
     # jitted: run op by op, the mixture head's many small ops cost more than compiling them
     outputs_of = jax.jit(outputs, static_argnums=0)
-    for a, b in zip(jax.tree.leaves(outputs_of("lax", variables["params"])),
-                    jax.tree.leaves(outputs_of("patches", variables["params"]))):
+    for a, b in zip(
+        jax.tree.leaves(outputs_of("lax", variables["params"])),
+        jax.tree.leaves(outputs_of("patches", variables["params"])),
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
     grads = {impl: jax.jit(jax.grad(lambda p, impl=impl: scalar(impl, p)))(variables["params"]) for impl in agents}
     for a, b in zip(jax.tree.leaves(grads["lax"]), jax.tree.leaves(grads["patches"])):

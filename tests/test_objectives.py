@@ -29,7 +29,9 @@ def test_gae_matches_numpy_loop_with_terminations_and_truncations():
     terminated = (rng.random((T, N)) < 0.1).astype(float)
     truncated = ((rng.random((T, N)) < 0.1) & (terminated == 0)).astype(float)
     done = np.maximum(terminated, truncated)
-    adv, ret = objectives.gae(*(jnp.asarray(x, jnp.float32) for x in (rewards, values, next_values, terminated, done)), 0.97, 0.9)
+    adv, ret = objectives.gae(
+        *(jnp.asarray(x, jnp.float32) for x in (rewards, values, next_values, terminated, done)), 0.97, 0.9
+    )
     ref_adv, ref_ret = numpy_gae(rewards, values, next_values, terminated, done, 0.97, 0.9)
     np.testing.assert_allclose(adv, ref_adv, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(ret, ref_ret, rtol=1e-5, atol=1e-5)
@@ -49,9 +51,18 @@ def test_smooth_l1_values():
     np.testing.assert_allclose(objectives.smooth_l1(x), [2.5, 0.125, 0.0, 0.02, 1.5], atol=1e-7)
 
 
-HP = HParams(learning_rate=1e-3, clip_coef=0.2, ent_coef=0.01, vf_coef=0.5, gamma=0.99,
-             gae_lambda=0.95, max_grad_norm=0.5, reward_coef=0.1, transition_coef=0.05,
-             gradient_penalty=0.01)
+HP = HParams(
+    learning_rate=1e-3,
+    clip_coef=0.2,
+    ent_coef=0.01,
+    vf_coef=0.5,
+    gamma=0.99,
+    gae_lambda=0.95,
+    max_grad_norm=0.5,
+    reward_coef=0.1,
+    transition_coef=0.05,
+    gradient_penalty=0.01,
+)
 
 
 def tiny_inputs():
@@ -79,7 +90,10 @@ def hand_terms(x, algo, reduction="sum"):
     adv = np.asarray(x.advantages)
     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     d_r = np.asarray(x.reward_pred) - np.asarray(x.reward)
-    huber = lambda d: np.where(np.abs(d) < 1, 0.5 * d**2, np.abs(d) - 0.5)
+
+    def huber(d):
+        return np.where(np.abs(d) < 1, 0.5 * d**2, np.abs(d) - 0.5)
+
     l_r = huber(d_r)
     per_entry = huber(np.asarray(x.next_latent_pred) - np.asarray(x.next_latent))
     reduce = per_entry.mean(-1) if reduction == "mean" else per_entry.sum(-1)
@@ -101,7 +115,10 @@ def hand_diagnostics(x, algo):
     adv = np.asarray(x.advantages)
     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     if algo == "deepspi":
-        huber = lambda d: np.where(np.abs(d) < 1, 0.5 * d**2, np.abs(d) - 0.5)
+
+        def huber(d):
+            return np.where(np.abs(d) < 1, 0.5 * d**2, np.abs(d) - 0.5)
+
         l_r = huber(np.asarray(x.reward_pred) - np.asarray(x.reward))
         l_p = huber(np.asarray(x.next_latent_pred) - np.asarray(x.next_latent)).sum(-1) * np.asarray(x.transition_valid)
         adv = adv - (HP.reward_coef * l_r + HP.transition_coef * l_p)
@@ -173,9 +190,11 @@ def test_deepspi_world_model_gradient_is_weighted_by_the_ratio():
     d = np.asarray(x.reward_pred) - np.asarray(x.reward)
     huber_grad = np.clip(d, -1, 1)
     l_r = np.where(np.abs(d) < 1, 0.5 * d**2, np.abs(d) - 0.5)
-    l_p = np.where(np.abs(np.asarray(x.next_latent_pred) - np.asarray(x.next_latent)) < 1,
-                   0.5 * (np.asarray(x.next_latent_pred) - np.asarray(x.next_latent)) ** 2,
-                   np.abs(np.asarray(x.next_latent_pred) - np.asarray(x.next_latent)) - 0.5).sum(-1) * np.asarray(x.transition_valid)
+    l_p = np.where(
+        np.abs(np.asarray(x.next_latent_pred) - np.asarray(x.next_latent)) < 1,
+        0.5 * (np.asarray(x.next_latent_pred) - np.asarray(x.next_latent)) ** 2,
+        np.abs(np.asarray(x.next_latent_pred) - np.asarray(x.next_latent)) - 0.5,
+    ).sum(-1) * np.asarray(x.transition_valid)
     u = adv - HP.reward_coef * l_r - HP.transition_coef * l_p
     clipped = np.clip(rho, 1 - HP.clip_coef, 1 + HP.clip_coef)
     w = np.where(-u * rho >= -u * clipped, rho, clipped)
@@ -219,5 +238,7 @@ def test_the_clipped_value_loss_is_the_larger_of_the_two_squared_errors():
     want = 0.5 * np.mean(np.maximum((v - r) ** 2, (v_clip - r) ** 2))
     np.testing.assert_allclose(clipped.value_loss, want, rtol=1e-6)
     np.testing.assert_allclose(plain.value_loss, 0.5 * np.mean((v - r) ** 2), rtol=1e-6)
-    assert float(clipped.value_loss) > float(plain.value_loss)  # sample 1 moved 0.5 > eps, and its clipped error is larger
+    assert float(clipped.value_loss) > float(
+        plain.value_loss
+    )  # sample 1 moved 0.5 > eps, and its clipped error is larger
     np.testing.assert_allclose(clipped.total - plain.total, HP.vf_coef * (want - float(plain.value_loss)), rtol=1e-5)

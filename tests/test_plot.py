@@ -12,15 +12,19 @@ from purejaxspi.analysis.plot import RunCurve, binned, label_groups
 
 
 def test_binned_curves_average_within_bins_and_carry_the_last_value_forward():
-    curve = RunCurve("E", {}, 0, np.array([10.0, 20, 30, 40, 50, 60]), np.array([1.0, 3, np.nan, np.nan, 5, np.nan]),
-                     np.ones(6))
+    curve = RunCurve(
+        "E", {}, 0, np.array([10.0, 20, 30, 40, 50, 60]), np.array([1.0, 3, np.nan, np.nan, 5, np.nan]), np.ones(6)
+    )
     edges = np.array([0.0, 20, 40, 60])
     np.testing.assert_allclose(binned(curve, edges), [2.0, 2.0, 5.0])
 
 
 def test_groups_are_named_by_what_differs():
-    curves = [RunCurve("E", {"algo": "ppo", "hp_learning_rate": lr, "num_envs": 4}, s, np.ones(1), np.ones(1), np.ones(1))
-              for lr in (0.001, 0.003) for s in (0, 1)]
+    curves = [
+        RunCurve("E", {"algo": "ppo", "hp_learning_rate": lr, "num_envs": 4}, s, np.ones(1), np.ones(1), np.ones(1))
+        for lr in (0.001, 0.003)
+        for s in (0, 1)
+    ]
     assert label_groups(curves) == ["ppo learning_rate=0.001", "ppo learning_rate=0.003"]
 
 
@@ -41,7 +45,7 @@ def _as_other_algo(src, dst, algo, shift):
     record = json.loads((dst / "config.json").read_text())
     record["config"]["algo"] = algo
     (dst / "config.json").write_text(json.dumps(record))
-    rows = list(csv.reader(open(src / "metrics.csv")))
+    rows = list(csv.reader((src / "metrics.csv").read_text().splitlines()))
     column = rows[0].index("episodic_return")
     for row in rows[1:]:
         if row[column]:
@@ -65,15 +69,26 @@ def test_plot_draws_curves_and_aggregates_for_two_algorithms(trained_run, tmp_pa
             low, high = stats[name]["ci"]
             assert low <= stats[name]["point"] <= high, (group, name)
     assert numbers["aggregates"]["deepmdp"]["IQM"]["point"] == pytest.approx(
-        numbers["aggregates"]["deepspi"]["IQM"]["point"] + 1000.0)
+        numbers["aggregates"]["deepspi"]["IQM"]["point"] + 1000.0
+    )
     # every shifted seed beats every original seed
     assert numbers["probability_of_improvement"]["deepspi  >  deepmdp"]["point"] == 0.0
 
 
 @pytest.mark.slow
 def test_any_metrics_column_can_be_plotted_and_unknown_ones_are_refused(trained_run, tmp_path):
-    result = cli("plot", str(trained_run), "--metric", "entropy", "--aggregate", "mean", "--reps", "200",
-                 "--out", str(tmp_path / "entropy.png"))
+    result = cli(
+        "plot",
+        str(trained_run),
+        "--metric",
+        "entropy",
+        "--aggregate",
+        "mean",
+        "--reps",
+        "200",
+        "--out",
+        str(tmp_path / "entropy.png"),
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "entropy.json").read_text())["metric"] == "entropy"
     result = cli("plot", str(trained_run), "--metric", "episodic_retrun", "--out", str(tmp_path / "x.png"))
@@ -93,5 +108,7 @@ def test_bootstrap_intervals_are_reproducible_for_a_seed():
     for group in scores:
         np.testing.assert_array_equal(first[1][group], again[1][group])
     np.random.seed(123)  # the caller's global state neither changes the result nor is changed by it
-    np.testing.assert_array_equal(curve_estimates(scores["a"], "iqm", 300, 7)[1], curve_estimates(scores["a"], "iqm", 300, 7)[1])
+    np.testing.assert_array_equal(
+        curve_estimates(scores["a"], "iqm", 300, 7)[1], curve_estimates(scores["a"], "iqm", 300, 7)[1]
+    )
     assert np.random.randint(1 << 30) == np.random.RandomState(123).randint(1 << 30)

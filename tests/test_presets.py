@@ -13,17 +13,58 @@ from purejaxspi.algo.config import HPARAM_NAMES, PRESETS, preset_table
 # gae_lambda, reward_loss_coef, transition_loss_coef, lambda_gp, transition_density, lipschitz_nets).
 # deep_spi.py zeroes lambda_gp when lipschitz_nets is on, as our Lipschitz world model takes none.
 SCRIPTS = {
-    "deepspi": dict(total_timesteps=10_000_000, learning_rate=2.5e-4, num_envs=128, num_steps=8, num_minibatches=4,
-                    update_epochs=4, clip_coef=0.1, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, gamma=0.99,
-                    gae_lambda=0.95, reward_coef=0.01, transition_coef=0.0005, gradient_penalty=0.01,
-                    density="mixture", lipschitz=True),
-    "deepmdp": dict(total_timesteps=10_000_000, learning_rate=2.5e-4, num_envs=64, num_steps=16, num_minibatches=4,
-                    update_epochs=4, clip_coef=0.1, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, gamma=0.99,
-                    gae_lambda=0.95, reward_coef=1.0, transition_coef=1.0, gradient_penalty=0.01,
-                    density="deterministic", lipschitz=False),
-    "ppo": dict(total_timesteps=10_000_000, learning_rate=2.5e-4, num_envs=8, num_steps=128, num_minibatches=4,
-                update_epochs=4, clip_coef=0.1, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, gamma=0.99,
-                gae_lambda=0.95),
+    "deepspi": dict(
+        total_timesteps=10_000_000,
+        learning_rate=2.5e-4,
+        num_envs=128,
+        num_steps=8,
+        num_minibatches=4,
+        update_epochs=4,
+        clip_coef=0.1,
+        ent_coef=0.01,
+        vf_coef=0.5,
+        max_grad_norm=0.5,
+        gamma=0.99,
+        gae_lambda=0.95,
+        reward_coef=0.01,
+        transition_coef=0.0005,
+        gradient_penalty=0.01,
+        density="mixture",
+        lipschitz=True,
+    ),
+    "deepmdp": dict(
+        total_timesteps=10_000_000,
+        learning_rate=2.5e-4,
+        num_envs=64,
+        num_steps=16,
+        num_minibatches=4,
+        update_epochs=4,
+        clip_coef=0.1,
+        ent_coef=0.01,
+        vf_coef=0.5,
+        max_grad_norm=0.5,
+        gamma=0.99,
+        gae_lambda=0.95,
+        reward_coef=1.0,
+        transition_coef=1.0,
+        gradient_penalty=0.01,
+        density="deterministic",
+        lipschitz=False,
+    ),
+    "ppo": dict(
+        total_timesteps=10_000_000,
+        learning_rate=2.5e-4,
+        num_envs=8,
+        num_steps=128,
+        num_minibatches=4,
+        update_epochs=4,
+        clip_coef=0.1,
+        ent_coef=0.01,
+        vf_coef=0.5,
+        max_grad_norm=0.5,
+        gamma=0.99,
+        gae_lambda=0.95,
+    ),
 }
 
 
@@ -31,8 +72,21 @@ SCRIPTS = {
 def test_atari_presets_are_the_authors_scripts(algo):
     config = pjs.make_config("Breakout-v5", algo)
     values = {n: v[0] for n, v in pjs.hparam_values(config).items()}
-    got = {**{f: getattr(config, f) for f in ("total_timesteps", "num_envs", "num_steps", "num_minibatches",
-                                              "update_epochs", "density", "lipschitz")}, **values}
+    got = {
+        **{
+            f: getattr(config, f)
+            for f in (
+                "total_timesteps",
+                "num_envs",
+                "num_steps",
+                "num_minibatches",
+                "update_epochs",
+                "density",
+                "lipschitz",
+            )
+        },
+        **values,
+    }
     for name, expected in SCRIPTS[algo].items():
         assert got[name] == pytest.approx(expected), name
     assert config.algo == config.settings == algo

@@ -27,7 +27,9 @@ def test_record_mismatch_names_the_first_differing_setting():
     saved = {"config": {"env_id": "CartPole-v1", "num_envs": 4}, "hparam_values": {"gamma": [0.99]}, "seed": 0}
     assert record_mismatch(saved, {**saved}) is None
     assert record_mismatch(saved, {**saved, "config": {"env_id": "CartPole-v1", "num_envs": 8}}) == "num_envs: 4 vs 8"
-    assert record_mismatch(saved, {**saved, "hparam_values": {"gamma": [0.9]}}) == "hparam_values.gamma: [0.99] vs [0.9]"
+    assert (
+        record_mismatch(saved, {**saved, "hparam_values": {"gamma": [0.9]}}) == "hparam_values.gamma: [0.99] vs [0.9]"
+    )
 
 
 def test_truncation_keeps_earlier_iterations_and_drops_a_cut_line(tmp_path):

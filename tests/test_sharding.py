@@ -23,9 +23,31 @@ from purejaxspi.scale.sharding import make_layout, pad_index, padded_size
 pytestmark = pytest.mark.slow  # whole programs trained, resumed or sharded
 
 # 2 learning rates x 4 seeds = 8 runs of a tiny CartPole Deep SPI, 10 iterations in chunks of 5
-GRID = ("train", "--env", "CartPole-v1", "--algo", "deepspi", "--learning-rate", "0.0025", "0.001", "--num-envs", "4",
-        "--num-steps", "16", "--num-minibatches", "2", "--update-epochs", "1", "--total-timesteps", "640",
-        "--chunk-iterations", "5", "--checkpoint-interval", "0", "--quiet")
+GRID = (
+    "train",
+    "--env",
+    "CartPole-v1",
+    "--algo",
+    "deepspi",
+    "--learning-rate",
+    "0.0025",
+    "0.001",
+    "--num-envs",
+    "4",
+    "--num-steps",
+    "16",
+    "--num-minibatches",
+    "2",
+    "--update-epochs",
+    "1",
+    "--total-timesteps",
+    "640",
+    "--chunk-iterations",
+    "5",
+    "--checkpoint-interval",
+    "0",
+    "--quiet",
+)
 
 # each argument list is one `purejaxspi` command, run in turn in one process (one JAX start-up)
 COMMANDS = """
@@ -44,8 +66,13 @@ def child_env(devices: int, **extra) -> dict:
 
 
 def run_commands(devices: int, *commands, timeout=300):
-    result = subprocess.run([sys.executable, "-c", COMMANDS, json.dumps([list(c) for c in commands])],
-                            env=child_env(devices), capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-c", COMMANDS, json.dumps([list(c) for c in commands])],
+        env=child_env(devices),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -55,7 +82,9 @@ def metrics_by_run(run_dir):
     with open(run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     to_float = lambda v: float(v) if v != "" else math.nan  # noqa: E731
-    return {(r["seed"], r["hp_learning_rate"], int(r["iteration"])): {k: to_float(v) for k, v in r.items()} for r in rows}
+    return {
+        (r["seed"], r["hp_learning_rate"], int(r["iteration"])): {k: to_float(v) for k, v in r.items()} for r in rows
+    }
 
 
 def assert_same_metrics(got, expected, rtol=1e-4):
@@ -93,9 +122,12 @@ def test_distributed_settings_come_from_the_usual_variables():
 def one_and_four_devices(tmp_path_factory):
     """The 8-run grid trained on one device and sharded over four, in one child process."""
     root = tmp_path_factory.mktemp("sharded")
-    run_commands(4, (*GRID, "--num-seeds", "4", "--devices", "1", "--out", str(root / "one")),
-                 (*GRID, "--num-seeds", "4", "--devices", "4", "--out", str(root / "four")),
-                 ("eval", str(root / "four"), "--episodes", "1"))  # a sharded checkpoint, read back whole
+    run_commands(
+        4,
+        (*GRID, "--num-seeds", "4", "--devices", "1", "--out", str(root / "one")),
+        (*GRID, "--num-seeds", "4", "--devices", "4", "--out", str(root / "four")),
+        ("eval", str(root / "four"), "--episodes", "1"),
+    )  # a sharded checkpoint, read back whole
     return root / "one", root / "four"
 
 
@@ -122,7 +154,9 @@ shutil.copytree({str(padded)!r}, {str(resumed)!r})
 shutil.rmtree({str(resumed / "checkpoints" / "10")!r})
 raise SystemExit(main(["train", "--resume", {str(resumed)!r}, "--devices", "2", "--quiet"]))
 """
-    result = subprocess.run([sys.executable, "-c", script], env=child_env(4), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=child_env(4), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     expected = metrics_by_run(one)
     got = metrics_by_run(padded)
@@ -141,7 +175,9 @@ def test_two_processes_on_localhost_train_the_grid_as_one_process(one_and_four_d
         subprocess.Popen(
             [sys.executable, "-m", "purejaxspi.cli", *GRID, "--num-seeds", "4", "--out", str(out)],
             env=child_env(2, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i)),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(2)
     ]
@@ -166,15 +202,18 @@ layout = make_layout(len(seeds), 2)  # 3 runs over 2 devices: 2 slots each, the 
 assert layout.local_runs().runs == ((0, 1), (2, 2))
 env = make_env("Breakout-v5", num_envs, seeds, local_runs=layout.local_runs())
 
-def rollout(keys, actions):  # one device's runs: actions [runs, T, N] -> first frames [runs, ...], timesteps [runs, T, ...]
+# one device's runs: actions [runs, T, N] -> first frames [runs, ...], timesteps [runs, T, ...]
+def rollout(keys, actions):
     state, obs, _ = jax.vmap(env.reset)(keys)
     step = lambda state, action: jax.vmap(env.step)(state, action, keys)
     timesteps = jax.lax.scan(step, state, actions.swapaxes(0, 1))[1]
     return obs, jax.tree.map(lambda x: x.swapaxes(0, 1), timesteps)
 
 sharded = jax.jit(layout.shard(rollout))
-reset_obs, ts = sharded(layout.place(jax.random.split(jax.random.PRNGKey(0), 3)), layout.place(actions.swapaxes(0, 1)[:3]))
-reset_obs, frames, rewards = layout.gather(reset_obs), np.asarray(ts.obs).swapaxes(0, 1), np.asarray(ts.reward).swapaxes(0, 1)
+keys = layout.place(jax.random.split(jax.random.PRNGKey(0), 3))
+reset_obs, ts = sharded(keys, layout.place(actions.swapaxes(0, 1)[:3]))
+reset_obs = layout.gather(reset_obs)
+frames, rewards = np.asarray(ts.obs).swapaxes(0, 1), np.asarray(ts.reward).swapaxes(0, 1)
 # the same three runs' games in one pool, stepped directly with the real runs' actions
 reference = atari.make_pool("Breakout-v5", seeds, num_envs)
 ref_obs, _ = reference.reset()
@@ -191,20 +230,52 @@ print("frames", frames.shape)
 
 def test_atari_runs_sharded_over_two_devices_step_one_pool_per_device():
     # each device's pool holds its own 2 slots' games; together they play what one pool of the 3 runs plays
-    result = subprocess.run([sys.executable, "-c", ATARI], env=child_env(2), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", ATARI], env=child_env(2), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "frames (40, 4, 2, 84, 84, 4)" in result.stdout
 
 
 def test_bench_reports_throughput_per_device_count(tmp_path):
     out = tmp_path / "bench.json"
-    run_commands(2, ("bench", "--env", "CartPole-v1", "--algo", "ppo", "--num-runs", "4", "--devices", "1", "2",
-                     "--num-envs", "4", "--num-steps", "8", "--num-minibatches", "2", "--update-epochs", "1",
-                     "--iterations", "1", "--repeats", "1", "--no-env-only", "--json", str(out), "--quiet"))
+    run_commands(
+        2,
+        (
+            "bench",
+            "--env",
+            "CartPole-v1",
+            "--algo",
+            "ppo",
+            "--num-runs",
+            "4",
+            "--devices",
+            "1",
+            "2",
+            "--num-envs",
+            "4",
+            "--num-steps",
+            "8",
+            "--num-minibatches",
+            "2",
+            "--update-epochs",
+            "1",
+            "--iterations",
+            "1",
+            "--repeats",
+            "1",
+            "--no-env-only",
+            "--json",
+            str(out),
+            "--quiet",
+        ),
+    )
     rows = json.loads(out.read_text())
     assert [(r["num_runs"], r["devices"]) for r in rows] == [(4, 1), (4, 2)]
     assert rows[0]["speedup_over_one_device"] == 1.0
-    assert rows[1]["speedup_over_one_device"] == pytest.approx(rows[1]["steps_per_second"] / rows[0]["steps_per_second"])
+    assert rows[1]["speedup_over_one_device"] == pytest.approx(
+        rows[1]["steps_per_second"] / rows[0]["steps_per_second"]
+    )
     assert all(r["steps_per_second"] > 0 for r in rows)
 
 

@@ -13,21 +13,54 @@ from purejaxspi.analysis.plot import RunCurve
 from purejaxspi.analysis.sweep import sweep_panels
 from purejaxspi.errors import PlotError
 
-SWEEP = ("train", "--env", "CartPole-v1", "--algo", "deepspi", "--density", "deterministic", "--num-seeds", "2",
-         "--num-envs", "4", "--num-steps", "16", "--total-timesteps", "640", "--chunk-iterations", "5",
-         "--reward-coef", "0", "0.5", "--transition-coef", "0", "2")
+SWEEP = (
+    "train",
+    "--env",
+    "CartPole-v1",
+    "--algo",
+    "deepspi",
+    "--density",
+    "deterministic",
+    "--num-seeds",
+    "2",
+    "--num-envs",
+    "4",
+    "--num-steps",
+    "16",
+    "--total-timesteps",
+    "640",
+    "--chunk-iterations",
+    "5",
+    "--reward-coef",
+    "0",
+    "0.5",
+    "--transition-coef",
+    "0",
+    "2",
+)
 
 
 def _curve(algo, x, y, seed, final):
     steps = np.arange(1, 11) * 10.0
-    return RunCurve("E", {"algo": algo, "hp_reward_coef": x, "hp_transition_coef": y, "hp_gamma": 0.99}, seed,
-                    steps, np.full(10, final), np.ones(10))
+    return RunCurve(
+        "E",
+        {"algo": algo, "hp_reward_coef": x, "hp_transition_coef": y, "hp_gamma": 0.99},
+        seed,
+        steps,
+        np.full(10, final),
+        np.ones(10),
+    )
 
 
 def test_cells_group_seeds_by_the_two_values_and_panels_by_everything_else():
     rng = np.random.default_rng(0)
-    finals = {(algo, x, y, s): float(rng.normal()) for algo in ("deepspi", "deepmdp") for x in (0.0, 1.0)
-              for y in (0.0, 0.5, 2.0) for s in range(5)}
+    finals = {
+        (algo, x, y, s): float(rng.normal())
+        for algo in ("deepspi", "deepmdp")
+        for x in (0.0, 1.0)
+        for y in (0.0, 0.5, 2.0)
+        for s in range(5)
+    }
     curves = [_curve(*key, value) for key, value in finals.items()]
     panels = sweep_panels(curves, "reward_coef", "hp_transition_coef", reps=200)
     assert sorted(p.group for p in panels) == ["deepmdp", "deepspi"]
@@ -46,7 +79,9 @@ def test_the_mean_over_the_run_weighs_every_logged_iteration_alike():
     values = np.array([0.0, np.nan, 2.0, 4.0, 10.0])
     curve = RunCurve("CartPole-v1", {}, 0, np.arange(1, 6) * 100.0, values, np.array([1, 0, 5, 1, 1.0]))
     assert curve.mean_over_run() == pytest.approx(np.nanmean(values))
-    assert curve.final() == 10.0 and np.isnan(RunCurve("e", {}, 0, np.ones(2), np.full(2, np.nan), np.ones(2)).mean_over_run())
+    assert curve.final() == 10.0 and np.isnan(
+        RunCurve("e", {}, 0, np.ones(2), np.full(2, np.nan), np.ones(2)).mean_over_run()
+    )
 
 
 def test_a_name_that_is_not_a_hyperparameter_lists_the_choices():
@@ -66,11 +101,17 @@ def test_world_model_share_is_the_weighted_losses_over_the_mean_absolute_advanta
     rng = np.random.default_rng(1)
     b, z = 8, 6
     x = objectives.LossInputs(
-        log_probs=jnp.log(jnp.full((b, 2), 0.5)), value=jnp.zeros(b), reward_pred=jnp.asarray(rng.normal(size=b)),
-        next_latent_pred=jnp.asarray(rng.normal(size=(b, z))), next_latent=jnp.asarray(rng.normal(size=(b, z))),
-        action=jnp.zeros(b, jnp.int32), old_log_prob=jnp.log(jnp.full(b, 0.5)),
-        advantages=jnp.asarray(rng.normal(size=b) * 3.0 + 1.0), returns=jnp.zeros(b),
-        reward=jnp.asarray(rng.normal(size=b)), transition_valid=jnp.ones(b, bool),
+        log_probs=jnp.log(jnp.full((b, 2), 0.5)),
+        value=jnp.zeros(b),
+        reward_pred=jnp.asarray(rng.normal(size=b)),
+        next_latent_pred=jnp.asarray(rng.normal(size=(b, z))),
+        next_latent=jnp.asarray(rng.normal(size=(b, z))),
+        action=jnp.zeros(b, jnp.int32),
+        old_log_prob=jnp.log(jnp.full(b, 0.5)),
+        advantages=jnp.asarray(rng.normal(size=b) * 3.0 + 1.0),
+        returns=jnp.zeros(b),
+        reward=jnp.asarray(rng.normal(size=b)),
+        transition_valid=jnp.ones(b, bool),
     )
     hp = DEEPSPI_HPARAMS.replace(reward_coef=0.3, transition_coef=0.05)
     terms = objectives.loss("deepspi", x, hp, "sum")
@@ -84,7 +125,9 @@ def test_world_model_share_is_the_weighted_losses_over_the_mean_absolute_advanta
     l_p = huber(np.asarray(x.next_latent_pred) - np.asarray(x.next_latent)).sum(-1)
     assert float(terms.advantage_abs) == pytest.approx(np.abs(a).mean(), rel=1e-5)
     assert float(terms.world_model_share) == pytest.approx((0.3 * l_r + 0.05 * l_p).mean() / np.abs(a).mean(), rel=1e-5)
-    assert float(objectives.loss("deepspi", x, hp.replace(reward_coef=0.0, transition_coef=0.0)).world_model_share) == 0.0
+    assert (
+        float(objectives.loss("deepspi", x, hp.replace(reward_coef=0.0, transition_coef=0.0)).world_model_share) == 0.0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +143,9 @@ def test_a_sweep_summarises_each_setting_and_names_the_best(sweep_run):
     out, stdout = sweep_run
     summary = json.loads((out / "summary.json").read_text())
     settings = summary["settings"]
-    assert [s["hparams"] for s in settings] == [{"reward_coef": r, "transition_coef": p}
-                                                for r in (0.0, 0.5) for p in (0.0, 2.0)]
+    assert [s["hparams"] for s in settings] == [
+        {"reward_coef": r, "transition_coef": p} for r in (0.0, 0.5) for p in (0.0, 2.0)
+    ]
     for setting in settings:
         finals = [summary["runs"][r]["final_return"] for r in setting["runs"]]
         assert setting["seeds"] == [0, 1] and len(finals) == 2
@@ -110,7 +154,7 @@ def test_a_sweep_summarises_each_setting_and_names_the_best(sweep_run):
     best = max(settings, key=lambda s: s["final_return_iqm"])
     assert f"best of 4 settings: reward_coef={best['hparams']['reward_coef']:g}" in stdout
 
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
     for row in rows:
         share, r, p = float(row["world_model_share"]), float(row["hp_reward_coef"]), float(row["hp_transition_coef"])
         assert float(row["advantage_abs"]) > 0
@@ -124,8 +168,20 @@ def test_a_sweep_summarises_each_setting_and_names_the_best(sweep_run):
 def test_plot_heatmap_draws_each_cell_from_its_seeds_and_refuses_bad_names(sweep_run, tmp_path):
     out, _ = sweep_run
     fig = tmp_path / "heat.png"
-    result = cli("plot", str(out), "--heatmap", "reward_coef", "transition_coef", "--highlight", "0.5", "2",
-                 "--reps", "200", "--out", str(fig))
+    result = cli(
+        "plot",
+        str(out),
+        "--heatmap",
+        "reward_coef",
+        "transition_coef",
+        "--highlight",
+        "0.5",
+        "2",
+        "--reps",
+        "200",
+        "--out",
+        str(fig),
+    )
     assert result.returncode == 0, result.stderr
     assert fig.read_bytes()[:4] == b"\x89PNG" and fig.stat().st_size > 20_000
     numbers = json.loads(fig.with_suffix(".json").read_text())
@@ -143,8 +199,17 @@ def test_plot_heatmap_draws_each_cell_from_its_seeds_and_refuses_bad_names(sweep
 
     bad = cli("plot", str(out), "--heatmap", "reward_coef", "clip", "--out", str(tmp_path / "x.png"))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "choose from" in bad.stderr
-    odd = cli("plot", str(out), "--heatmap", "reward_coef", "transition_coef", "--highlight", "0.5",
-              "--out", str(tmp_path / "y.png"))
+    odd = cli(
+        "plot",
+        str(out),
+        "--heatmap",
+        "reward_coef",
+        "transition_coef",
+        "--highlight",
+        "0.5",
+        "--out",
+        str(tmp_path / "y.png"),
+    )
     assert odd.returncode == 2 and "pairs" in odd.stderr
 
 
@@ -166,8 +231,9 @@ def test_every_study_spans_zero_the_papers_alphas_and_a_dominant_end(study):
 
 @pytest.mark.slow
 def test_the_study_trains_one_grid_reads_it_back_and_tables_its_cells(study, tmp_path):
-    args = study.Args(quick=True, studies=("gridworld",), total_timesteps=2048, reps=100,
-                      runs=tmp_path / "runs", out=tmp_path / "out")
+    args = study.Args(
+        quick=True, studies=("gridworld",), total_timesteps=2048, reps=100, runs=tmp_path / "runs", out=tmp_path / "out"
+    )
     first = study.main(args)
     cells = first["studies"]["gridworld"]["cells"]
     assert len(cells) == 9 and {c["seeds"] for c in cells} == {2}

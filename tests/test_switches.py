@@ -4,10 +4,10 @@ import jax
 import numpy as np
 import pytest
 from conftest import cli
+from test_objectives import HP, hand_terms, tiny_inputs
 
 import purejaxspi as pjs
 from purejaxspi.algo import objectives
-from test_objectives import HP, hand_terms, tiny_inputs
 
 
 def run_metrics(**overrides):
@@ -49,20 +49,62 @@ def test_atari_reward_clip_and_episodic_life_reach_the_pool():
 
 def test_the_switches_are_flags(tmp_path):
     out = tmp_path / "run"
-    result = cli("train", "--env", "CartPole-v1", "--algo", "deepspi", "--num-seeds", "1", "--num-envs", "4",
-                 "--num-steps", "16", "--total-timesteps", "128", "--no-anneal-lr", "--no-norm-adv", "--target-kl",
-                 "0.02", "--clip-value-loss", "--num-components", "3", "--torso-width", "32", "--encoder-width", "48", "--out", str(out),
-                 "--quiet")
+    result = cli(
+        "train",
+        "--env",
+        "CartPole-v1",
+        "--algo",
+        "deepspi",
+        "--num-seeds",
+        "1",
+        "--num-envs",
+        "4",
+        "--num-steps",
+        "16",
+        "--total-timesteps",
+        "128",
+        "--no-anneal-lr",
+        "--no-norm-adv",
+        "--target-kl",
+        "0.02",
+        "--clip-value-loss",
+        "--num-components",
+        "3",
+        "--torso-width",
+        "32",
+        "--encoder-width",
+        "48",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     import json
 
     config = json.loads((out / "config.json").read_text())["config"]
-    assert (config["anneal_lr"], config["norm_adv"], config["target_kl"], config["num_components"],
-            config["torso_width"], config["encoder_width"], config["clip_value_loss"]) == (False, False, 0.02, 3, 32, 48, True)
+    assert (
+        config["anneal_lr"],
+        config["norm_adv"],
+        config["target_kl"],
+        config["num_components"],
+        config["torso_width"],
+        config["encoder_width"],
+        config["clip_value_loss"],
+    ) == (False, False, 0.02, 3, 32, 48, True)
     help_text = cli("train", "--help").stdout
-    for flag in ("--no-anneal-lr", "--no-norm-adv", "--target-kl", "--no-reward-clip", "--no-episodic-life",
-                 "--num-components", "--torso-width", "--encoder-width", "--settings", "--clip-value-loss",
-                 "--encoder STR"):
+    for flag in (
+        "--no-anneal-lr",
+        "--no-norm-adv",
+        "--target-kl",
+        "--no-reward-clip",
+        "--no-episodic-life",
+        "--num-components",
+        "--torso-width",
+        "--encoder-width",
+        "--settings",
+        "--clip-value-loss",
+        "--encoder STR",
+    ):
         assert flag in help_text, flag
 
 

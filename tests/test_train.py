@@ -23,21 +23,37 @@ def run_grid(config, values, first_seed, num_seeds, iterations, mapping="auto"):
     return grid, {k: np.asarray(v) for k, v in metrics.items()}
 
 
-@pytest.mark.parametrize("env_id, family, mapping, algo", [
-    ("CartPole-v1", "vector", "vmap", "deepspi"), ("Breakout-MinAtar", "minatar", "map", "deepspi"),
-    ("CartPole-v1", "vector", "vmap", "deepmdp"),
-])
+@pytest.mark.parametrize(
+    "env_id, family, mapping, algo",
+    [
+        ("CartPole-v1", "vector", "vmap", "deepspi"),
+        ("Breakout-MinAtar", "minatar", "map", "deepspi"),
+        ("CartPole-v1", "vector", "vmap", "deepmdp"),
+    ],
+)
 @pytest.mark.slow
 def test_a_run_alone_equals_the_same_run_inside_a_grid(env_id, family, mapping, algo):
     """lax.map runs each run's own program: equal to float rounding (the exactly normalised convolutions'
     power iteration compiles to other roundings inside the map's body than alone).
-    vmap batches the runs' matmuls, which may sum in another order: equal to float rounding. DeepMDP runs its plain world model with the
-    gradient penalty (a gradient inside the loss)."""
+    vmap batches the runs' matmuls, which may sum in another order: equal to float rounding. DeepMDP runs its plain
+    world model with the gradient penalty (a gradient inside the loss)."""
     world_model = dict(density="mixture") if algo == "deepspi" else dict(density="deterministic", lipschitz=False)
-    config = Config(env_id=env_id, algo=algo, num_envs=4, num_steps=16, num_minibatches=2,
-                    update_epochs=2, total_timesteps=64 * 20, **world_model)
-    grid, together = run_grid(config, grid_values(learning_rate=[2.5e-3, 1e-3], reward_coef=[0.01, 0.1]), 0, 2, 5, mapping)
-    target = next(r for r in grid.runs if r.seed == 1 and r.hparams.learning_rate == 1e-3 and r.hparams.reward_coef == 0.1)
+    config = Config(
+        env_id=env_id,
+        algo=algo,
+        num_envs=4,
+        num_steps=16,
+        num_minibatches=2,
+        update_epochs=2,
+        total_timesteps=64 * 20,
+        **world_model,
+    )
+    grid, together = run_grid(
+        config, grid_values(learning_rate=[2.5e-3, 1e-3], reward_coef=[0.01, 0.1]), 0, 2, 5, mapping
+    )
+    target = next(
+        r for r in grid.runs if r.seed == 1 and r.hparams.learning_rate == 1e-3 and r.hparams.reward_coef == 0.1
+    )
     _, alone = run_grid(config, grid_values(learning_rate=[1e-3], reward_coef=[0.1]), 1, 1, 5, mapping)
     names = ("total_loss", "policy_loss", "value_loss", "reward_loss", "transition_loss", "entropy", "ratio_max")
     if config.gradient_penalty:
@@ -54,12 +70,21 @@ def test_a_run_alone_equals_the_same_run_inside_a_grid(env_id, family, mapping, 
 
 @pytest.mark.slow
 def test_ppo_ignores_the_world_model_and_deepspi_with_zero_alphas_learns_the_same_policy():
-    config = Config(env_id="CartPole-v1", algo="ppo", num_envs=4, num_steps=16, num_minibatches=2,
-                    update_epochs=2, total_timesteps=64 * 10)
+    config = Config(
+        env_id="CartPole-v1",
+        algo="ppo",
+        num_envs=4,
+        num_steps=16,
+        num_minibatches=2,
+        update_epochs=2,
+        total_timesteps=64 * 10,
+    )
     _, ppo = run_grid(config, grid_values(), 0, 1, 3)
     import dataclasses
 
-    _, spi = run_grid(dataclasses.replace(config, algo="deepspi"), grid_values(reward_coef=[0.0], transition_coef=[0.0]), 0, 1, 3)
+    _, spi = run_grid(
+        dataclasses.replace(config, algo="deepspi"), grid_values(reward_coef=[0.0], transition_coef=[0.0]), 0, 1, 3
+    )
     # same init key, same rollouts, same policy gradient: the policy metrics agree
     for name in ("policy_loss", "entropy", "approx_kl", "episode_return_sum"):
         np.testing.assert_allclose(ppo[name], spi[name], rtol=1e-4, atol=1e-6, err_msg=name)

@@ -47,10 +47,20 @@ def test_the_world_model_adds_its_work_and_the_mixture_more():
 
 
 def test_ops_are_charged_to_the_part_their_path_names():
-    assert part_of("jit(step)/transpose(jvp(Agent.with_world_model))/reward_model/LipschitzDense_0/dot_general") == "reward model"
-    assert part_of("jit(step)/jvp(Agent.with_world_model)/transition_model.sample/transition_model.components/"
-                   "GroupedActionConv_0/kernel/power_iteration/mul") == "spectral norm"
-    assert part_of("jit(step)/jvp(Agent.with_world_model)/transition_model.sample/mixture_sample/add") == "mixture sample"
+    assert (
+        part_of("jit(step)/transpose(jvp(Agent.with_world_model))/reward_model/LipschitzDense_0/dot_general")
+        == "reward model"
+    )
+    assert (
+        part_of(
+            "jit(step)/jvp(Agent.with_world_model)/transition_model.sample/transition_model.components/"
+            "GroupedActionConv_0/kernel/power_iteration/mul"
+        )
+        == "spectral norm"
+    )
+    assert (
+        part_of("jit(step)/jvp(Agent.with_world_model)/transition_model.sample/mixture_sample/add") == "mixture sample"
+    )
     assert part_of("jit(step)/jvp(Agent)/Agent._policy_value/tanh") == "policy and value"
     assert part_of("jit(step)/optimizer/add") == "optimizer"
     assert part_of("jit(step)/jvp(Agent)/encoderless/add") == "other"

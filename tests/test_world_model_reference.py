@@ -28,7 +28,8 @@ def reference_conv(params, z, action, density):
     groups, k = channels // CHANNELS_PER_GROUP, NUM_COMPONENTS if density == "mixture" else 1
     per_component = 1 if density == "deterministic" else 2
     conv = lambda x, w, g=1: jax.lax.conv_general_dilated(  # noqa: E731
-        x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=g)
+        x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=g
+    )
     first = params["LipschitzConv_0"]
     h = jax.nn.relu(conv(z, first["kernel"]) + first["bias"])
     kernel, bias = params["GroupedActionConv_0"]["kernel"]["kernel"], params["GroupedActionConv_0"]["kernel"]["bias"]
@@ -38,8 +39,10 @@ def reference_conv(params, z, action, density):
     chosen = take(jnp.moveaxis(full.reshape(batch, height, width, groups, NUM_ACTIONS, -1), 4, 1), action)
     # features of a group and action: (mean | scale, component, channel of the group)
     chosen = chosen.reshape(batch, height, width, groups, per_component, k, channels // groups)
-    parts = [jnp.moveaxis(chosen[:, :, :, :, i], 4, 1).reshape(batch, k, height, width, channels)
-             for i in range(per_component)]
+    parts = [
+        jnp.moveaxis(chosen[:, :, :, :, i], 4, 1).reshape(batch, k, height, width, channels)
+        for i in range(per_component)
+    ]
     mean, std = gaussian_params(*parts) if per_component == 2 else (parts[0], jnp.zeros_like(parts[0]))
     logits = jnp.zeros((batch, 1))
     if density == "mixture":
@@ -84,7 +87,9 @@ def test_transition_model_equals_the_plain_network(latent_shape, density):
     action = jnp.array([0, 1, 2, 2, 1, 0, 1])
     model = TransitionModel(NUM_ACTIONS, density, NUM_COMPONENTS, hidden=16, lipschitz=False)
     params = model.init(jax.random.PRNGKey(3), z, action)["params"]
-    params = jax.tree.map(lambda p: p + 0.2 * jax.random.normal(jax.random.PRNGKey(4), p.shape), params)  # non-zero biases
+    params = jax.tree.map(
+        lambda p: p + 0.2 * jax.random.normal(jax.random.PRNGKey(4), p.shape), params
+    )  # non-zero biases
     reference = reference_conv if len(latent_shape) == 3 else reference_flat
     reduction = "mean" if density == "deterministic" else "sum"
     valid = jnp.ones((batch,))

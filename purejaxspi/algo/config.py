@@ -42,17 +42,16 @@ class HParams:
     gradient_penalty: float = _hparam(
         "lambda_GP: weight of DeepMDP's gradient penalty E||grad_z f||^2 on the plain (non-Lipschitz) world "
         "model's reward and transition networks; the Lipschitz world model is constrained by construction and "
-        "takes none.")
+        "takes none."
+    )
 
     def as_dict(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in HPARAM_NAMES}
 
     @staticmethod
-    def stack(settings: list["HParams"]) -> "HParams":
+    def stack(settings: list[HParams]) -> HParams:
         """Stack per-run settings into one HParams of float32 arrays [R]."""
-        return HParams(
-            **{n: jnp.asarray([float(getattr(s, n)) for s in settings], jnp.float32) for n in HPARAM_NAMES}
-        )
+        return HParams(**{n: jnp.asarray([float(getattr(s, n)) for s in settings], jnp.float32) for n in HPARAM_NAMES})
 
 
 HPARAM_NAMES = tuple(f.name for f in dataclasses.fields(HParams))
@@ -86,9 +85,15 @@ class Config:
     episodic_life: bool = True  # Atari only: a lost life ends the learning episode (GAE's trace, V's bootstrap)
     anneal_lr: bool = True  # the learning rate falls linearly to 0 over the run; False: constant
     norm_adv: bool = True  # normalise the advantages per minibatch
-    clip_value_loss: bool = False  # clip the value loss as PPO clips the ratio (gymnax-blines' PPO; the paper's scripts do not)
-    conv: str = "auto"  # convolutions as "lax" (cuDNN) or "patches" @ matrix; "auto": the platform's (algo.conv.AUTO_CONV)
-    target_kl: float = 0.0  # skip an iteration's remaining epochs once an epoch ends above this approximate KL (0: never)
+    clip_value_loss: bool = (
+        False  # clip the value loss as PPO clips the ratio (gymnax-blines' PPO; the paper's scripts do not)
+    )
+    conv: str = (
+        "auto"  # convolutions as "lax" (cuDNN) or "patches" @ matrix; "auto": the platform's (algo.conv.AUTO_CONV)
+    )
+    target_kl: float = (
+        0.0  # skip an iteration's remaining epochs once an epoch ends above this approximate KL (0: never)
+    )
     torso_width: int = 256  # the policy/value torso's units (the family's default: vector 64, MinAtar 256, Atari 512)
     encoder_width: int = 16  # the encoder's width: vector MLP units (64), MinAtar conv channels (16) or frame-MLP units (256); Atari's is fixed
     encoder: str = "auto"  # "auto" (the family's first: MinAtar's trunk), or on MinAtar-sized images "conv" (the small trunk) or "mlp" (the flattened frame's); make_config turns "auto" into the preset's
@@ -149,8 +154,16 @@ class Preset:
 # minibatches, entropy 0.01, value 0.5, grad-norm 0.5, gamma 0.99, lambda 0.95; their gradient-penalty
 # default 0.01 (which `deep_spi.py` drops with its Lipschitz networks).
 _OPTIMISER = HParams(
-    learning_rate=2.5e-4, clip_coef=0.1, ent_coef=0.01, vf_coef=0.5, gamma=0.99,
-    gae_lambda=0.95, max_grad_norm=0.5, reward_coef=0.0, transition_coef=0.0, gradient_penalty=0.01,
+    learning_rate=2.5e-4,
+    clip_coef=0.1,
+    ent_coef=0.01,
+    vf_coef=0.5,
+    gamma=0.99,
+    gae_lambda=0.95,
+    max_grad_norm=0.5,
+    reward_coef=0.0,
+    transition_coef=0.0,
+    gradient_penalty=0.01,
 )
 # `deep_spi.py`: alpha_R 0.01, alpha_P 0.0005, inside the clipped objective.
 DEEPSPI_HPARAMS = _OPTIMISER.replace(reward_coef=0.01, transition_coef=0.0005)
@@ -171,11 +184,19 @@ _WORLD_MODELS = {  # density, lipschitz, spectral estimate
 _HPARAMS = {"deepspi": DEEPSPI_HPARAMS, "deepmdp": DEEPMDP_HPARAMS, "ppo": PPO_HPARAMS}
 
 
-def _family_presets(total_timesteps: int, optimiser: dict, deepspi_density: str | None = None,
-                    spectral_norm: str | None = None, shapes: Mapping[str, tuple[int, int]] = _SHAPES,
-                    world_models: Mapping[str, tuple] = _WORLD_MODELS,
-                    hparams: Mapping[str, HParams] = _HPARAMS, num_minibatches: int = 4,
-                    encoder: str = "auto", anneal_lr: bool = True, clip_value_loss: bool = False) -> dict[str, Preset]:
+def _family_presets(
+    total_timesteps: int,
+    optimiser: dict,
+    deepspi_density: str | None = None,
+    spectral_norm: str | None = None,
+    shapes: Mapping[str, tuple[int, int]] = _SHAPES,
+    world_models: Mapping[str, tuple] = _WORLD_MODELS,
+    hparams: Mapping[str, HParams] = _HPARAMS,
+    num_minibatches: int = 4,
+    encoder: str = "auto",
+    anneal_lr: bool = True,
+    clip_value_loss: bool = False,
+) -> dict[str, Preset]:
     """The three algorithms' presets for one env family: the scripts' relation (shapes, world models,
     coefficients) with the family's budget and optimiser overrides, held the same for all three."""
     presets = {}
@@ -185,9 +206,20 @@ def _family_presets(total_timesteps: int, optimiser: dict, deepspi_density: str 
             density = deepspi_density or density
             estimate = spectral_norm or estimate
         num_envs, num_steps = shapes[algo]
-        presets[algo] = Preset(num_envs, num_steps, num_minibatches, 4, total_timesteps,
-                               hparams[algo].replace(**optimiser), density, lipschitz, estimate, encoder,
-                               anneal_lr, clip_value_loss)
+        presets[algo] = Preset(
+            num_envs,
+            num_steps,
+            num_minibatches,
+            4,
+            total_timesteps,
+            hparams[algo].replace(**optimiser),
+            density,
+            lipschitz,
+            estimate,
+            encoder,
+            anneal_lr,
+            clip_value_loss,
+        )
     return presets
 
 
@@ -197,9 +229,13 @@ _FAMILY_PRESETS = {
     # The confounding gridworld, every rendering: only `deep_spi.py` has the env, so the paper's PPO there
     # is that script with both coefficients at 0, and DeepMDP its `--deep_mdp` switch: Deep SPI's shape
     # and world model for all three.
-    "gridworld": _family_presets(262_144, {}, shapes={a: _SHAPES["deepspi"] for a in ALGOS},
-                                 world_models={a: _WORLD_MODELS["deepspi"] for a in ALGOS},
-                                 hparams={**_HPARAMS, "deepmdp": DEEPSPI_HPARAMS}),
+    "gridworld": _family_presets(
+        262_144,
+        {},
+        shapes={a: _SHAPES["deepspi"] for a in ALGOS},
+        world_models={a: _WORLD_MODELS["deepspi"] for a in ALGOS},
+        hparams={**_HPARAMS, "deepmdp": DEEPSPI_HPARAMS},
+    ),
     # MinAtar (gymnax and pgx), for real budgets: gymnax-blines' PPO recipe (64 envs x 128 steps, 8
     # minibatches x 4 epochs, a constant learning rate, gamma 0.999, clip 0.2 on the ratio and on the
     # value loss; its 2 x 256 MLP on the flattened frame as the encoder, whose 256 units are the world
@@ -211,18 +247,36 @@ _FAMILY_PRESETS = {
     # paper's alphas its world-model terms are a few ten-thousandths of the unit-variance advantage,
     # so pass reward_coef / transition_coef to make them count) and our exact spectral normalisation,
     # since no paper number is to be matched.
-    "minatar": _family_presets(10_000_000, {"learning_rate": 1e-3, "clip_coef": 0.2, "gamma": 0.999},
-                               deepspi_density="deterministic", spectral_norm="exact",
-                               shapes={a: (64, 128) for a in ALGOS}, num_minibatches=8, encoder="mlp",
-                               anneal_lr=False, clip_value_loss=True),
+    "minatar": _family_presets(
+        10_000_000,
+        {"learning_rate": 1e-3, "clip_coef": 0.2, "gamma": 0.999},
+        deepspi_density="deterministic",
+        spectral_norm="exact",
+        shapes={a: (64, 128) for a in ALGOS},
+        num_minibatches=8,
+        encoder="mlp",
+        anneal_lr=False,
+        clip_value_loss=True,
+    ),
     # CartPole, Acrobot, ...: small MLP, many cheap updates, the same relation.
     "vector": _family_presets(150_000, {"learning_rate": 2.5e-3, "clip_coef": 0.2}, spectral_norm="exact"),
 }
 PRESETS: dict[tuple[str, str], Preset] = {
     (family, algo): preset for family, presets in _FAMILY_PRESETS.items() for algo, preset in presets.items()
 }
-PRESET_FIELDS = ("num_envs", "num_steps", "num_minibatches", "update_epochs", "total_timesteps", "density",
-                 "lipschitz", "spectral_norm", "encoder", "anneal_lr", "clip_value_loss")
+PRESET_FIELDS = (
+    "num_envs",
+    "num_steps",
+    "num_minibatches",
+    "update_epochs",
+    "total_timesteps",
+    "density",
+    "lipschitz",
+    "spectral_norm",
+    "encoder",
+    "anneal_lr",
+    "clip_value_loss",
+)
 ATARI_ONLY = ("stochastic", "reward_clip", "episodic_life")
 
 
@@ -269,8 +323,11 @@ def make_config(env_id, algo: str = "deepspi", settings: str | None = None, **ov
     if encoder not in ENCODER_CHOICES:
         raise ConfigError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODER_CHOICES)}", setting="encoder")
     if encoder != "auto" and encoder not in ENCODERS[family]:
-        raise ConfigError(f"encoder {encoder!r} does not apply to {env_id} ({family} observations); choose "
-                          f"auto or {', '.join(ENCODERS[family])}", setting="encoder")
+        raise ConfigError(
+            f"encoder {encoder!r} does not apply to {env_id} ({family} observations); choose "
+            f"auto or {', '.join(ENCODERS[family])}",
+            setting="encoder",
+        )
     shape.update(torso_width=NETWORK_WIDTHS[family][0], encoder_width=default_encoder_width(family, encoder))
     config = Config(env_id=env_id, algo=algo, settings=settings, **{**shape, **overrides})
     defaults = Config()
@@ -280,11 +337,15 @@ def make_config(env_id, algo: str = "deepspi", settings: str | None = None, **ov
     if not (math.isfinite(config.target_kl) and config.target_kl >= 0):
         raise ConfigError(f"target_kl must be finite and non-negative, got {config.target_kl}", setting="target_kl")
     if encoder_of(family, config.encoder) == "conv" and config.encoder_width % 4:
-        raise ConfigError(f"encoder_width must be a multiple of 4 (the transition network's feature groups), "
-                          f"got {config.encoder_width}", setting="encoder_width")
+        raise ConfigError(
+            f"encoder_width must be a multiple of 4 (the transition network's feature groups), "
+            f"got {config.encoder_width}",
+            setting="encoder_width",
+        )
     if family == "atari" and config.encoder_width != NETWORK_WIDTHS[family][1]:
-        raise ConfigError(f"encoder_width: the Nature CNN's is fixed ({NETWORK_WIDTHS[family][1]} channels)",
-                          setting="encoder_width")
+        raise ConfigError(
+            f"encoder_width: the Nature CNN's is fixed ({NETWORK_WIDTHS[family][1]} channels)", setting="encoder_width"
+        )
     validate_config(config)
     return config
 
@@ -300,12 +361,10 @@ def hparam_values(config: Config | str, **values: float | Sequence[float]) -> di
     Their product times the seeds is a grid of runs (`scale.grid`)."""
     unknown = sorted(set(values) - set(HPARAM_NAMES))
     if unknown:
-        raise ConfigError(f"unknown hyperparameter {unknown[0]!r}; choose from {', '.join(HPARAM_NAMES)}",
-                          setting=unknown[0])
-    if isinstance(config, str):
-        base = preset_hparams(config)
-    else:
-        base = preset_hparams(config.env_id, config.settings)
+        raise ConfigError(
+            f"unknown hyperparameter {unknown[0]!r}; choose from {', '.join(HPARAM_NAMES)}", setting=unknown[0]
+        )
+    base = preset_hparams(config) if isinstance(config, str) else preset_hparams(config.env_id, config.settings)
     grid = {}
     for name in HPARAM_NAMES:
         given = values.get(name)
@@ -332,30 +391,48 @@ def validate_config(config: Config) -> None:
     from purejaxspi.algo.lipschitz import SPECTRAL_NORMS
     from purejaxspi.algo.networks import DENSITIES, ENCODER_CHOICES
 
-    choices = {"algo": ALGOS, "settings": ALGOS, "density": DENSITIES, "spectral_norm": SPECTRAL_NORMS,
-               "conv": CONV_IMPLS, "encoder": ENCODER_CHOICES}
+    choices = {
+        "algo": ALGOS,
+        "settings": ALGOS,
+        "density": DENSITIES,
+        "spectral_norm": SPECTRAL_NORMS,
+        "conv": CONV_IMPLS,
+        "encoder": ENCODER_CHOICES,
+    }
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
-            raise ConfigError(f"unknown {name} {getattr(config, name)!r}; choose one of {', '.join(allowed)}",
-                              setting=name)
-    for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs", "total_timesteps", "num_components",
-                 "torso_width", "encoder_width"):
+            raise ConfigError(
+                f"unknown {name} {getattr(config, name)!r}; choose one of {', '.join(allowed)}", setting=name
+            )
+    for name in (
+        "num_envs",
+        "num_steps",
+        "num_minibatches",
+        "update_epochs",
+        "total_timesteps",
+        "num_components",
+        "torso_width",
+        "encoder_width",
+    ):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(config, name)}", setting=name)
     if config.batch_size % config.num_minibatches:
         raise ConfigError(
             f"batch num_envs*num_steps = {config.batch_size} is not divisible by num_minibatches "
-            f"{config.num_minibatches}", setting="num_minibatches",
+            f"{config.num_minibatches}",
+            setting="num_minibatches",
         )
     if config.world_model and not config.lipschitz and config.density != "deterministic":
         raise ConfigError(
             f"the plain world model (lipschitz off, deep_mdp_ppo.py's networks) has the deterministic head only, "
-            f"not {config.density!r}", setting="density",
+            f"not {config.density!r}",
+            setting="density",
         )
     if config.total_timesteps < config.batch_size:
         raise ConfigError(
             f"total_timesteps {config.total_timesteps} is less than one iteration "
-            f"(num_envs*num_steps = {config.batch_size})", setting="total_timesteps",
+            f"(num_envs*num_steps = {config.batch_size})",
+            setting="total_timesteps",
         )
 
 

@@ -38,17 +38,20 @@ AUTO_CONV = {"cpu": "patches"}
 
 
 def resolve_conv(impl: str, platform: str | None = None) -> str:
-    """"lax" or "patches" for `impl` ("auto": the platform's measured choice)."""
+    """ "lax" or "patches" for `impl` ("auto": the platform's measured choice)."""
     if impl != "auto":
         return impl
     return AUTO_CONV.get(platform or jax.default_backend(), "lax")
 
 
-def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: str = "VALID", impl: str = "patches") -> jax.Array:
+def conv2d(
+    x: jax.Array, kernel: jax.Array, stride: int = 1, padding: str = "VALID", impl: str = "patches"
+) -> jax.Array:
     """NHWC convolution with an HWIO kernel: as patches @ kernel-matrix, or by lax.conv (`impl` "lax")."""
     if impl == "lax":
-        return jax.lax.conv_general_dilated(x, kernel, (stride, stride), padding,
-                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jax.lax.conv_general_dilated(
+            x, kernel, (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
     k = kernel.shape[0]
     patches = extract_patches(x, k, stride, padding)
     return patches @ kernel.reshape(-1, kernel.shape[-1])

@@ -17,7 +17,7 @@ ways (`SPECTRAL_NORMS`):
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -126,9 +126,7 @@ class _SpectralMixin:
             return reference_sigma(matrix)
         if spectral_norm != "exact":
             raise ValueError(f"unknown spectral norm {spectral_norm!r}; choose one of {', '.join(SPECTRAL_NORMS)}")
-        u_var = self.variable(
-            "spectral", name, lambda: _normalize(jnp.ones((matrix.shape[-1],), matrix.dtype))
-        )
+        u_var = self.variable("spectral", name, lambda: _normalize(jnp.ones((matrix.shape[-1],), matrix.dtype)))
         u, _, sigma = power_iteration(matrix, u_var.value, num_iterations)
         if self.is_mutable_collection("spectral") and not self.is_initializing():
             u_var.value = u
@@ -192,7 +190,9 @@ class LipschitzConv(nn.Module, _SpectralMixin):
             raise ValueError(f"unknown spectral norm {self.spectral_norm!r}; choose one of {', '.join(SPECTRAL_NORMS)}")
         linear = lambda u: conv2d(u[None], kernel, 1, "SAME", self.impl)[0]  # noqa: E731
         start = _unit(jnp.ones(x.shape[1:], x.dtype))
-        u_var = self.variable("spectral", "u", lambda: operator_power_iteration(linear, start, INIT_POWER_ITERATIONS)[0])
+        u_var = self.variable(
+            "spectral", "u", lambda: operator_power_iteration(linear, start, INIT_POWER_ITERATIONS)[0]
+        )
         u, _, sigma = operator_power_iteration(linear, u_var.value, self.power_iterations)
         if self.is_mutable_collection("spectral") and not self.is_initializing():
             u_var.value = u

@@ -10,7 +10,8 @@ selected by a one-hot contraction.
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -211,8 +212,9 @@ class TransitionModel(nn.Module):
             groups = max(channels // CHANNELS_PER_GROUP, 1)
             h = act(LipschitzConv(2 * channels, gain=math.sqrt(2), impl=self.conv, **norm)(z))
             h_groups = jnp.moveaxis(h.reshape(batch, height, width, groups, -1), 3, 1)  # [B, G, H, W, 2C/G]
-            parts = GroupedActionConv(self.num_actions, groups, k * per_component * (channels // groups),
-                                      splits=per_component, **norm)(h_groups, one_hot)
+            parts = GroupedActionConv(
+                self.num_actions, groups, k * per_component * (channels // groups), splits=per_component, **norm
+            )(h_groups, one_hot)
             out = [part.reshape(batch, groups, height, width, k, -1) for part in parts]  # [B, G, H, W, K, C/G]
             axis = 4
 
@@ -230,6 +232,7 @@ class TransitionModel(nn.Module):
 
             def to_latent(x):
                 return x
+
         if per_component == 2:
             mean, std = gaussian_params(*out)
         else:
@@ -285,10 +288,12 @@ class GroupedActionConv(nn.Module):
         batch, groups, height, width, group_channels = h_groups.shape
         padded = jnp.pad(h_groups, ((0, 0), (0, 0), (0, 1), (0, 1), (0, 0)))  # SAME for a 2x2 kernel
         # patch features ordered (row offset, col offset, channel), as `extract_patches`
-        patches = jnp.concatenate([padded[:, :, i : i + height, j : j + width] for i in range(2) for j in range(2)],
-                                  axis=-1)
-        dense = GroupedLipschitzKernels(groups, self.num_actions * self.features, self.spectral, self.spectral_norm,
-                                        name="kernel")
+        patches = jnp.concatenate(
+            [padded[:, :, i : i + height, j : j + width] for i in range(2) for j in range(2)], axis=-1
+        )
+        dense = GroupedLipschitzKernels(
+            groups, self.num_actions * self.features, self.spectral, self.spectral_norm, name="kernel"
+        )
         kernel, bias = dense(patches.shape[-1], (height, width, group_channels))
         kernel = kernel.reshape(groups, -1, self.num_actions, self.splits, self.features // self.splits)
         bias = bias.reshape(groups, self.num_actions, self.splits, self.features // self.splits)
@@ -296,7 +301,9 @@ class GroupedActionConv(nn.Module):
         for i in range(self.splits):
             per_sample_kernel = jnp.einsum("ba,gpaf->bgpf", one_hot, kernel[:, :, :, i])  # a matmul, also under vmap
             per_sample_bias = jnp.einsum("ba,gaf->bgf", one_hot, bias[:, :, i])
-            parts.append(jnp.einsum("bghwp,bgpf->bghwf", patches, per_sample_kernel) + per_sample_bias[:, :, None, None])
+            parts.append(
+                jnp.einsum("bghwp,bgpf->bghwf", patches, per_sample_kernel) + per_sample_bias[:, :, None, None]
+            )
         return parts
 
 
@@ -314,21 +321,26 @@ class GroupedLipschitzKernels(nn.Module):
     @nn.compact
     def __call__(self, in_features: int, input_shape: tuple[int, int, int]):
         init = kernel_init(self.spectral_norm if self.spectral else "exact", 1.0)
-        kernel = self.param("kernel", lambda key, shape: jax.vmap(lambda k: init(k, shape[1:]))(
-            jax.random.split(key, shape[0])), (self.groups, in_features, self.features))
+        kernel = self.param(
+            "kernel",
+            lambda key, shape: jax.vmap(lambda k: init(k, shape[1:]))(jax.random.split(key, shape[0])),
+            (self.groups, in_features, self.features),
+        )
         bias = self.param("bias", nn.initializers.zeros, (self.groups, self.features))
         if not self.spectral:
             return kernel, bias
         if self.spectral_norm == "reference":
             sigma = jax.vmap(reference_sigma)(kernel)
         else:
+
             def iterate(matrix, u, steps):
                 linear = lambda x: extract_patches(x[None], 2, 1, "SAME")[0] @ matrix  # noqa: E731
                 return operator_power_iteration(linear, u, steps)
 
             start = jnp.full((self.groups, *input_shape), math.prod(input_shape) ** -0.5, kernel.dtype)
-            u_var = self.variable("spectral", "u", lambda: jax.vmap(
-                lambda m, u: iterate(m, u, INIT_POWER_ITERATIONS)[0])(kernel, start))
+            u_var = self.variable(
+                "spectral", "u", lambda: jax.vmap(lambda m, u: iterate(m, u, INIT_POWER_ITERATIONS)[0])(kernel, start)
+            )
             u, _, sigma = jax.vmap(lambda m, u: iterate(m, u, self.power_iterations))(kernel, u_var.value)
             if self.is_mutable_collection("spectral") and not self.is_initializing():
                 u_var.value = u
@@ -404,8 +416,16 @@ _ERF_ONE_OVER_SQRT2 = 0.6826894921370859
 
 # sqrt(2) erfinv(y) = y P(y^2) on |y| <= erf(1/sqrt 2): least-squares coefficients of P, max error 2e-8
 # (tests/test_networks.py checks it against scipy).
-_CLIPPED_NORMAL_POLY = (1.2533139202720749, 0.32813903047513304, 0.17973959777589305, 0.1308926957539347,
-                        0.03447908440808669, 0.28584135967728225, -0.359990242961805, 0.4249965378427962)
+_CLIPPED_NORMAL_POLY = (
+    1.2533139202720749,
+    0.32813903047513304,
+    0.17973959777589305,
+    0.1308926957539347,
+    0.03447908440808669,
+    0.28584135967728225,
+    -0.359990242961805,
+    0.4249965378427962,
+)
 
 
 def clipped_normal(key: jax.Array, shape) -> jax.Array:
@@ -488,8 +508,13 @@ class Agent(nn.Module):
                 self.num_actions, (reward_width, reward_width), self.lipschitz, self.spectral_norm
             )
             self.transition_model = TransitionModel(
-                self.num_actions, self.density, self.num_components, transition_width or encoder_width, self.lipschitz,
-                self.spectral_norm, self.conv,
+                self.num_actions,
+                self.density,
+                self.num_components,
+                transition_width or encoder_width,
+                self.lipschitz,
+                self.spectral_norm,
+                self.conv,
             )
 
     def _policy_value(self, z):

@@ -27,9 +27,7 @@ def gae(rewards, values, next_values, terminated, done, gamma, gae_lambda):
         advantage = delta + gamma * gae_lambda * (1.0 - done_t) * next_advantage
         return advantage, advantage
 
-    _, advantages = jax.lax.scan(
-        backward, jnp.zeros_like(deltas[0]), (deltas, done.astype(deltas.dtype)), reverse=True
-    )
+    _, advantages = jax.lax.scan(backward, jnp.zeros_like(deltas[0]), (deltas, done.astype(deltas.dtype)), reverse=True)
     return advantages, advantages + values
 
 

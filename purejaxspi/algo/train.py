@@ -8,7 +8,8 @@ them themselves on a pure-JAX env can take them as they are.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -164,8 +165,13 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
         variables = {"params": params, "spectral": spectral}
         if config.world_model:
             out, mutated = agent.apply(
-                variables, obs, batch["action"], next_obs, key,
-                method=Agent.with_world_model, mutable=["spectral"],
+                variables,
+                obs,
+                batch["action"],
+                next_obs,
+                key,
+                method=Agent.with_world_model,
+                mutable=["spectral"],
             )
             reward_pred, next_latent_pred, next_latent = out.reward_pred, out.next_latent_pred, out.next_latent
             logits, value = out.logits, out.value
@@ -239,11 +245,15 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
             params, spectral, adam_state, key, stopped = carry
             key, sample_key = jax.random.split(key)
             new_params, new_spectral, new_adam, terms = gradient_step(
-                params, spectral, adam_state, minibatch, hp, sample_key, learning_rate)
+                params, spectral, adam_state, minibatch, hp, sample_key, learning_rate
+            )
             if config.early_stop:  # after the target KL was passed, the remaining steps leave everything as it is
                 keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(stopped, o, n), new, old)  # noqa: E731
-                new_params, new_spectral, new_adam = (keep(new_params, params), keep(new_spectral, spectral),
-                                                      keep(new_adam, adam_state))
+                new_params, new_spectral, new_adam = (
+                    keep(new_params, params),
+                    keep(new_spectral, spectral),
+                    keep(new_adam, adam_state),
+                )
             return (new_params, new_spectral, new_adam, key, stopped), terms
 
         def epoch(carry, _):
@@ -260,7 +270,9 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
             return carry[:4] + (stopped,), (terms, applied)
 
         carry = (state.params, state.spectral, state.adam_state, state.key, jnp.bool_(False))
-        (params, spectral, adam_state, key, _), (terms, applied) = jax.lax.scan(epoch, carry, None, config.update_epochs)
+        (params, spectral, adam_state, key, _), (terms, applied) = jax.lax.scan(
+            epoch, carry, None, config.update_epochs
+        )
         state = state._replace(params=params, spectral=spectral, adam_state=adam_state, key=key)
         return state, terms, learning_rate, jnp.sum(applied.astype(jnp.float32))
 
@@ -279,8 +291,11 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
         adv, returns = advantages(state, traj, hp)
         state, terms, learning_rate, epochs = update(state, traj, adv, returns, hp)
         state = state._replace(iteration=state.iteration + 1)
-        return state, {**_iteration_metrics(traj.timestep, terms, learning_rate), "update_epochs_run": epochs,
-                       **probe(state)}
+        return state, {
+            **_iteration_metrics(traj.timestep, terms, learning_rate),
+            "update_epochs_run": epochs,
+            **probe(state),
+        }
 
     def train_chunk(state: RunState, hp: HParams, num_iterations: int):
         return jax.lax.scan(lambda s, _: iteration(s, hp), state, None, num_iterations)
@@ -296,11 +311,15 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
     def gradient_step_piece(state: RunState, traj: Transition, adv, returns, hp: HParams):
         minibatch = jax.tree.map(lambda x: x[: config.minibatch_size], flat_batch(traj, adv, returns))
         params, spectral, adam_state, _ = gradient_step(
-            state.params, state.spectral, state.adam_state, minibatch, hp, state.key, learning_rate_at(state, hp))
+            state.params, state.spectral, state.adam_state, minibatch, hp, state.key, learning_rate_at(state, hp)
+        )
         return state._replace(params=params, spectral=spectral, adam_state=adam_state)
 
     pieces = IterationPieces(
-        rollout, act_piece, advantages, gradient_step_piece,
+        rollout,
+        act_piece,
+        advantages,
+        gradient_step_piece,
         {"act": config.num_steps, "advantages": 1, "gradient_step": config.update_epochs * config.num_minibatches},
     )
     return RunProgram(config, agent, init_run, train_chunk, train, pieces)

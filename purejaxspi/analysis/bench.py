@@ -22,14 +22,15 @@ import resource
 import statistics
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from purejaxspi.algo.config import Config
-from purejaxspi.lifecycle.guards import program_bytes
 from purejaxspi.algo.conv import resolve_conv
+from purejaxspi.lifecycle.guards import program_bytes
 from purejaxspi.scale.grid import RunGrid, grid_from_values
 from purejaxspi.scale.sharding import make_layout, shard_trainer
 
@@ -113,7 +114,8 @@ def peak_device_bytes() -> int | None:
 
 @dataclasses.dataclass(frozen=True)
 class BenchPlan:
-    """What to measure: every grid size x algo x run mapping x device count, `iterations` per timed call, `repeats` calls."""
+    """What to measure: every grid size x algo x run mapping x device count, `iterations` per timed call,
+    `repeats` calls."""
 
     configs: tuple[Config, ...]  # one per algo, same env (each algo's own preset, or one shared settings)
     values: tuple[dict[str, list[float]], ...]  # per config: one value per hyperparameter
@@ -128,8 +130,9 @@ class BenchPlan:
     model_flops: bool = True  # count each algo's FLOPs per env step (XLA cost analysis of the iteration's pieces)
 
 
-def training_program(config: Config, grid: RunGrid, iterations: int, run_mapping: str,
-                     num_devices: int | None = 1) -> tuple[Program, str]:
+def training_program(
+    config: Config, grid: RunGrid, iterations: int, run_mapping: str, num_devices: int | None = 1
+) -> tuple[Program, str]:
     """`iterations` training iterations of the whole grid in one program sharded over the first
     `num_devices` devices; also the run mapping each device applies to its runs."""
     from purejaxspi.envs import env_for
@@ -157,7 +160,7 @@ def sequential_program(config: Config, grid: RunGrid, iterations: int) -> Progra
     keys, hparams = grid.keys(), grid.hparams()
     calls = []
     for r in range(grid.size):
-        hp = jax.tree.map(lambda x: x[r : r + 1], hparams)
+        hp = jax.tree.map(lambda x, r=r: x[r : r + 1], hparams)
         calls.append((jax.block_until_ready(init(keys[r : r + 1], hp)), hp))
     chunk = lambda s, h: trainer.train_chunk(s, h, iterations)  # noqa: E731
     return compile_program(chunk, calls, iterations * config.batch_size * grid.size, env)
@@ -193,7 +196,9 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
     flops = {}  # per config, not per grid size: one run's work per env step
     if plan.model_flops:
         for config, values in zip(plan.configs, plan.values):
-            flops[config.algo, config.conv] = model_flops_per_env_step(config, grid_from_values(values, plan.first_seed, 1))
+            flops[config.algo, config.conv] = model_flops_per_env_step(
+                config, grid_from_values(values, plan.first_seed, 1)
+            )
     for num_runs in plan.num_runs:
         grids = [grid_from_values(values, plan.first_seed, num_runs) for values in plan.values]
         programs, mappings = {}, {}
@@ -284,21 +289,51 @@ def _mb(x: int | None) -> str:
 
 def format_rows(rows: list[dict]) -> list[list[str]]:
     """The printed table's cells, one list per row (header first)."""
-    header = ["algo", "conv", "runs", "devices", "mapping", "env steps/s", "vs 1 device", "sequential", "grid/seq", "s/iter", "vs ppo",
-              "MFLOP/step", "GFLOP/s", "FLOPs vs ppo", "compile s", "program MB", "host peak MB", "device peak MB",
-              "env-only steps/s"]
+    header = [
+        "algo",
+        "conv",
+        "runs",
+        "devices",
+        "mapping",
+        "env steps/s",
+        "vs 1 device",
+        "sequential",
+        "grid/seq",
+        "s/iter",
+        "vs ppo",
+        "MFLOP/step",
+        "GFLOP/s",
+        "FLOPs vs ppo",
+        "compile s",
+        "program MB",
+        "host peak MB",
+        "device peak MB",
+        "env-only steps/s",
+    ]
     fmt = lambda x, spec: "-" if x is None else format(x, spec)  # noqa: E731
     cells = [header]
     for r in rows:
-        cells.append([
-            r["algo"], r.get("conv", "-"), str(r["num_runs"]), str(r.get("devices", 1)), r["run_mapping"], fmt(r["steps_per_second"], ",.0f"),
-            fmt(r.get("speedup_over_one_device"), ".2f"),
-            fmt(r.get("sequential_steps_per_second"), ",.0f"), fmt(r.get("speedup_over_sequential"), ".2f"),
-            fmt(r["seconds_per_iteration"], ".3f"), fmt(r.get("time_per_iteration_vs_ppo"), ".2f"),
-            fmt(_scaled(r.get("model_flops_per_env_step"), 1e6), ".2f"),
-            fmt(_scaled(r.get("achieved_flops_per_second"), 1e9), ".1f"),
-            fmt(r.get("flops_per_iteration_vs_ppo"), ".2f"),
-            fmt(r["compile_seconds"], ".1f"), _mb(r["program_bytes"]), _mb(r["peak_host_bytes"]),
-            _mb(r["peak_device_bytes"]), fmt(r["env_only_steps_per_second"], ",.0f"),
-        ])
+        cells.append(
+            [
+                r["algo"],
+                r.get("conv", "-"),
+                str(r["num_runs"]),
+                str(r.get("devices", 1)),
+                r["run_mapping"],
+                fmt(r["steps_per_second"], ",.0f"),
+                fmt(r.get("speedup_over_one_device"), ".2f"),
+                fmt(r.get("sequential_steps_per_second"), ",.0f"),
+                fmt(r.get("speedup_over_sequential"), ".2f"),
+                fmt(r["seconds_per_iteration"], ".3f"),
+                fmt(r.get("time_per_iteration_vs_ppo"), ".2f"),
+                fmt(_scaled(r.get("model_flops_per_env_step"), 1e6), ".2f"),
+                fmt(_scaled(r.get("achieved_flops_per_second"), 1e9), ".1f"),
+                fmt(r.get("flops_per_iteration_vs_ppo"), ".2f"),
+                fmt(r["compile_seconds"], ".1f"),
+                _mb(r["program_bytes"]),
+                _mb(r["peak_host_bytes"]),
+                _mb(r["peak_device_bytes"]),
+                fmt(r["env_only_steps_per_second"], ",.0f"),
+            ]
+        )
     return cells

@@ -26,9 +26,15 @@ def device_rows() -> list[dict]:
     rows = []
     for device in jax.devices():
         stats = device.memory_stats() if hasattr(device, "memory_stats") else None
-        rows.append({"id": device.id, "platform": device.platform, "kind": device.device_kind,
-                     "process": device.process_index,
-                     "memory_bytes": int(stats["bytes_limit"]) if stats and "bytes_limit" in stats else None})
+        rows.append(
+            {
+                "id": device.id,
+                "platform": device.platform,
+                "kind": device.device_kind,
+                "process": device.process_index,
+                "memory_bytes": int(stats["bytes_limit"]) if stats and "bytes_limit" in stats else None,
+            }
+        )
     return rows
 
 
@@ -43,8 +49,11 @@ def envpool_xla(platform: str) -> dict:
         return {"available": False, "detail": f"{type(e).__name__}: {e}".splitlines()[0]}
     index = 1 if platform == "gpu" else 0
     available = all(caps[index] is not None for caps in capsules.values())
-    return {"available": available if platform in ("cpu", "gpu") else False,
-            "detail": f"FFI targets for {', '.join(sorted(capsules))} on {'gpu and cpu' if all(c[1] is not None for c in capsules.values()) else 'cpu'}"}
+    platforms = "gpu and cpu" if all(c[1] is not None for c in capsules.values()) else "cpu"
+    return {
+        "available": available if platform in ("cpu", "gpu") else False,
+        "detail": f"FFI targets for {', '.join(sorted(capsules))} on {platforms}",
+    }
 
 
 def machine_info() -> dict:
@@ -74,8 +83,10 @@ def machine_info() -> dict:
 
 
 def format_info(info: dict) -> list[str]:
-    lines = [f"platform: {info['platform']} ({len(info['devices'])} devices), host cores: {info['host_cores']}, "
-             f"python {info['python']}"]
+    lines = [
+        f"platform: {info['platform']} ({len(info['devices'])} devices), host cores: {info['host_cores']}, "
+        f"python {info['python']}"
+    ]
     for d in info["devices"]:
         memory = f", {d['memory_bytes'] / 2**30:.1f} GiB" if d["memory_bytes"] else ""
         lines.append(f"  device {d['id']}: {d['kind']} ({d['platform']}, process {d['process']}{memory})")
@@ -83,7 +94,10 @@ def format_info(info: dict) -> list[str]:
     xla = info["envpool_xla"]
     lines.append(f"envpool XLA step on {info['platform']}: {'yes' if xla['available'] else 'no'} ({xla['detail']})")
     auto = info["auto"]
-    lines.append("auto run mapping: " + ", ".join(f"{k} {v}" for k, v in auto["run_mapping"].items())
-                 + f"; auto conv: {auto['conv']}")
+    lines.append(
+        "auto run mapping: "
+        + ", ".join(f"{k} {v}" for k, v in auto["run_mapping"].items())
+        + f"; auto conv: {auto['conv']}"
+    )
     lines.append(f"compilation cache: {info['compilation_cache'] or 'off'}")
     return lines

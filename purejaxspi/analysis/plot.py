@@ -79,13 +79,16 @@ def read_run_dir(run_dir: Path, metric: str) -> list[RunCurve]:
             hparams[run] = {k: float(v) for k, v in row.items() if k.startswith("hp_")}
             weight = float(row["episodes"] or 0) if metric in EPISODE_COLUMNS else 1.0
             data.setdefault(run, []).append(
-                (int(row["env_steps"]), float(row[metric]) if row[metric] else math.nan, weight))
+                (int(row["env_steps"]), float(row[metric]) if row[metric] else math.nan, weight)
+            )
     config = {k: v for k, v in record["config"].items() if k != "env_id"}
     curves = []
     for run, points in sorted(data.items()):
         points.sort()
         steps, values, weights = (np.asarray(x, float) for x in zip(*points))
-        curves.append(RunCurve(record["config"]["env_id"], {**config, **hparams[run]}, seeds[run], steps, values, weights))
+        curves.append(
+            RunCurve(record["config"]["env_id"], {**config, **hparams[run]}, seeds[run], steps, values, weights)
+        )
     return curves
 
 
@@ -142,8 +145,9 @@ def step_bins(curves: list[RunCurve], bins: int) -> tuple[np.ndarray, np.ndarray
     return edges, (edges[:-1] + edges[1:]) / 2
 
 
-def draw_band(ax, members: list[RunCurve], edges: np.ndarray, aggregate: str, reps: int, seed: int,
-              label: str, color=None) -> bool:
+def draw_band(
+    ax, members: list[RunCurve], edges: np.ndarray, aggregate: str, reps: int, seed: int, label: str, color=None
+) -> bool:
     """The members' aggregate curve with its bootstrap band; False (nothing drawn) when no bin has
     a value from every seed (bins before that are skipped)."""
     matrix = np.stack([binned(c, edges) for c in members])
@@ -168,14 +172,23 @@ def normalised_finals(curves: list[RunCurve], metric: str) -> tuple[dict[str, di
         from purejaxspi.envs.scores import human_normalised
 
         scale = lambda env, x: _nan_if_none(human_normalised(env, x))  # noqa: E731
-        return {g: {e: [scale(e, x) for x in xs] for e, xs in per.items()} for g, per in finals.items()}, "human-normalised score"
+        return {
+            g: {e: [scale(e, x) for x in xs] for e, xs in per.items()} for g, per in finals.items()
+        }, "human-normalised score"
     if len(envs) == 1:
         return finals, f"final {metric}"
-    bounds = {e: (np.nanmin([x for per in finals.values() for x in per.get(e, [])]),
-                  np.nanmax([x for per in finals.values() for x in per.get(e, [])])) for e in envs}
+    bounds = {
+        e: (
+            np.nanmin([x for per in finals.values() for x in per.get(e, [])]),
+            np.nanmax([x for per in finals.values() for x in per.get(e, [])]),
+        )
+        for e in envs
+    }
     scale = lambda e, x: (x - bounds[e][0]) / ((bounds[e][1] - bounds[e][0]) or 1.0)  # noqa: E731
-    return ({g: {e: [scale(e, x) for x in xs] for e, xs in per.items()} for g, per in finals.items()},
-            f"final {metric}, min-max normalised per env over the plotted runs")
+    return (
+        {g: {e: [scale(e, x) for x in xs] for e, xs in per.items()} for g, per in finals.items()},
+        f"final {metric}, min-max normalised per env over the plotted runs",
+    )
 
 
 def score_matrices(finals: dict[str, dict[str, list[float]]]) -> dict[str, np.ndarray]:
@@ -192,8 +205,16 @@ def score_matrices(finals: dict[str, dict[str, list[float]]]) -> dict[str, np.nd
     return out
 
 
-def plot(run_dirs: list[Path], out: Path, metric: str = "episodic_return", aggregate: str = "iqm",
-         bins: int = 50, reps: int = 2000, seed: int = 0, gap_threshold: float | None = None) -> dict:
+def plot(
+    run_dirs: list[Path],
+    out: Path,
+    metric: str = "episodic_return",
+    aggregate: str = "iqm",
+    bins: int = 50,
+    reps: int = 2000,
+    seed: int = 0,
+    gap_threshold: float | None = None,
+) -> dict:
     """Draw the figure into `out` and write the numbers next to it (`out` with .json); returns them."""
     import matplotlib
 
@@ -211,8 +232,14 @@ def plot(run_dirs: list[Path], out: Path, metric: str = "episodic_return", aggre
     groups = list(dict.fromkeys(c.label for c in curves))
     envs = sorted({c.env for c in curves})
     colours = {g: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(groups)}
-    summary = {"metric": metric, "aggregate": aggregate, "confidence": CI, "bootstrap_reps": reps,
-               "envs": envs, "groups": {}}
+    summary = {
+        "metric": metric,
+        "aggregate": aggregate,
+        "confidence": CI,
+        "bootstrap_reps": reps,
+        "envs": envs,
+        "groups": {},
+    }
 
     finals, score_label = normalised_finals(curves, metric)
     scores = score_matrices(finals)
@@ -220,7 +247,13 @@ def plot(run_dirs: list[Path], out: Path, metric: str = "episodic_return", aggre
     show_gap = show_aggregates and metric == "episodic_return"
     threshold = gap_threshold
     if threshold is None:
-        threshold = 1.0 if score_label != f"final {metric}" else max(float(np.max(m)) for m in scores.values()) if scores else 1.0
+        threshold = (
+            1.0
+            if score_label != f"final {metric}"
+            else max(float(np.max(m)) for m in scores.values())
+            if scores
+            else 1.0
+        )
 
     ncurve = len(envs)
     nagg = (len(AGGREGATE_NAMES) if show_gap else 3) if show_aggregates else 0
@@ -228,7 +261,7 @@ def plot(run_dirs: list[Path], out: Path, metric: str = "episodic_return", aggre
     width = max(4.5 * ncurve, 3.2 * (nagg + (1 if poi_point else 0)), 8)
     height = 4.2 + (0.45 * len(scores) + 2.4 if show_aggregates else 0) + 0.3 * len(groups)  # legend rows
     fig = plt.figure(figsize=(width, height), layout="constrained")
-    top, bottom = (fig.subfigures(2, 1, height_ratios=[4.2, height - 4.2]) if show_aggregates else (fig, None))
+    top, bottom = fig.subfigures(2, 1, height_ratios=[4.2, height - 4.2]) if show_aggregates else (fig, None)
 
     # ---- learning curves: one panel per env -----------------------------------------------------
     axes = np.atleast_1d(top.subplots(1, ncurve, squeeze=False)[0])
@@ -240,7 +273,8 @@ def plot(run_dirs: list[Path], out: Path, metric: str = "episodic_return", aggre
             if not members or not draw_band(ax, members, edges, aggregate, reps, seed, group, colours[group]):
                 continue
             summary["groups"].setdefault(group, {})[env] = {
-                "seeds": [c.seed for c in members], "final": [_number(c.final()) for c in members],
+                "seeds": [c.seed for c in members],
+                "final": [_number(c.final()) for c in members],
             }
         counts = sorted({len([c for c in env_curves if c.label == g]) for g in groups} - {0})
         seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
@@ -287,12 +321,17 @@ def plot(run_dirs: list[Path], out: Path, metric: str = "episodic_return", aggre
             ax.set_xlim(-0.03, 1.03)
             ax.set_title("P(X > Y)", fontsize=10)
             ax.set_xlabel("probability of improvement", fontsize=9)
-        bottom.suptitle(f"Aggregates over {len(envs)} env(s): {score_label}; {CI:.0%} stratified bootstrap CIs", fontsize=10)
+        bottom.suptitle(
+            f"Aggregates over {len(envs)} env(s): {score_label}; {CI:.0%} stratified bootstrap CIs", fontsize=10
+        )
         summary["score"] = score_label
         summary["aggregated_groups"] = order  # groups with final scores in every env
         summary["aggregates"] = {
-            g: {n: {"point": float(point[g][k]), "ci": [float(interval[g][0, k]), float(interval[g][1, k])]}
-                for k, n in enumerate(names)} for g in order
+            g: {
+                n: {"point": float(point[g][k]), "ci": [float(interval[g][0, k]), float(interval[g][1, k])]}
+                for k, n in enumerate(names)
+            }
+            for g in order
         }
         if show_gap:
             summary["optimality_gap_threshold"] = threshold
@@ -315,7 +354,7 @@ def _number(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hns_table():
     try:
         from purejaxspi.envs import scores as hns

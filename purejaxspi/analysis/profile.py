@@ -15,7 +15,8 @@ import pathlib
 import re
 import tempfile
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 
@@ -59,16 +60,22 @@ def _op_events(trace_dir: pathlib.Path, module_prefix: str) -> list[tuple[str, f
     """(HLO op, seconds) of every op event of modules whose name starts with `module_prefix`."""
     events = []
     for path in trace_dir.rglob("perfetto_trace.json.gz"):
-        data = json.load(gzip.open(path))
+        with gzip.open(path) as f:
+            data = json.load(f)
         for event in data if isinstance(data, list) else data.get("traceEvents", []):
             args = event.get("args") or {}
-            if event.get("ph") == "X" and "hlo_op" in args and str(args.get("hlo_module", "")).startswith(module_prefix):
+            if (
+                event.get("ph") == "X"
+                and "hlo_op" in args
+                and str(args.get("hlo_module", "")).startswith(module_prefix)
+            ):
                 events.append((args["hlo_op"], event["dur"] * 1e-6))
     return events
 
 
-def profile_by_part(fn: Callable, args: tuple[Any, ...], repeats: int = 5,
-                    parts: Sequence[tuple[str, Sequence[str]]] = PARTS) -> dict[str, float]:
+def profile_by_part(
+    fn: Callable, args: tuple[Any, ...], repeats: int = 5, parts: Sequence[tuple[str, Sequence[str]]] = PARTS
+) -> dict[str, float]:
     """Seconds per call of the jitted `fn(*args)` charged to each part, plus "wall" (median call).
 
     Op events can overlap on a multi-threaded backend, so the parts' sum can exceed the wall time;

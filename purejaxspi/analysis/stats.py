@@ -29,8 +29,6 @@ def seeded_bootstrap(seed: int):
         np.random.set_state(saved)
 
 
-
-
 def curve_estimates(scores: np.ndarray, aggregate: str, reps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Point estimate [B] and CI [2, B] across runs of scores [runs, B], by rliable's stratified bootstrap."""
     from rliable import library as rly
@@ -50,10 +48,16 @@ def aggregate_estimates(scores: dict[str, np.ndarray], gap_threshold: float, rep
     from rliable import library as rly
     from rliable import metrics
 
-    func = lambda s: np.array([  # noqa: E731
-        metrics.aggregate_iqm(s), metrics.aggregate_median(s), metrics.aggregate_mean(s),
-        metrics.aggregate_optimality_gap(s, gap_threshold),
-    ])
+    def func(s):
+        return np.array(
+            [  # noqa: E731
+                metrics.aggregate_iqm(s),
+                metrics.aggregate_median(s),
+                metrics.aggregate_mean(s),
+                metrics.aggregate_optimality_gap(s, gap_threshold),
+            ]
+        )
+
     with seeded_bootstrap(seed) as random_state:
         point, interval = rly.get_interval_estimates(
             scores, func, reps=reps, confidence_interval_size=CI, random_state=random_state
@@ -73,7 +77,10 @@ def improvement_estimates(scores: dict[str, np.ndarray], reps: int, seed: int, m
     paired = {f"{x}  >  {y}": (scores[x], scores[y]) for x, y in pairs}
     with seeded_bootstrap(seed) as random_state:
         return rly.get_interval_estimates(
-            paired, metrics.probability_of_improvement, reps=reps, confidence_interval_size=CI,
+            paired,
+            metrics.probability_of_improvement,
+            reps=reps,
+            confidence_interval_size=CI,
             random_state=random_state,
         )
 

@@ -58,13 +58,16 @@ def hparam_key(name: str, curves: list[RunCurve]) -> str:
     key = name if name.startswith("hp_") else f"hp_{name}"
     names = sorted({k for c in curves for k in c.settings if k.startswith("hp_")})
     if key not in names:
-        raise PlotError(f"--heatmap: {name!r} is not a hyperparameter of these runs; choose from "
-                        + ", ".join(n.removeprefix("hp_") for n in names))
+        raise PlotError(
+            f"--heatmap: {name!r} is not a hyperparameter of these runs; choose from "
+            + ", ".join(n.removeprefix("hp_") for n in names)
+        )
     return key
 
 
-def sweep_panels(curves: list[RunCurve], x: str, y: str, aggregate: str = "iqm", reps: int = 2000,
-                 seed: int = 0) -> list[Panel]:
+def sweep_panels(
+    curves: list[RunCurve], x: str, y: str, aggregate: str = "iqm", reps: int = 2000, seed: int = 0
+) -> list[Panel]:
     """Group runs into panels (env, everything but x and y) and cells (x, y), each cell estimated."""
     if not curves:
         raise PlotError("no runs to sweep")
@@ -112,9 +115,18 @@ def _curve_cells(panel: Panel, highlight: list[tuple[float, float]]) -> list[tup
     return [(", ".join(why), panel.cells[key]) for key, why in reasons.items()]
 
 
-def heatmap(run_dirs: list[Path], out: Path, x: str, y: str, metric: str = "episodic_return",
-            aggregate: str = "iqm", bins: int = 50, reps: int = 2000, seed: int = 0,
-            highlight: list[tuple[float, float]] = ()) -> dict:
+def heatmap(
+    run_dirs: list[Path],
+    out: Path,
+    x: str,
+    y: str,
+    metric: str = "episodic_return",
+    aggregate: str = "iqm",
+    bins: int = 50,
+    reps: int = 2000,
+    seed: int = 0,
+    highlight: list[tuple[float, float]] = (),
+) -> dict:
     """Draw one heatmap per panel (and the chosen cells' curves) into `out`, write the numbers next to
     it (`out` with .json) and return them."""
     import matplotlib
@@ -130,10 +142,23 @@ def heatmap(run_dirs: list[Path], out: Path, x: str, y: str, metric: str = "epis
 
     n = len(panels)
     width = max(4.0 + 1.3 * max(len(p.x_values) for p in panels), 5.0)
-    fig, axes = plt.subplots(2, n, figsize=(width * n, 4.0 + 0.8 * max(len(p.y_values) for p in panels) + 3.6),
-                             squeeze=False, layout="constrained", height_ratios=[1.4, 1.0])
-    summary = {"metric": metric, "x": name_x, "y": name_y, "aggregate": aggregate, "confidence": CI,
-               "bootstrap_reps": reps, "panels": []}
+    fig, axes = plt.subplots(
+        2,
+        n,
+        figsize=(width * n, 4.0 + 0.8 * max(len(p.y_values) for p in panels) + 3.6),
+        squeeze=False,
+        layout="constrained",
+        height_ratios=[1.4, 1.0],
+    )
+    summary = {
+        "metric": metric,
+        "x": name_x,
+        "y": name_y,
+        "aggregate": aggregate,
+        "confidence": CI,
+        "bootstrap_reps": reps,
+        "panels": [],
+    }
     for k, panel in enumerate(panels):
         ax = axes[0, k]
         grid = np.full((len(panel.y_values), len(panel.x_values)), np.nan)
@@ -151,8 +176,16 @@ def heatmap(run_dirs: list[Path], out: Path, x: str, y: str, metric: str = "epis
                 colour = "black" if cell.point > middle else "white"
             else:
                 text, colour = "no score", "black"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7.5, color=colour,
-                    fontweight="bold" if cell is best else "normal")
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7.5,
+                color=colour,
+                fontweight="bold" if cell is best else "normal",
+            )
         ax.set_xticks(range(len(panel.x_values)), [_short(v) for v in panel.x_values])
         ax.set_yticks(range(len(panel.y_values)), [_short(v) for v in panel.y_values])
         ax.set_xlabel(name_x)
@@ -173,14 +206,27 @@ def heatmap(run_dirs: list[Path], out: Path, x: str, y: str, metric: str = "epis
         ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 4))
         if drawn_cells:
             ax.legend(fontsize=8, frameon=False)
-        summary["panels"].append({
-            "env": panel.env, "group": panel.group, "x_values": panel.x_values, "y_values": panel.y_values,
-            "cells": [{"x": c.x, "y": c.y, "seeds": [r.seed for r in c.curves],
-                       "final": [_number(v) for v in c.finals()], "point": _number(c.point),
-                       "ci": [_number(v) for v in c.ci]} for c in panel.cells.values()],
-            "best": None if best is None else {"x": best.x, "y": best.y, "point": best.point},
-            "curves": drawn_cells,
-        })
+        summary["panels"].append(
+            {
+                "env": panel.env,
+                "group": panel.group,
+                "x_values": panel.x_values,
+                "y_values": panel.y_values,
+                "cells": [
+                    {
+                        "x": c.x,
+                        "y": c.y,
+                        "seeds": [r.seed for r in c.curves],
+                        "final": [_number(v) for v in c.finals()],
+                        "point": _number(c.point),
+                        "ci": [_number(v) for v in c.ci],
+                    }
+                    for c in panel.cells.values()
+                ],
+                "best": None if best is None else {"x": best.x, "y": best.y, "point": best.point},
+                "curves": drawn_cells,
+            }
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)

@@ -9,7 +9,8 @@ model's FLOPs, the same on every backend, so a time ratio can be read against a 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 

@@ -27,7 +27,7 @@ def register_env(env: EnvDef) -> str:
     return custom.register_env(env, builtin)
 
 
-def env_id_of(env: "str | EnvDef") -> str:
+def env_id_of(env: str | EnvDef) -> str:
     """An env id, registering an EnvDef given in its place."""
     return register_env(env) if isinstance(env, EnvDef) else env
 
@@ -36,22 +36,29 @@ def all_env_ids() -> tuple[str, ...]:
     return tuple(i for ids in env_ids_by_backend().values() for i in ids)
 
 
-
-
 def check_env_id(env_id: str) -> str:
     """Return the backend of `env_id`, or raise UnknownEnvError naming close matches."""
     for backend, ids in env_ids_by_backend().items():
         if env_id in ids:
             return backend
     if env_id.endswith("-v5") and not atari_ids():
-        raise UnknownEnvError(f"{env_id!r} looks like an Atari id, and Atari needs envpool, which is not installed here")
+        raise UnknownEnvError(
+            f"{env_id!r} looks like an Atari id, and Atari needs envpool, which is not installed here"
+        )
     close = difflib.get_close_matches(env_id, all_env_ids(), n=3, cutoff=0.4)
     hint = f"; did you mean {', '.join(close)}?" if close else "; run `purejaxspi envs` for the list"
     raise UnknownEnvError(f"unknown env id {env_id!r}{hint}")
 
 
-def make_env(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stochastic: bool = False,
-             local_runs=None, reward_clip: bool = True, episodic_life: bool = True) -> BatchedEnv:
+def make_env(
+    env_id: str,
+    num_envs: int,
+    run_seeds: tuple[int, ...] = (0,),
+    stochastic: bool = False,
+    local_runs=None,
+    reward_clip: bool = True,
+    episodic_life: bool = True,
+) -> BatchedEnv:
     """`num_envs` environments per run. The pure-JAX backends seed from each run's key and ignore
     `run_seeds` and `local_runs`; envpool (Atari) builds one pool for the grid whose runs have
     `run_seeds`, in run order (with `local_runs`, a base.LocalRuns, one pool per device of this
@@ -80,12 +87,30 @@ def make_env(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stoc
 
 def env_for(config, num_envs: int | None = None, run_seeds: tuple[int, ...] = (0,), local_runs=None) -> BatchedEnv:
     """The env a Config trains on (its id and its Atari options), `num_envs` per run (default the config's)."""
-    return make_env(config.env_id, config.num_envs if num_envs is None else num_envs, run_seeds,
-                    getattr(config, "stochastic", False), local_runs, getattr(config, "reward_clip", True),
-                    getattr(config, "episodic_life", True))
+    return make_env(
+        config.env_id,
+        config.num_envs if num_envs is None else num_envs,
+        run_seeds,
+        getattr(config, "stochastic", False),
+        local_runs,
+        getattr(config, "reward_clip", True),
+        getattr(config, "episodic_life", True),
+    )
 
 
-__all__ = ["BatchedEnv", "EnvSpec", "Timestep", "EnvDef", "register_env", "make_env", "env_for", "check_env_id", "all_env_ids", "env_ids_by_backend", "UnknownEnvError"]
+__all__ = [
+    "BatchedEnv",
+    "EnvSpec",
+    "Timestep",
+    "EnvDef",
+    "register_env",
+    "make_env",
+    "env_for",
+    "check_env_id",
+    "all_env_ids",
+    "env_ids_by_backend",
+    "UnknownEnvError",
+]
 
 
 # What a backend's envs tell the program and the host loop (EnvSpec's trait fields): envpool keeps its

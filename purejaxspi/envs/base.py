@@ -8,7 +8,8 @@ A backend supplies single-environment pure functions with no auto-reset (`reset_
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -137,9 +138,7 @@ def make_batched_env(
 
         ep_return = state.stats.running_return + reward
         ep_length = state.stats.running_length + 1
-        stats = EpisodeStats(
-            jnp.where(done, 0.0, ep_return), jnp.where(done, 0, ep_length)
-        )
+        stats = EpisodeStats(jnp.where(done, 0.0, ep_return), jnp.where(done, 0, ep_length))
         timestep = Timestep(
             obs=obs,
             action_mask=mask,

@@ -132,8 +132,13 @@ def tables(n_path: int = N_PATH, epsilon: float = EPSILON, gamma: float = GAMMA)
                 P[s, a] = np.eye(num_states)[index[(r - 1, c)]]
                 R[s, a] = bonus if s == top_star else penalty
     return dict(
-        P=P, R=R, terminal=terminal, start=index[(2, 0)], top_star=top_star,
-        bottom_star=bottom_star, coords=np.asarray(coords, np.int32),
+        P=P,
+        R=R,
+        terminal=terminal,
+        start=index[(2, 0)],
+        top_star=top_star,
+        bottom_star=bottom_star,
+        coords=np.asarray(coords, np.int32),
     )
 
 

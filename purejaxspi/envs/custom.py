@@ -14,7 +14,8 @@ finished episodes and keeps the true successor):
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -67,20 +68,28 @@ def register_env(env: EnvDef, builtin_ids: tuple[str, ...] = ()) -> str:
     if env.num_actions < 1:
         raise ConfigError(f"num_actions must be positive, got {env.num_actions}", setting="env_id")
     if env.family == "minatar" and len(env.obs_shape) != 3:
-        raise ConfigError(f"a minatar-family env has [H, W, C] observations, got shape {tuple(env.obs_shape)}",
-                          setting="env_id")
+        raise ConfigError(
+            f"a minatar-family env has [H, W, C] observations, got shape {tuple(env.obs_shape)}", setting="env_id"
+        )
     try:
         state, obs, mask = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
         _, next_obs, next_mask, reward, terminated, truncated = jax.eval_shape(
-            env.step, jax.random.PRNGKey(0), state, jnp.int32(0))
+            env.step, jax.random.PRNGKey(0), state, jnp.int32(0)
+        )
     except Exception as e:  # the user's code: name what broke, in one line
-        raise ConfigError(f"env {env.env_id!r}: reset/step cannot be traced: {type(e).__name__}: {e}".splitlines()[0],
-                          setting="env_id") from None
-    for what, got, want in (("reset's obs", obs.shape, tuple(env.obs_shape)), ("step's obs", next_obs.shape, tuple(env.obs_shape)),
-                            ("reset's action_mask", mask.shape, (env.num_actions,)),
-                            ("step's action_mask", next_mask.shape, (env.num_actions,)),
-                            ("step's reward", reward.shape, ()), ("step's terminated", terminated.shape, ()),
-                            ("step's truncated", truncated.shape, ())):
+        raise ConfigError(
+            f"env {env.env_id!r}: reset/step cannot be traced: {type(e).__name__}: {e}".splitlines()[0],
+            setting="env_id",
+        ) from None
+    for what, got, want in (
+        ("reset's obs", obs.shape, tuple(env.obs_shape)),
+        ("step's obs", next_obs.shape, tuple(env.obs_shape)),
+        ("reset's action_mask", mask.shape, (env.num_actions,)),
+        ("step's action_mask", next_mask.shape, (env.num_actions,)),
+        ("step's reward", reward.shape, ()),
+        ("step's terminated", terminated.shape, ()),
+        ("step's truncated", truncated.shape, ()),
+    ):
         if tuple(got) != want:
             raise ConfigError(f"env {env.env_id!r}: {what} has shape {tuple(got)}, expected {want}", setting="env_id")
     _REGISTERED[env.env_id] = env

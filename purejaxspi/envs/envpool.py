@@ -45,7 +45,7 @@ DETERMINISTIC = {"episodic_life": True, "reward_clip": True, "noop_max": 30, "re
 STOCHASTIC = {**DETERMINISTIC, "noop_max": 60, "repeat_action_probability": 0.3}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def atari_ids() -> tuple[str, ...]:
     """Every Atari id envpool registers (`Breakout-v5`, ...), read from its ROM folder.
 
@@ -76,8 +76,10 @@ def check_seeds(run_seeds: tuple[int, ...], num_envs: int) -> None:
     from purejaxspi.errors import ConfigError
 
     if run_seeds and (max(run_seeds) + 1) * num_envs > 2**31:
-        raise ConfigError(f"seed {max(run_seeds)} is too large: Atari env seeds (seed * num_envs + j) must fit in int32",
-                          setting="seed")
+        raise ConfigError(
+            f"seed {max(run_seeds)} is too large: Atari env seeds (seed * num_envs + j) must fit in int32",
+            setting="seed",
+        )
 
 
 # Host memory one Atari environment of a pool takes (emulator, frame stack, buffers): 1.2-1.3 MiB measured
@@ -105,19 +107,28 @@ def check_pool_memory(total_envs: int) -> None:
     if free is not None and need > free:
         raise ResourceError(
             f"{total_envs:,} Atari environments need about {need / 2**30:.1f} GiB of host memory but "
-            f"{free / 2**30:.1f} GiB is free; use fewer --num-envs or runs")
+            f"{free / 2**30:.1f} GiB is free; use fewer --num-envs or runs"
+        )
 
 
-def make_pool(env_id: str, run_seeds: tuple[int, ...], num_envs: int, stochastic: bool = False,
-              reward_clip: bool = True, episodic_life: bool = True):
+def make_pool(
+    env_id: str,
+    run_seeds: tuple[int, ...],
+    num_envs: int,
+    stochastic: bool = False,
+    reward_clip: bool = True,
+    episodic_life: bool = True,
+):
     """The host-side envpool pool of `len(run_seeds) * num_envs` Atari environments (sync mode)."""
     import envpool
 
     seeds = env_seeds(run_seeds, num_envs)
-    options = {**(STOCHASTIC if stochastic else DETERMINISTIC), "reward_clip": reward_clip, "episodic_life": episodic_life}
-    return envpool.make(
-        env_id, env_type="gymnasium", num_envs=len(seeds), batch_size=len(seeds), seed=seeds, **options
-    )
+    options = {
+        **(STOCHASTIC if stochastic else DETERMINISTIC),
+        "reward_clip": reward_clip,
+        "episodic_life": episodic_life,
+    }
+    return envpool.make(env_id, env_type="gymnasium", num_envs=len(seeds), batch_size=len(seeds), seed=seeds, **options)
 
 
 class PoolStep(NamedTuple):
@@ -195,8 +206,9 @@ def on_this_device(calls: dict[int, tuple], which: int, axis_name: str | None, a
     return call
 
 
-def pool_functions(pools: dict[int, object], num_runs: int, num_envs: int, axis_name: str | None = None,
-                   axis_size: int = 1):
+def pool_functions(
+    pools: dict[int, object], num_runs: int, num_envs: int, axis_name: str | None = None, axis_size: int = 1
+):
     """`reset_pool(key)` and `step_pool(handle, action)` for one run, batched over runs by custom_vmap.
 
     `pools` maps a device's index along `axis_name` to the pool of its `num_runs` runs (one entry,
@@ -228,8 +240,10 @@ def pool_functions(pools: dict[int, object], num_runs: int, num_envs: int, axis_
         def refuse():
             from purejaxspi.errors import ConfigError
 
-            raise ConfigError(f"this Atari env's pool serves {num_runs} runs: map the program over them with "
-                              f"jax.vmap (pjs.make_trainer does), or make the env for one run")
+            raise ConfigError(
+                f"this Atari env's pool serves {num_runs} runs: map the program over them with "
+                f"jax.vmap (pjs.make_trainer does), or make the env for one run"
+            )
 
         io_callback(refuse, None, ordered=True)
 
@@ -261,8 +275,15 @@ def pool_functions(pools: dict[int, object], num_runs: int, num_envs: int, axis_
     return reset_pool, step_pool
 
 
-def make(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stochastic: bool = False,
-         local_runs: LocalRuns | None = None, reward_clip: bool = True, episodic_life: bool = True) -> BatchedEnv:
+def make(
+    env_id: str,
+    num_envs: int,
+    run_seeds: tuple[int, ...] = (0,),
+    stochastic: bool = False,
+    local_runs: LocalRuns | None = None,
+    reward_clip: bool = True,
+    episodic_life: bool = True,
+) -> BatchedEnv:
     """A BatchedEnv of `num_envs` Atari games per run, for the grid whose runs have `run_seeds` (in order).
 
     With `local_runs` (a grid sharded over devices) each of this process's devices gets a pool of its
@@ -315,4 +336,3 @@ def make(env_id: str, num_envs: int, run_seeds: tuple[int, ...] = (0,), stochast
         return new_state, timestep
 
     return BatchedEnv(spec=spec, num_envs=num_envs, reset=reset, step=step)
-

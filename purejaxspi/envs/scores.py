@@ -15,7 +15,7 @@ from importlib import resources
 SCORES_FILE = "atari_human_random_scores.csv"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference_scores() -> dict[str, tuple[float, float]]:
     """{env id: (random score, human score)} for the 57 games of the table."""
     text = resources.files("purejaxspi.data").joinpath(SCORES_FILE).read_text()

@@ -7,8 +7,9 @@ newest checkpoint, which `train` always writes after its last chunk).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -56,8 +57,9 @@ class TrainedAgents:
         `purejaxspi eval` writes to eval.json, without writing it."""
         from purejaxspi.lifecycle.evaluate import LoadedRun, evaluate
 
-        run = LoadedRun(self.run_dir, (), self.config, self.grid, {}, self.params, self.spectral, self.iteration,
-                        self.run_dir)
+        run = LoadedRun(
+            self.run_dir, (), self.config, self.grid, {}, self.params, self.spectral, self.iteration, self.run_dir
+        )
         return evaluate(run, episodes, greedy, max_steps, seed, write=False)
 
 

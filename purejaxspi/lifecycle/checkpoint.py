@@ -3,8 +3,9 @@
 A checkpoint holds the vmapped RunState of every run of the grid (parameters, optimiser state, env
 state, obs, PRNG keys, iteration counter) and the host's metrics cursor (the MetricsLog accumulators and
 the timing totals). Sharded arrays are saved as they lie, each process writing its devices' shards;
-the runs that pad a grid to the device count are never saved, so any device count can resume it. The step number is the count of finished iterations. orbax writes each step into a
-temporary folder and renames it once complete, so a run killed mid-save keeps its previous checkpoint.
+the runs that pad a grid to the device count are never saved, so any device count can resume it. The
+step number is the count of finished iterations. orbax writes each step into a temporary folder and
+renames it once complete, so a run killed mid-save keeps its previous checkpoint.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ import numpy as np
 from purejaxspi.errors import CheckpointError
 
 CHECKPOINT_DIR = "checkpoints"
-
-
 
 
 class Restored(NamedTuple):
@@ -69,9 +68,7 @@ def open_manager(run_dir: Path, keep: int = 3, create: bool = True):
     """An orbax CheckpointManager over DIR/checkpoints, keeping the newest `keep` steps, saving synchronously."""
     import orbax.checkpoint as ocp
 
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=create, enable_async_checkpointing=False
-    )
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create, enable_async_checkpointing=False)
     return ocp.CheckpointManager(checkpoint_dir(run_dir), options=options)
 
 
@@ -219,8 +216,12 @@ def cursor(log, iteration: int = 0, timed_steps: float = 0.0, timed_seconds: flo
 
     With the defaults it is the template a restore reads into.
     """
-    return {"iteration": np.int64(iteration), "timed_steps": np.float64(timed_steps),
-            "timed_seconds": np.float64(timed_seconds), **log_cursor(log)}
+    return {
+        "iteration": np.int64(iteration),
+        "timed_steps": np.float64(timed_steps),
+        "timed_seconds": np.float64(timed_seconds),
+        **log_cursor(log),
+    }
 
 
 def log_cursor(log) -> dict[str, np.ndarray]:

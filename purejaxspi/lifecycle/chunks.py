@@ -33,8 +33,7 @@ def chunk_plan(num_iterations: int, chunk_iterations: int, start: int = 0) -> li
     return plan
 
 
-def timed_chunk_size(length: int, seconds: float, target_seconds: float, remaining: int,
-                     compile_seconds: float) -> int:
+def timed_chunk_size(length: int, seconds: float, target_seconds: float, remaining: int, compile_seconds: float) -> int:
     """The chunk length for the `remaining` iterations of a run whose chunk of `length` ran in `seconds`.
 
     About `target_seconds` per chunk when the measured chunk was over twice as long (progress, signals
@@ -46,6 +45,5 @@ def timed_chunk_size(length: int, seconds: float, target_seconds: float, remaini
     per_iteration = seconds / length
     size = max(1, min(remaining, int(target_seconds / per_iteration)))
     too_long = seconds > TOO_LONG * target_seconds
-    too_short = (seconds < TOO_SHORT * target_seconds
-                 and remaining * per_iteration > COMPILES_WORTH * compile_seconds)
+    too_short = seconds < TOO_SHORT * target_seconds and remaining * per_iteration > COMPILES_WORTH * compile_seconds
     return size if too_long or too_short else length

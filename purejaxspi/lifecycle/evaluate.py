@@ -87,8 +87,19 @@ def make_record(agent: Agent, env: BatchedEnv, num_frames: int, greedy: bool, fr
 
 # MinAtar channels drawn in these colours (cycled); background black.
 PALETTE = np.array(
-    [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
-     [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 190]], np.uint8
+    [
+        [230, 25, 75],
+        [60, 180, 75],
+        [255, 225, 25],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+        [210, 245, 60],
+        [250, 190, 190],
+    ],
+    np.uint8,
 )
 
 
@@ -155,8 +166,18 @@ def load_run(run_dir: Path) -> LoadedRun:
     if restored is None:
         raise EvalError(f"no checkpoint in {checkpoint.checkpoint_dir(run_dir)}; train (or resume) the run first")
     state = restored.state
-    return LoadedRun(run_dir, env.spec.obs_shape, config, grid, record, state.params, state.spectral,
-                     restored.iteration, restored.path, restored.note())
+    return LoadedRun(
+        run_dir,
+        env.spec.obs_shape,
+        config,
+        grid,
+        record,
+        state.params,
+        state.spectral,
+        restored.iteration,
+        restored.path,
+        restored.note(),
+    )
 
 
 def eval_keys(grid: RunGrid, seed: int) -> jax.Array:
@@ -180,18 +201,30 @@ def evaluate(run: LoadedRun, episodes: int, greedy: bool, max_steps: int, seed: 
         done = np.asarray(result.finished[r])
         returns = np.asarray(result.returns[r])[done]
         mean = float(returns.mean()) if returns.size else None
-        row = {"run": member.index, "seed": member.seed, "hparams": member.hparams.as_dict(),
-               "mean_return": mean, "std_return": float(returns.std()) if returns.size else None,
-               "mean_length": float(np.asarray(result.lengths[r])[done].mean()) if returns.size else None,
-               "episodes_finished": int(done.sum())}
+        row = {
+            "run": member.index,
+            "seed": member.seed,
+            "hparams": member.hparams.as_dict(),
+            "mean_return": mean,
+            "std_return": float(returns.std()) if returns.size else None,
+            "mean_length": float(np.asarray(result.lengths[r])[done].mean()) if returns.size else None,
+            "episodes_finished": int(done.sum()),
+        }
         if normalise is not None:
             row["hns"] = normalise(mean) if mean is not None else None
         rows.append(row)
     means = np.array([np.nan if row["mean_return"] is None else row["mean_return"] for row in rows])
     finite = means[~np.isnan(means)]
     report = {
-        "env": config.env_id, "algo": config.algo, "checkpoint": str(run.checkpoint), "iteration": run.iteration,
-        "episodes": episodes, "greedy": greedy, "max_steps": max_steps, "seed": seed, "runs": rows,
+        "env": config.env_id,
+        "algo": config.algo,
+        "checkpoint": str(run.checkpoint),
+        "iteration": run.iteration,
+        "episodes": episodes,
+        "greedy": greedy,
+        "max_steps": max_steps,
+        "seed": seed,
+        "runs": rows,
         "mean_return_median": float(np.median(finite)) if finite.size else None,
         "mean_return_iqm": iqm(means) if finite.size else None,
     }
@@ -207,7 +240,9 @@ def evaluate(run: LoadedRun, episodes: int, greedy: bool, max_steps: int, seed: 
 def check_video(run: LoadedRun) -> None:
     """Videos are drawn from image observations [H, W, C]; refuse others before any work."""
     if len(run.obs_shape) != 3:
-        raise EvalError(f"--video draws image observations; {run.config.env_id} has vector observations {run.obs_shape}")
+        raise EvalError(
+            f"--video draws image observations; {run.config.env_id} has vector observations {run.obs_shape}"
+        )
 
 
 def record_videos(run: LoadedRun, num_frames: int, greedy: bool, fmt: str = "gif", seed: int = 0) -> list[Path]:

@@ -32,14 +32,16 @@ def run_dir_lock(out: Path, enabled: bool = True):
     import fcntl
 
     path = out / LOCK_FILE
-    handle = open(path, "a+")
+    handle = open(path, "a+")  # noqa: SIM115 (held open: the lock lives as long as the handle)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise RunDirError(f"{out} is being written by another train process ({holder}); wait for it or pick another --out") from None
+        raise RunDirError(
+            f"{out} is being written by another train process ({holder}); wait for it or pick another --out"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()}")
@@ -74,8 +76,10 @@ def disk_full_as(what: str, out: Path, iteration: int | None):
         if not is_disk_full(e):
             raise
         saved = f"the checkpoint at iteration {iteration} is intact" if iteration else "no checkpoint was saved yet"
-        raise DiskFullError(f"no space left writing {what} in {out} ({saved}); free space, then "
-                            f"`purejaxspi train --resume {out}` continues") from None
+        raise DiskFullError(
+            f"no space left writing {what} in {out} ({saved}); free space, then "
+            f"`purejaxspi train --resume {out}` continues"
+        ) from None
 
 
 class StopSignals:
@@ -123,8 +127,12 @@ def program_bytes(compiled) -> int | None:
         return None
     if analysis is None:
         return None
-    return int(analysis.argument_size_in_bytes + analysis.output_size_in_bytes + analysis.temp_size_in_bytes
-               - analysis.alias_size_in_bytes)
+    return int(
+        analysis.argument_size_in_bytes
+        + analysis.output_size_in_bytes
+        + analysis.temp_size_in_bytes
+        - analysis.alias_size_in_bytes
+    )
 
 
 def check_memory(compiled, num_runs: int, devices: list) -> None:

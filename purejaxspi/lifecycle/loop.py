@@ -16,8 +16,9 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -95,8 +96,9 @@ def first_nonfinite(metrics: dict[str, np.ndarray]) -> tuple[int, int] | None:
 
 def training_record(config: Config, grid: RunGrid) -> dict:
     """config.json's content for this run (compared key by key on resume)."""
-    return run_record(dataclasses.asdict(config), grid.values, grid.first_seed, grid.num_seeds, grid.size,
-                      list(grid.varied()))
+    return run_record(
+        dataclasses.asdict(config), grid.values, grid.first_seed, grid.num_seeds, grid.size, list(grid.varied())
+    )
 
 
 def prepare_out_dir(out: Path, record: dict, options: RunOptions) -> None:
@@ -145,7 +147,9 @@ class Session:
         if num_iterations not in self.compiled:
             began = time.perf_counter()
             abstract = jax.eval_shape(self.init, self.keys, self.hparams)
-            abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.layout.sharding), abstract)
+            abstract = jax.tree.map(
+                lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.layout.sharding), abstract
+            )
             compiled = self.jitted_chunk.lower(abstract, self.hparams, num_iterations).compile()
             if not self.compiled:
                 local = [d for d in self.layout.mesh.devices.flat if d.process_index == jax.process_index()]
@@ -199,7 +203,11 @@ def init_or_restore(session: Session, record: dict, resume: bool) -> Start:
     # every process keeps the accumulators (they go into checkpoints); process 0 writes the rows
     log = MetricsLog(metrics_path if session.writer else Path(os.devnull), config, grid, append=append)
     if not restored:
-        notes = (f"no checkpoint in {checkpoint.checkpoint_dir(out)} yet; starting {out} from iteration 0",) if resume else ()
+        notes = (
+            (f"no checkpoint in {checkpoint.checkpoint_dir(out)} yet; starting {out} from iteration 0",)
+            if resume
+            else ()
+        )
         return Start(session.init(session.keys, session.hparams), log, 0, 0.0, 0.0, notes)
     iteration, timed_steps, timed_seconds = checkpoint.restore_log_cursor(log, restored.cursor)
     state = layout.place(restored.state)
@@ -210,9 +218,11 @@ def init_or_restore(session: Session, record: dict, resume: bool) -> Start:
     if session.env.spec.external_state:
         fresh = session.init(session.keys, session.hparams)
         state = state._replace(env_state=fresh.env_state, obs=fresh.obs, action_mask=fresh.action_mask)
-        notes = notes[:-1] + (f"resumed {out} at iteration {start_iteration}; {config.env_id} keeps its emulator state "
-                              f"outside the checkpoint, so every env starts a new episode (parameters, optimiser, "
-                              f"keys restored)",)
+        notes = notes[:-1] + (
+            f"resumed {out} at iteration {start_iteration}; {config.env_id} keeps its emulator state "
+            f"outside the checkpoint, so every env starts a new episode (parameters, optimiser, "
+            f"keys restored)",
+        )
     return Start(state, log, iteration, timed_steps, timed_seconds, notes)
 
 
@@ -223,9 +233,14 @@ class ChunkResult(NamedTuple):
     metrics: Any  # on the device until read
 
 
-def run_chunks(session: Session, start: Start, options: RunOptions, sinks: list,
-               on_progress: Callable[[Progress], None],
-               deadline: float | None = None) -> tuple[float, float, tuple[int, int] | None, int]:
+def run_chunks(
+    session: Session,
+    start: Start,
+    options: RunOptions,
+    sinks: list,
+    on_progress: Callable[[Progress], None],
+    deadline: float | None = None,
+) -> tuple[float, float, tuple[int, int] | None, int]:
     """Train the remaining chunks; returns (timed steps, timed seconds, (run, iteration) of a non-finite
     loss or None, iterations done). Past `deadline` (time.monotonic()) it checkpoints at the next chunk
     boundary and returns early.
@@ -240,7 +255,8 @@ def run_chunks(session: Session, start: Start, options: RunOptions, sinks: list,
     plan = chunk_plan(config.num_iterations, options.chunk_iterations, start.iteration)
     steps_per_iteration = config.batch_size * grid.size
     description = f"{config.algo} {config.env_id} x{grid.size}" + (
-        f" on {layout.num_devices} devices" * (layout.num_devices > 1))
+        f" on {layout.num_devices} devices" * (layout.num_devices > 1)
+    )
     total = config.num_iterations * steps_per_iteration
     log, state, iteration = start.log, start.state, start.iteration
     on_progress(Progress(description, 0, iteration * steps_per_iteration, total, None, None, start.notes))
@@ -265,9 +281,16 @@ def run_chunks(session: Session, start: Start, options: RunOptions, sinks: list,
         done = result.first_iteration + result.length
         steps, seconds = timed_so_far(done)
         finite = log.latest_return[~np.isnan(log.latest_return)]
-        on_progress(Progress(description, result.index + 1, done * steps_per_iteration, total,
-                             steps / seconds if steps > 0 and seconds > 0 else None,
-                             float(np.median(finite)) if finite.size else None))
+        on_progress(
+            Progress(
+                description,
+                result.index + 1,
+                done * steps_per_iteration,
+                total,
+                steps / seconds if steps > 0 and seconds > 0 else None,
+                float(np.median(finite)) if finite.size else None,
+            )
+        )
         return None if bad is None else (bad[0], result.first_iteration + bad[1])
 
     manager = checkpoint.open_manager(out, keep=options.keep_checkpoints)
@@ -299,8 +322,9 @@ def run_chunks(session: Session, start: Start, options: RunOptions, sinks: list,
                 interval = max(options.checkpoint_interval, 20 * save_seconds)
                 every = options.checkpoint_every and index % options.checkpoint_every == 0
                 timed_out = deadline is not None and time.monotonic() >= deadline and not last
-                if not (last or stop.signum is not None or every or timed_out
-                        or time.monotonic() - last_save >= interval):
+                if not (
+                    last or stop.signum is not None or every or timed_out or time.monotonic() - last_save >= interval
+                ):
                     continue
                 failure, pending = read(pending), None
                 if failure is not None:
@@ -344,8 +368,13 @@ def finish(session: Session, log: MetricsLog, steps_per_second: float, iteration
     probes = {name: values for name, values in log.latest_probe.items() if not np.isnan(values).all()}
     extra["settings"] = setting_summaries(grid, log.final_returns(), probes)
     return write_summary(
-        session.out / "summary.json" if session.writer else None, config, grid, log.final_returns(),
-        steps_per_second, {**log.probe_summary(), **hns_extra, **extra}, hns_per_run,
+        session.out / "summary.json" if session.writer else None,
+        config,
+        grid,
+        log.final_returns(),
+        steps_per_second,
+        {**log.probe_summary(), **hns_extra, **extra},
+        hns_per_run,
     )
 
 
@@ -383,7 +412,9 @@ def train(
         sinks = open_sinks(out, session.grid, record, options, purge_step) if session.writer else []
         wall = time.perf_counter()
         try:
-            timed_steps, timed_seconds, failure, done = run_chunks(session, start, options, sinks, on_progress, deadline)
+            timed_steps, timed_seconds, failure, done = run_chunks(
+                session, start, options, sinks, on_progress, deadline
+            )
         finally:
             for sink in sinks:
                 sink.close()

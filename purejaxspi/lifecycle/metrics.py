@@ -5,6 +5,7 @@ Nothing here runs inside the jitted program; it only sees each chunk's metrics o
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -84,7 +85,7 @@ class MetricsLog:
     def __init__(self, path: Path, config: Config, grid: RunGrid, append: bool = False):
         self.config = config
         self.grid = grid
-        self.file = open(path, "a" if append else "w", newline="")
+        self.file = open(path, "a" if append else "w", newline="")  # noqa: SIM115 (appended to chunk by chunk)
         self.writer = csv.writer(self.file)
         if not append:
             self.writer.writerow(CSV_COLUMNS)
@@ -144,10 +145,8 @@ class MetricsLog:
 
     def close(self):
         """Close the file; a flush that fails here (a full disk, already reported) loses only unflushed rows."""
-        try:
+        with contextlib.suppress(OSError):
             self.file.close()
-        except OSError:
-            pass
 
 
 def iqm(values: np.ndarray) -> float:
@@ -175,8 +174,13 @@ def _json_float(x: float):
 
 
 def write_summary(
-    path: Path | None, config: Config, grid: RunGrid, final_returns: np.ndarray, steps_per_second: float,
-    extra: dict | None = None, run_fields: dict[str, list] | None = None,
+    path: Path | None,
+    config: Config,
+    grid: RunGrid,
+    final_returns: np.ndarray,
+    steps_per_second: float,
+    extra: dict | None = None,
+    run_fields: dict[str, list] | None = None,
 ):
     """summary.json; `extra` adds top-level fields, `run_fields` {name: one value per run} per-run ones."""
     run_fields = run_fields or {}
@@ -204,8 +208,13 @@ def write_summary(
     return summary
 
 
-def setting_summaries(grid: RunGrid, final_returns: np.ndarray, probes: dict[str, np.ndarray] | None = None,
-                      reps: int = 2000, seed: int = 0) -> list[dict]:
+def setting_summaries(
+    grid: RunGrid,
+    final_returns: np.ndarray,
+    probes: dict[str, np.ndarray] | None = None,
+    reps: int = 2000,
+    seed: int = 0,
+) -> list[dict]:
     """One entry per hyperparameter setting of the grid, its seeds the samples: the values that vary in
     the grid, its runs and seeds, and the final return's IQM with a 95% bootstrap CI over the seeds (and
     each probe's IQM), so a sweep reads as a table without re-reading metrics.csv."""
@@ -218,12 +227,20 @@ def setting_summaries(grid: RunGrid, final_returns: np.ndarray, probes: dict[str
         hp = grid.runs[indices[0]].hparams.as_dict()
         finals = np.asarray(final_returns, float)[indices]
         finite = finals[np.isfinite(finals)]
-        entry = {"hparams": {n: hp[n] for n in varied}, "runs": [grid.runs[r].index for r in indices],
-                 "seeds": [grid.runs[r].seed for r in indices], "final_return_iqm": None,
-                 "final_return_ci": None, "final_return_median": None}
+        entry = {
+            "hparams": {n: hp[n] for n in varied},
+            "runs": [grid.runs[r].index for r in indices],
+            "seeds": [grid.runs[r].seed for r in indices],
+            "final_return_iqm": None,
+            "final_return_ci": None,
+            "final_return_median": None,
+        }
         if finite.size:
-            entry.update(final_return_iqm=iqm(finite), final_return_ci=list(iqm_interval(finite, reps, seed)),
-                         final_return_median=float(np.median(finite)))
+            entry.update(
+                final_return_iqm=iqm(finite),
+                final_return_ci=list(iqm_interval(finite, reps, seed)),
+                final_return_median=float(np.median(finite)),
+            )
         for name, values in (probes or {}).items():
             entry[f"final_{name}_iqm"] = _json_float(iqm(np.asarray(values, float)[indices]))
         out.append(entry)

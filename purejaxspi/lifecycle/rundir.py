@@ -17,15 +17,28 @@ from purejaxspi.errors import RunDirError
 # Held (flock) by the process training into the directory; the OS releases it when that process dies.
 LOCK_FILE = ".purejaxspi.lock"
 # Files and folders a training run writes into its directory (what `--overwrite` removes).
-RUN_OUTPUTS = ("config.json", "metrics.csv", "summary.json", "eval.json", "checkpoints", "tensorboard", "videos", "wandb")
-
-
+RUN_OUTPUTS = (
+    "config.json",
+    "metrics.csv",
+    "summary.json",
+    "eval.json",
+    "checkpoints",
+    "tensorboard",
+    "videos",
+    "wandb",
+)
 
 
 def run_record(config_dict: dict, values: dict, seed: int, num_seeds: int, num_runs: int, varied: list) -> dict:
     """What config.json holds: everything that decides a run's numbers, plus the grid's shape."""
-    return {"config": config_dict, "hparam_values": values, "seed": seed, "num_seeds": num_seeds,
-            "num_runs": num_runs, "varied": list(varied)}
+    return {
+        "config": config_dict,
+        "hparam_values": values,
+        "seed": seed,
+        "num_seeds": num_seeds,
+        "num_runs": num_runs,
+        "varied": list(varied),
+    }
 
 
 def read_record(run_dir: Path) -> dict:
@@ -48,7 +61,7 @@ def record_mismatch(saved: dict, new: dict, prefix: str = "") -> str | None:
     if isinstance(saved, dict) and isinstance(new, dict):
         for key in list(saved) + [k for k in new if k not in saved]:
             if key not in saved or key not in new:
-                return f"{prefix}{key}: {'missing' if key not in saved else saved[key]!r} vs {'missing' if key not in new else new[key]!r}"
+                return f"{prefix}{key}: {saved.get(key, 'missing')!r} vs {new.get(key, 'missing')!r}"
             found = record_mismatch(saved[key], new[key], f"{prefix}{key}." if key != "config" else "")
             if found:
                 return found

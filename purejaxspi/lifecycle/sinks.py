@@ -109,7 +109,11 @@ class WandbLog:
             config = {**record, "run": run.index, "seed": run.seed, "hparams": run.hparams.as_dict()}
             self.runs.append(
                 wandb.init(
-                    project=project, group=run_dir.name, name=name, config=config, dir=str(run_dir),
+                    project=project,
+                    group=run_dir.name,
+                    name=name,
+                    config=config,
+                    dir=str(run_dir),
                     id=re.sub(r"[^A-Za-z0-9_-]", "_", f"{run_dir.name}-{name}")[:128],
                     resume="allow" if resume else None,
                     reinit="create_new",

@@ -10,7 +10,7 @@ each checkpoint into it, so it must lie on a filesystem they share.
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 import jax
 import numpy as np
@@ -18,8 +18,6 @@ import numpy as np
 from purejaxspi.errors import DistributedError
 
 ENV_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
-
-
 
 
 def requested(flag: bool, environ: Mapping[str, str] = os.environ) -> bool:

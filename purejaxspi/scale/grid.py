@@ -46,17 +46,16 @@ class RunGrid:
 
     def varied(self) -> tuple[str, ...]:
         """Names of hyperparameters that take more than one value in the grid."""
-        return tuple(
-            n for n in HPARAM_NAMES if len({getattr(r.hparams, n) for r in self.runs}) > 1
-        )
+        return tuple(n for n in HPARAM_NAMES if len({getattr(r.hparams, n) for r in self.runs}) > 1)
 
 
 def grid_from_values(values: dict[str, list[float]], first_seed: int = 0, num_seeds: int = 1) -> RunGrid:
     """Cartesian product of every hyperparameter's value list (in HPARAM_NAMES order) x seeds."""
     missing = [n for n in HPARAM_NAMES if n not in values]
     if missing:
-        raise ConfigError(f"no values for {', '.join(missing)}; hparam_values() fills them from the preset",
-                          setting=missing[0])
+        raise ConfigError(
+            f"no values for {', '.join(missing)}; hparam_values() fills them from the preset", setting=missing[0]
+        )
     if num_seeds <= 0:
         raise ConfigError(f"num_seeds must be positive, got {num_seeds}", setting="num_seeds")
     if first_seed < 0:

@@ -7,7 +7,8 @@ only the speed differs, and `auto` picks the one measured fastest for the platfo
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 
@@ -47,12 +48,15 @@ def resolve_run_mapping(run_mapping: str, family: str, vmap_only: bool = False, 
     grid, or for a device's slice of it) must see every run batched at once. Raises ConfigError.
     """
     if run_mapping not in RUN_MAPPINGS:
-        raise ConfigError(f"unknown run mapping {run_mapping!r}; choose one of {', '.join(RUN_MAPPINGS)}",
-                          setting="run_mapping")
+        raise ConfigError(
+            f"unknown run mapping {run_mapping!r}; choose one of {', '.join(RUN_MAPPINGS)}", setting="run_mapping"
+        )
     if vmap_only:
         if run_mapping not in ("auto", "vmap"):
-            raise ConfigError(f"this env steps all runs at once and needs run mapping vmap, not {run_mapping!r}",
-                              setting="run_mapping")
+            raise ConfigError(
+                f"this env steps all runs at once and needs run mapping vmap, not {run_mapping!r}",
+                setting="run_mapping",
+            )
         return "vmap"
     if run_mapping != "auto":
         return run_mapping

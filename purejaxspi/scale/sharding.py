@@ -13,7 +13,8 @@ and a run may resume on another number of devices.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -23,8 +24,6 @@ from purejaxspi.envs.base import LocalRuns
 from purejaxspi.errors import DeviceError
 
 RUN_AXIS = "runs"
-
-
 
 
 def padded_size(num_runs: int, num_devices: int) -> int:
@@ -101,9 +100,7 @@ class RunLayout:
         """The runs of each of this process's devices, in mesh order."""
         index = pad_index(self.num_runs, self.num_devices)
         k = self.runs_per_device
-        positions = tuple(
-            i for i, d in enumerate(self.mesh.devices.flat) if d.process_index == jax.process_index()
-        )
+        positions = tuple(i for i, d in enumerate(self.mesh.devices.flat) if d.process_index == jax.process_index())
         runs = tuple(tuple(int(r) for r in index[p * k : (p + 1) * k]) for p in positions)
         return LocalRuns(RUN_AXIS, self.num_devices, positions, runs)
 
@@ -125,11 +122,16 @@ def make_layout(num_runs: int, num_devices: int | None = None) -> RunLayout:
     if num_devices > len(devices):
         raise DeviceError(
             f"--devices {num_devices}: only {len(devices)} {jax.default_backend()} device(s) here"
-            + (" (on a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N gives N)" if devices[0].platform == "cpu" else "")
+            + (
+                " (on a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N gives N)"
+                if devices[0].platform == "cpu"
+                else ""
+            )
         )
     if jax.process_count() > 1 and num_devices != len(devices):
         raise DeviceError(
-            f"--devices {num_devices}: with {jax.process_count()} processes every one of the {len(devices)} devices takes runs"
+            f"--devices {num_devices}: with {jax.process_count()} processes every one of the {len(devices)} "
+            "devices takes runs"
         )
     return RunLayout(num_runs, Mesh(np.asarray(devices[:num_devices]), (RUN_AXIS,)))
 
