@@ -123,13 +123,14 @@ def train_pair(game: str, algo: str, args: Args, budget: int, density: str | Non
     if saved.is_file():
         previous = json.loads(saved.read_text())
         # a setting added to Config after the run was written counts as its default (as train --resume does)
-        previous["config"] = {**dataclasses.asdict(pjs.Config()), **previous.get("config", {})}
+        previous["config"] = pjs.Config.of(**previous.get("config", {})).flat()
         if any(previous.get(k) != v for k, v in record.items()):
             fail(f"{run_dir} holds a different run; pass another --runs")
         if (run_dir / "summary.json").is_file():
             print(f"{game} {algo}: finished earlier, read from {run_dir}")
             return json.loads((run_dir / "summary.json").read_text())
-    print(f"{game} {algo}: {args.num_seeds} seeds x {budget:,} env steps ({config.density} transition head)")
+    head = config.world_model.density if config.world_model else "no"
+    print(f"{game} {algo}: {args.num_seeds} seeds x {budget:,} env steps ({head} transition head)")
     options = pjs.RunOptions(resume=saved.is_file(), checkpoint_every=4, keep_checkpoints=1)
     try:
         return pjs.train(config, grid, run_dir, options, on_progress=progress_lines)

@@ -213,7 +213,7 @@ def train_variant(args: Args, name: str, run_dir: Path) -> tuple[dict, float]:
     resume = (run_dir / "config.json").is_file()
     print(
         f"{name}: {args.game} {args.algo}, {args.num_seeds} seeds x {args.budget:,} env steps "
-        f"({config.num_envs} envs x {config.num_steps} steps){' (resumed)' if resume else ''}",
+        f"({config.env.num_envs} envs x {config.ppo.num_steps} steps){' (resumed)' if resume else ''}",
         flush=True,
     )
     options = pjs.RunOptions(resume=resume, checkpoint_every=4, keep_checkpoints=1)

@@ -29,7 +29,7 @@ from purejaxspi.scale.grid import grid_from_values
 def program_parts(env_id: str, algo: str, density: str | None, runs: int, repeats: int) -> dict:
     overrides = {} if density is None or algo == "ppo" else {"density": density}
     config = pjs.make_config(env_id, algo, **overrides)
-    env = env_for(config, None, (0,))
+    env = env_for(config.env, None, (0,))
     program = make_train(config, env)
     grid = grid_from_values(pjs.hparam_values(config), 0, runs)
     hp = jax.tree.map(lambda x: x[0], grid.hparams())
@@ -60,7 +60,7 @@ def program_parts(env_id: str, algo: str, density: str | None, runs: int, repeat
     return {
         "env": env_id,
         "algo": algo,
-        "density": config.density if config.world_model else None,
+        "density": config.world_model.density if config.world_model else None,
         "runs": runs,
         "gradient_step": grad,
         "acting_step": acting,

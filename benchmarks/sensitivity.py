@@ -198,7 +198,7 @@ def train_study(study: Study, quick: bool, num_seeds: int, run_dir: Path, budget
     saved = run_dir / "config.json"
     if saved.is_file():
         previous = json.loads(saved.read_text())
-        previous["config"] = {**dataclasses.asdict(pjs.Config()), **previous.get("config", {})}
+        previous["config"] = pjs.Config.of(**previous.get("config", {})).flat()
         if any(previous.get(k) != v for k, v in training_record(config, grid).items()):
             fail(f"{run_dir} holds a different run; pass another --runs")
         if (run_dir / "summary.json").is_file():

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -58,6 +59,42 @@ def load_script(name: str, module_name: str):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+class LossBatch(NamedTuple):
+    """One minibatch of every input any of the three objectives reads, all [B] unless noted."""
+
+    log_probs: Any  # [B, A]
+    value: Any
+    reward_pred: Any
+    next_latent_pred: Any  # [B, *z]
+    next_latent: Any  # [B, *z]
+    action: Any
+    old_log_prob: Any
+    advantages: Any
+    returns: Any
+    reward: Any
+    transition_valid: Any
+    gradient_penalty: Any = None
+    old_value: Any = None
+
+
+def algo_loss(algo: str, x: LossBatch, hp, reduction: str = "sum", norm_adv: bool = True):
+    """`algo`'s loss terms on the batch as the training program composes them: PPO's objective, with the
+    world model's terms inside U (Deep SPI) or beside the surrogate (DeepMDP)."""
+    from purejaxspi.algo import objectives
+    from purejaxspi.algo.world_model import PLACEMENTS
+
+    policy = objectives.PolicyInputs(
+        x.log_probs, x.value, x.action, x.old_log_prob, x.advantages, x.returns, x.old_value
+    )
+    if algo == "ppo":
+        return objectives.loss(policy, hp, norm_adv)
+    inputs = objectives.WorldModelInputs(
+        x.reward_pred, x.reward, x.next_latent_pred, x.next_latent, x.transition_valid, x.gradient_penalty
+    )
+    terms = objectives.world_model_terms(inputs, hp, reduction)
+    return objectives.loss(policy, hp, norm_adv, terms, PLACEMENTS[algo])
 
 
 def preset_values(family: str, algo: str = "deepspi", **overrides) -> dict[str, list[float]]:

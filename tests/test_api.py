@@ -1,6 +1,5 @@
 """The README's Python API example runs as written; config and grid behave as documented."""
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -27,25 +26,20 @@ def test_the_readme_api_example_runs_as_written(tmp_path, monkeypatch, capsys):
 
 def test_make_config_applies_the_env_s_preset_then_the_overrides():
     config = pjs.make_config("ConfoundingGrid-v0", "ppo", total_timesteps=8192)
-    grid_preset = PRESETS["gridworld", "ppo"]
-    assert (config.num_envs, config.num_steps, config.density) == (
-        grid_preset.num_envs,
-        grid_preset.num_steps,
-        "mixture",
-    )
-    assert config.total_timesteps == 8192 and config.algo == "ppo"
+    grid_preset = PRESETS["gridworld", "ppo"].config
+    assert (config.env.num_envs, config.ppo.num_steps) == (grid_preset.env.num_envs, grid_preset.ppo.num_steps)
+    assert config.world_model is None  # PPO has none
+    assert config.run.total_timesteps == 8192 and config.algo == "ppo"
     minatar = pjs.make_config("Breakout-MinAtar")
-    # the dataclass defaults are the default env's preset but for what a record written before those
-    # fields existed ran with: the family's encoder (MinAtar's conv trunk), the lr annealed, the value unclipped
+    # the defaults are the default env's preset but for what a record written before those settings
+    # existed ran with: the family's encoder (MinAtar's conv trunk), the lr annealed, the value unclipped
     legacy = dict(encoder="auto", encoder_width=16, anneal_lr=True, clip_value_loss=False)
-    assert dataclasses.replace(minatar, **legacy) == pjs.Config()
-    assert (minatar.encoder, minatar.encoder_width, minatar.anneal_lr, minatar.clip_value_loss) == (
-        "mlp",
-        256,
-        False,
-        True,
-    )
-    assert pjs.make_config("Breakout-v5").num_envs == PRESETS["atari", "deepspi"].num_envs
+    assert pjs.Config.of(**{**minatar.flat(), **legacy}) == pjs.Config()
+    network, ppo = minatar.network, minatar.ppo
+    assert (network.encoder, network.encoder_width, ppo.anneal_lr, ppo.clip_value_loss) == ("mlp", 256, False, True)
+    assert pjs.make_config("Breakout-v5").env.num_envs == PRESETS["atari", "deepspi"].config.env.num_envs
+    # a record's settings by name give the Config back
+    assert pjs.Config.of(**minatar.flat()) == minatar
 
 
 @pytest.mark.parametrize(
@@ -57,6 +51,7 @@ def test_make_config_applies_the_env_s_preset_then_the_overrides():
         ("CartPole-v1", "deepspi", {"spectral_norm": "power"}, "unknown spectral_norm"),
         ("CartPole-v1", "deepspi", {"stochastic": True}, "Atari"),
         ("CartPole-v1", "deepspi", {"num_envs": 3, "num_steps": 5}, "not divisible"),
+        ("CartPole-v1", "ppo", {"density": "normal"}, "density sets the world model, which ppo has none of"),
         ("Cartpole-v1", "deepspi", {}, "did you mean CartPole-v1"),
     ],
 )

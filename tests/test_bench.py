@@ -9,14 +9,14 @@ from conftest import cli, preset_values
 
 from purejaxspi.algo.config import Config
 from purejaxspi.analysis.bench import add_cost_ratios
-from purejaxspi.envs import make_env, traits
+from purejaxspi.envs import make_env, steps_all_runs
 from purejaxspi.errors import ConfigError
 from purejaxspi.scale.grid import grid_from_values
 from purejaxspi.scale.mapping import RUN_CHUNK, make_trainer, resolve_run_mapping
 
 
 def train_metrics(config, grid, mapping, iterations):
-    trainer = make_trainer(config, make_env(config.env_id, config.num_envs), mapping)
+    trainer = make_trainer(config, make_env(config.env_id, config.env.num_envs), mapping)
     state = jax.jit(trainer.init)(grid.keys(), grid.hparams())
     _, metrics = jax.jit(trainer.train_chunk, static_argnums=2)(state, grid.hparams(), iterations)
     return {k: np.asarray(v) for k, v in metrics.items()}
@@ -24,7 +24,7 @@ def train_metrics(config, grid, mapping, iterations):
 
 @pytest.mark.slow
 def test_every_run_mapping_gives_the_metrics_of_plain_vmap():
-    config = Config(
+    config = Config.of(
         env_id="CartPole-v1",
         algo="deepspi",
         num_envs=4,
@@ -48,17 +48,16 @@ def test_every_run_mapping_gives_the_metrics_of_plain_vmap():
 
 
 def test_auto_mapping_follows_the_measurements_and_keeps_atari_on_vmap():
-    assert resolve_run_mapping("auto", "atari", vmap_only=True, platform="cpu") == "vmap"
+    assert resolve_run_mapping("auto", "atari", steps_all_runs=True, platform="cpu") == "vmap"
     assert resolve_run_mapping("auto", "minatar", platform="gpu") == "vmap"
     assert resolve_run_mapping("auto", "minatar", platform="cpu") == "map"  # measured: vmap loses there
     assert resolve_run_mapping("auto", "vector", platform="cpu") == "vmap"
     assert resolve_run_mapping("chunked", "minatar", platform="cpu") == "chunked"
     with pytest.raises(ConfigError, match="needs run mapping vmap"):
-        resolve_run_mapping("map", "atari", vmap_only=True, platform="cpu")
+        resolve_run_mapping("map", "atari", steps_all_runs=True, platform="cpu")
     with pytest.raises(ConfigError, match="unknown run mapping"):
         resolve_run_mapping("pmap", "vector", platform="cpu")
-    assert traits("Breakout-v5") == {"external_state": True, "vmap_only": True}
-    assert traits("Breakout-MinAtar") == {"external_state": False, "vmap_only": False}
+    assert steps_all_runs("Breakout-v5") and not steps_all_runs("Breakout-MinAtar")
 
 
 def test_cost_ratio_is_time_per_iteration_over_ppos_at_the_same_grid():
@@ -129,10 +128,10 @@ def test_bench_writes_one_row_per_grid_size_with_sequential_and_env_only(tmp_pat
     "args, expected",
     [
         (["--env", "CartPol-v1"], "CartPole-v1"),
-        (["--env", "CartPole-v1", "--num-runs", "4", "0"], "--num-runs takes positive grid sizes"),
+        (["--env", "CartPole-v1", "--num-runs", "4", "0"], "--num-runs takes positive counts"),
         (["--env", "CartPole-v1", "--algo", "ppo", "sac"], "unknown algo"),
         (["--env", "CartPole-v1", "--repeats", "0"], "--repeats must be positive"),
-        (["--env", "CartPole-v1", "--run-mapping", "pmap"], "unknown --run-mapping"),
+        (["--env", "CartPole-v1", "--run-mapping", "pmap"], "unknown run mapping 'pmap'"),
         (["--env", "Breakout-v5", "--run-mapping", "map"], "needs run mapping vmap"),
     ],
 )

@@ -223,7 +223,7 @@ def test_training_reports_the_exact_value_of_the_updated_network():
     from purejaxspi.scale.grid import grid_from_values
     from purejaxspi.scale.mapping import make_trainer
 
-    config = Config(
+    config = Config.of(
         env_id="ConfoundingGrid-v0",
         algo="deepspi",
         num_envs=4,
@@ -233,7 +233,7 @@ def test_training_reports_the_exact_value_of_the_updated_network():
         total_timesteps=128,
         density="deterministic",
     )
-    trainer = make_trainer(config, make_env(config.env_id, config.num_envs))
+    trainer = make_trainer(config, make_env(config.env_id, config.env.num_envs))
     grid = grid_from_values(preset_values("minatar"), 3, 2)
     state = jax.jit(trainer.init)(grid.keys(), grid.hparams())
     state, metrics = jax.jit(trainer.train_chunk, static_argnums=2)(state, grid.hparams(), 2)

@@ -30,7 +30,7 @@ CORRIDOR = pjs.EnvDef("Corridor-v0", "vector", (LENGTH,), 2, corridor_reset, cor
 @pytest.mark.slow
 def test_a_custom_env_trains_and_its_agent_acts(tmp_path):
     config = pjs.make_config(CORRIDOR, "ppo", num_envs=8, num_steps=16, total_timesteps=8 * 16 * 40)
-    assert config.env_id == "Corridor-v0" and config.torso_width == 64  # the vector family's preset and network
+    assert config.env_id == "Corridor-v0" and config.network.torso_width == 64  # the vector family's preset and network
     grid = pjs.make_grid(config, num_seeds=2)
     summary = pjs.train(config, grid, tmp_path / "run")
     agents = pjs.load_agents(tmp_path / "run")
@@ -58,7 +58,7 @@ def test_bad_custom_envs_are_refused_in_one_line():
 def test_an_atari_program_called_without_vmap_is_refused():
     """One pool serving 2 runs cannot be stepped by one run's actions."""
     config = pjs.make_config("Breakout-v5", "ppo", num_envs=2, num_steps=2, total_timesteps=4)
-    env = pjs.make_env(config.env_id, config.num_envs, run_seeds=(0, 1))
+    env = pjs.make_env(config.env_id, config.env.num_envs, run_seeds=(0, 1))
     program = pjs.make_train(config, env)
     grid = pjs.make_grid(config, num_seeds=2)
     # the refusal runs on the host when the unbatched call executes; JAX hands it back wrapped

@@ -10,7 +10,7 @@ import pytest
 from conftest import cli
 
 import purejaxspi as pjs
-from purejaxspi.algo.networks import Agent
+from purejaxspi.algo.networks import Agent, network_for
 
 
 def numpy_policy_value(params, obs):
@@ -24,7 +24,7 @@ def numpy_policy_value(params, obs):
 
 def test_frame_mlp_is_two_relu_layers_on_the_flattened_frame():
     obs = jax.random.bernoulli(jax.random.PRNGKey(0), 0.3, (5, 10, 10, 4)).astype(jnp.float32)
-    agent = Agent(family="minatar", num_actions=3, world_model=False, encoder_kind="mlp")
+    agent = Agent("minatar", 3, network_for("minatar", "mlp"))
     params = agent.init(jax.random.PRNGKey(1), obs)["params"]
     assert params["encoder"]["Dense_0"]["kernel"].shape == (400, 256)  # gymnax-blines' 256 units
     logits, value = agent.apply({"params": params}, obs)
@@ -37,11 +37,13 @@ def test_frame_mlp_is_two_relu_layers_on_the_flattened_frame():
 
 def test_make_config_sizes_and_checks_the_encoder():
     config = pjs.make_config("Breakout-MinAtar", "ppo", encoder="mlp")
-    assert (config.encoder, config.encoder_width) == ("mlp", 256)
-    assert pjs.make_config("Breakout-MinAtar", "ppo").encoder == "mlp"  # the MinAtar preset's
-    assert pjs.make_config("Breakout-MinAtar", "ppo", encoder="conv").encoder_width == 16  # the trunk's channels
-    assert pjs.make_config("ConfoundingGrid-v0", "ppo").encoder_width == 16  # the gridworld keeps the trunk
-    assert pjs.make_config("Breakout-MinAtar", "ppo", encoder="mlp", encoder_width=130).encoder_width == 130
+    assert (config.network.encoder, config.network.encoder_width) == ("mlp", 256)
+    assert pjs.make_config("Breakout-MinAtar", "ppo").network.encoder == "mlp"  # the MinAtar preset's
+    assert (
+        pjs.make_config("Breakout-MinAtar", "ppo", encoder="conv").network.encoder_width == 16
+    )  # the trunk's channels
+    assert pjs.make_config("ConfoundingGrid-v0", "ppo").network.encoder_width == 16  # the gridworld keeps the trunk
+    assert pjs.make_config("Breakout-MinAtar", "ppo", encoder="mlp", encoder_width=130).network.encoder_width == 130
     for env_id, encoder in (("CartPole-v1", "conv"), ("Breakout-v5", "mlp"), ("Breakout-MinAtar", "nature")):
         with pytest.raises(pjs.ConfigError, match="does not apply"):
             pjs.make_config(env_id, "ppo", encoder=encoder)
@@ -58,7 +60,7 @@ def test_world_models_train_on_the_frame_mlps_flat_latent(algo):
         "Breakout-MinAtar", algo, encoder="mlp", num_envs=8, num_steps=8, total_timesteps=128, density="deterministic"
     )
     grid = pjs.make_grid(config)
-    program = pjs.make_train(config, pjs.make_env(config.env_id, config.num_envs))
+    program = pjs.make_train(config, pjs.make_env(config.env_id, config.env.num_envs))
     _, metrics = jax.jit(program.train)(grid.keys()[0], jax.tree.map(lambda x: x[0], grid.hparams()))
     for name in ("reward_loss", "transition_loss", "total_loss"):
         values = np.asarray(metrics[name])

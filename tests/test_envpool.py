@@ -129,19 +129,20 @@ def test_episode_accounting_matches_envpools_own_info_over_whole_games(game, ste
 
 def test_the_nature_cnn_reads_real_frames_into_the_7x7x64_latent_of_the_world_model():
     from purejaxspi.algo.networks import Agent
+    from purejaxspi.algo.world_model import WorldModelConfig
 
     env = make_env(GAME, 3)
     _, frames, _ = env.reset(jax.random.PRNGKey(0))
     assert frames.dtype == jnp.uint8 and frames.shape == (3, 84, 84, 4) and int(frames.max()) > 0
     key, action = jax.random.PRNGKey(1), jnp.array([0, 1, 3])
-    agent = Agent(family="atari", num_actions=env.spec.num_actions)
+    agent = Agent("atari", env.spec.num_actions, world_model=WorldModelConfig(density="mixture"))
     variables = jax.jit(lambda k, x, a: agent.init(k, x, a, k, method=Agent.init_all))(key, frames, action)
-    out = jax.jit(lambda v, x, a, k: agent.apply(v, x, a, x, k, method=Agent.with_world_model))(
+    logits, value, out = jax.jit(lambda v, x, a, k: agent.apply(v, x, a, x, k, method=Agent.with_world_model))(
         variables, frames, action, key
     )
     assert out.next_latent.shape == out.next_latent_pred.shape == (3, 7, 7, 64)
     assert variables["params"]["torso"]["kernel"].shape == (7 * 7 * 64, 512)
-    assert out.logits.shape == (3, 4) and np.all(np.isfinite(out.value))
+    assert logits.shape == (3, 4) and np.all(np.isfinite(value))
     # the encoder scales frames by 1/255: a white frame's first-layer input is 1, not 255
     white = jnp.full((1, 84, 84, 4), 255, jnp.uint8)
     latent = jax.jit(lambda v, x: agent.apply(v, x, method=lambda m, x: m.encoder(x)))(variables, white)
@@ -164,7 +165,7 @@ def grid_values(**overrides):
 
 def run_grid(config, values, first_seed, num_seeds, iterations):
     grid = grid_from_values(values, first_seed, num_seeds)
-    env = make_env(config.env_id, config.num_envs, tuple(r.seed for r in grid.runs))
+    env = make_env(config.env_id, config.env.num_envs, tuple(r.seed for r in grid.runs))
     trainer = make_trainer(config, env)
     state = jax.jit(trainer.init)(grid.keys(), grid.hparams())
     _, metrics = jax.jit(trainer.train_chunk, static_argnums=2)(state, grid.hparams(), iterations)
@@ -173,7 +174,7 @@ def run_grid(config, values, first_seed, num_seeds, iterations):
 
 @pytest.mark.slow
 def test_an_atari_run_alone_equals_the_same_run_inside_a_grid():
-    config = Config(
+    config = Config.of(
         env_id=GAME, algo="deepspi", num_envs=4, num_steps=8, num_minibatches=2, update_epochs=2, total_timesteps=32 * 3
     )
     grid, together = run_grid(config, grid_values(reward_coef=[0.01, 0.1]), 0, 2, 3)

@@ -15,7 +15,7 @@ from purejaxspi.lifecycle.evaluate import evaluate, load_run, to_rgb
 
 
 def test_greedy_is_the_argmax_of_the_masked_policy_and_sampling_follows_it():
-    agent = Agent(family="vector", num_actions=3, world_model=False)
+    agent = Agent("vector", 3)
     obs = jax.random.normal(jax.random.PRNGKey(0), (2, 5))
     variables = agent.init(jax.random.PRNGKey(1), obs)
     # a large actor head so the policy is far from uniform
@@ -90,9 +90,9 @@ def test_gridworld_videos_show_one_episode_per_run(tmp_path):
     from purejaxspi.scale.grid import grid_from_values
     from purejaxspi.scale.mapping import make_trainer
 
-    config = Config(env_id="ConfoundingGrid-v0", algo="ppo", num_envs=4, num_steps=16, total_timesteps=64)
+    config = Config.of(env_id="ConfoundingGrid-v0", algo="ppo", num_envs=4, num_steps=16, total_timesteps=64)
     grid = grid_from_values(preset_values("minatar"), 0, 2)
-    env = make_env(config.env_id, config.num_envs)
+    env = make_env(config.env_id, config.env.num_envs)
     state = jax.jit(make_trainer(config, env).init)(grid.keys(), grid.hparams())
     run = LoadedRun(tmp_path, env.spec.obs_shape, config, grid, {}, state.params, state.spectral, 0, tmp_path)
     videos = record_videos(run, num_frames=40, greedy=False)

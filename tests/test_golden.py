@@ -5,7 +5,9 @@ import json
 
 import numpy as np
 import pytest
-from golden import CASES, GOLDEN, run_case
+from golden import CASES, GOLDEN, SMALL, run_case
+
+from purejaxspi import make_config
 
 GOLDEN_RUNS = json.loads(GOLDEN.read_text())
 
@@ -17,7 +19,15 @@ def test_a_short_run_reproduces_its_golden_metrics(name, env_id, algo, overrides
         pytest.importorskip("envpool", reason="the Atari cases need envpool")
     metrics = run_case(env_id, algo, overrides, values, num_seeds, mapping)
     golden = GOLDEN_RUNS[name]
-    assert sorted(metrics) == sorted(golden)
-    for metric, recorded in golden.items():
+    # metrics recorded when PPO computed its world-model terms from stand-ins and a Lipschitz world
+    # model reported a zero gradient penalty: a program reports only what it computes
+    config = make_config(env_id, algo, **{**SMALL, **overrides})
+    unreported = {"reward_loss", "transition_loss", "world_model_share", "gradient_penalty"}
+    if config.world_model is not None:
+        unreported = {"gradient_penalty"} if config.world_model.lipschitz else set()
+    assert set(metrics) == set(golden) - unreported
+    for metric, recorded in sorted(golden.items()):
+        if metric in unreported:
+            continue
         # the same program on the same machine: equal to float32 rounding
         np.testing.assert_allclose(metrics[metric], recorded, rtol=2e-6, atol=1e-7, err_msg=f"{name}: {metric}")

@@ -6,8 +6,18 @@ from pathlib import Path
 import purejaxspi
 
 PACKAGE = Path(purejaxspi.__file__).parent
-# errors <- envs <- algo <- scale <- lifecycle <- analysis <- cli (envs sit beside, under, the algorithm)
-LAYERS = {"errors": 0, "data": 0, "envs": 1, "algo": 2, "scale": 3, "lifecycle": 4, "analysis": 5, "cli": 6}
+# errors, settings <- envs <- algo <- scale <- lifecycle <- analysis <- cli (envs sit beside, under, the algorithm)
+LAYERS = {
+    "errors": 0,
+    "settings": 0,
+    "data": 0,
+    "envs": 1,
+    "algo": 2,
+    "scale": 3,
+    "lifecycle": 4,
+    "analysis": 5,
+    "cli": 6,
+}
 
 
 def layer_of(module: str) -> int | None:

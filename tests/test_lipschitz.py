@@ -72,7 +72,7 @@ def test_exact_conv_is_one_lipschitz_as_an_operator(in_shape, features):
 
 def test_grouped_action_conv_is_one_lipschitz_for_every_action():
     """The transition network's last layer: each action's slice, as an operator of the hidden map, has norm <= 1."""
-    from purejaxspi.algo.networks import GroupedActionConv
+    from purejaxspi.algo.world_model import GroupedActionConv
 
     num_actions, groups, features, in_shape = 3, 4, 6, (4, 5, 5, 4)  # group-major [G, H, W, Cin/G]
     layer = GroupedActionConv(num_actions, groups, features)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from purejaxspi.algo.networks import (
+from purejaxspi.algo.world_model import (
     GroupedActionConv,
     TransitionModel,
+    WorldModelConfig,
     clipped_normal,
     select_action,
 )
@@ -112,7 +113,7 @@ def test_clipped_normal_polynomial_is_the_inverse_normal_cdf():
     """Its central-range polynomial against scipy's inverse CDF, to float32 rounding."""
     from scipy.special import ndtri
 
-    from purejaxspi.algo.networks import _CLIPPED_NORMAL_POLY, _ERF_ONE_OVER_SQRT2
+    from purejaxspi.algo.world_model import _CLIPPED_NORMAL_POLY, _ERF_ONE_OVER_SQRT2
 
     y = np.linspace(-_ERF_ONE_OVER_SQRT2, _ERF_ONE_OVER_SQRT2, 100_001)
     poly = np.polynomial.polynomial.polyval(y * y, _CLIPPED_NORMAL_POLY) * y
@@ -125,9 +126,9 @@ def test_deepmdp_gradient_penalty_reads_each_samples_input_gradient():
     gradient (the paper's code takes them one sample at a time), and the reward network's is
     W1 (relu'(z W1 + b1) * W2[:, a]) in numpy."""
     from purejaxspi.algo import objectives
-    from purejaxspi.algo.networks import Agent
+    from purejaxspi.algo.networks import Agent, network_for
 
-    agent = Agent("minatar", num_actions=3, density="deterministic", lipschitz=False)
+    agent = Agent("minatar", 3, network_for("minatar", "conv"), WorldModelConfig("deterministic", lipschitz=False))
     obs = jax.random.uniform(jax.random.PRNGKey(0), (5, 8, 8, 4))
     action = jnp.array([0, 1, 2, 1, 0])
     variables = jax.jit(lambda k1, k2: agent.init(k1, obs, action, k2, method=Agent.init_all))(
@@ -155,19 +156,20 @@ def test_deepmdp_gradient_penalty_reads_each_samples_input_gradient():
 def test_lax_and_patches_convolutions_give_the_same_agent(family, obs_shape):
     """`conv` lax (cuDNN on a GPU) and patches (CPU) are one network: the same outputs, losses' inputs and
     gradients to float rounding, from the same parameters."""
-    from purejaxspi.algo.networks import Agent
+    from purejaxspi.algo.networks import Agent, network_for
 
     obs = jax.random.uniform(jax.random.PRNGKey(0), (3, *obs_shape)) * (255.0 if family == "atari" else 1.0)
     action, key = jnp.array([0, 1, 2]), jax.random.PRNGKey(1)
-    agents = {impl: Agent(family, num_actions=4, density="mixture", conv=impl) for impl in ("lax", "patches")}
+    world_model = WorldModelConfig(density="mixture")
+    agents = {impl: Agent(family, 4, network_for(family, conv=impl), world_model) for impl in ("lax", "patches")}
     variables = jax.jit(lambda k: agents["patches"].init(k, obs, action, k, method=Agent.init_all))(key)
 
     def outputs(impl, params):
         return agents[impl].apply({**variables, "params": params}, obs, action, obs, key, method=Agent.with_world_model)
 
     def scalar(impl, params):
-        out = outputs(impl, params)
-        return jnp.sum(out.logits) + jnp.sum(out.value) + jnp.sum(out.reward_pred) + jnp.sum(out.next_latent_pred**2)
+        logits, value, pred = outputs(impl, params)
+        return jnp.sum(logits) + jnp.sum(value) + jnp.sum(pred.reward_pred) + jnp.sum(pred.next_latent_pred**2)
 
     # jitted: run op by op, the mixture head's many small ops cost more than compiling them
     outputs_of = jax.jit(outputs, static_argnums=0)

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import LossBatch, algo_loss
 
 from purejaxspi.algo import objectives
 from purejaxspi.algo.config import HParams
@@ -67,7 +68,7 @@ HP = HParams(
 
 def tiny_inputs():
     log_probs = jnp.log(jnp.array([[0.5, 0.5], [0.2, 0.8], [0.9, 0.1], [0.6, 0.4]]))
-    return objectives.LossInputs(
+    return LossBatch(
         log_probs=log_probs,
         value=jnp.array([1.0, 0.0, 2.0, -1.0]),
         reward_pred=jnp.array([0.5, 1.0, 0.0, 3.0]),
@@ -135,19 +136,23 @@ def test_objectives_match_hand_computation(algo, reduction):
     """The paper's code reduces L_P by the sum for sampled heads and by the mean for the deterministic one;
     the gradient penalty enters both world-model objectives (weighted by lambda_GP), never PPO's."""
     x = tiny_inputs()._replace(gradient_penalty=jnp.float32(3.0))
-    terms = objectives.loss(algo, x, HP, reduction)
+    terms = algo_loss(algo, x, HP, reduction)
     total, pg, l_r, l_p = hand_terms(x, algo, reduction)
     np.testing.assert_allclose(terms.total, total, rtol=1e-5)
     np.testing.assert_allclose(terms.policy_loss, pg, rtol=1e-5)
-    np.testing.assert_allclose(terms.reward_loss, l_r, rtol=1e-6)
-    np.testing.assert_allclose(terms.transition_loss, l_p, rtol=1e-6)
+    if algo == "ppo":  # no world model: no world-model terms
+        assert terms.world_model == {}
+        return
+    np.testing.assert_allclose(terms.world_model["reward_loss"], l_r, rtol=1e-6)
+    np.testing.assert_allclose(terms.world_model["transition_loss"], l_p, rtol=1e-6)
+    np.testing.assert_allclose(terms.world_model["gradient_penalty"], 3.0)
 
 
 @pytest.mark.parametrize("algo", ["deepspi", "ppo"])
 def test_spi_diagnostics_match_hand_computation(algo):
     # ratios 1.25, 1.0, 1.8, 0.8: two outside [0.8, 1.2]; sample 2's negative advantage is not clipped
     x = tiny_inputs()._replace(advantages=jnp.array([1.0, -1.0, -2.0, 0.0]))
-    terms = objectives.loss(algo, x, HP)
+    terms = algo_loss(algo, x, HP)
     clip_fraction, outside, rho_min, rho_max = hand_diagnostics(x, algo)
     assert (clip_fraction, outside) == (0.25, 0.5)
     assert float(terms.ratio_outside) == pytest.approx(outside)
@@ -158,7 +163,7 @@ def test_spi_diagnostics_match_hand_computation(algo):
 
 def test_the_three_objectives_differ_when_the_world_model_errs():
     x = tiny_inputs()
-    totals = {a: float(objectives.loss(a, x, HP).total) for a in ("deepspi", "deepmdp", "ppo")}
+    totals = {a: float(algo_loss(a, x, HP).total) for a in ("deepspi", "deepmdp", "ppo")}
     assert len({round(t, 6) for t in totals.values()}) == 3
 
 
@@ -167,7 +172,7 @@ def test_deepspi_with_zero_alphas_is_ppo_exactly():
     hp0 = HP.replace(reward_coef=0.0, transition_coef=0.0)
 
     def total(log_probs, algo):
-        return objectives.loss(algo, x._replace(log_probs=log_probs), hp0).total
+        return algo_loss(algo, x._replace(log_probs=log_probs), hp0).total
 
     assert float(total(x.log_probs, "deepspi")) == float(total(x.log_probs, "ppo"))
     g_spi = jax.grad(total)(x.log_probs, "deepspi")
@@ -180,7 +185,7 @@ def test_deepspi_world_model_gradient_is_weighted_by_the_ratio():
     x = tiny_inputs()
 
     def total(reward_pred):
-        return objectives.loss("deepspi", x._replace(reward_pred=reward_pred), HP).policy_loss
+        return algo_loss("deepspi", x._replace(reward_pred=reward_pred), HP).policy_loss
 
     g = np.asarray(jax.grad(total)(x.reward_pred))
     lp = np.asarray(x.log_probs)
@@ -216,8 +221,8 @@ def test_the_deterministic_head_takes_the_mean_over_latent_entries():
     total = objectives.transition_loss(pred, target, valid, "sum")
     mean = objectives.transition_loss(pred, target, valid, "mean")
     np.testing.assert_allclose(total, 1024 * mean, rtol=1e-5)
-    assert pjs_config("Breakout-MinAtar", "deepspi").transition_reduction == "mean"
-    assert pjs_config("Breakout-v5", "deepspi").transition_reduction == "sum"  # the mixture head
+    assert pjs_config("Breakout-MinAtar", "deepspi").world_model.transition_reduction == "mean"
+    assert pjs_config("Breakout-v5", "deepspi").world_model.transition_reduction == "sum"  # the mixture head
 
 
 def pjs_config(env_id, algo):
@@ -231,8 +236,8 @@ def test_the_clipped_value_loss_is_the_larger_of_the_two_squared_errors():
     clip_coef from the rollout's value before the clipped error takes over."""
     x = tiny_inputs()
     old = jnp.array([1.05, 0.5, 1.0, -1.0])
-    clipped = objectives.loss("ppo", x._replace(old_value=old), HP)
-    plain = objectives.loss("ppo", x, HP)
+    clipped = algo_loss("ppo", x._replace(old_value=old), HP)
+    plain = algo_loss("ppo", x, HP)
     v, r, o, eps = np.asarray(x.value), np.asarray(x.returns), np.asarray(old), HP.clip_coef
     v_clip = o + np.clip(v - o, -eps, eps)
     want = 0.5 * np.mean(np.maximum((v - r) ** 2, (v_clip - r) ** 2))

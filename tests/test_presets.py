@@ -7,6 +7,7 @@ import pytest
 
 import purejaxspi as pjs
 from purejaxspi.algo.config import HPARAM_NAMES, PRESETS, preset_table
+from purejaxspi.algo.world_model import WorldModelConfig
 
 # Written from the three scripts' Args (total_timesteps, learning_rate with anneal_lr, num_envs,
 # num_steps, num_minibatches, update_epochs, clip_coef, ent_coef, vf_coef, max_grad_norm, gamma,
@@ -72,40 +73,30 @@ SCRIPTS = {
 def test_atari_presets_are_the_authors_scripts(algo):
     config = pjs.make_config("Breakout-v5", algo)
     values = {n: v[0] for n, v in pjs.hparam_values(config).items()}
-    got = {
-        **{
-            f: getattr(config, f)
-            for f in (
-                "total_timesteps",
-                "num_envs",
-                "num_steps",
-                "num_minibatches",
-                "update_epochs",
-                "density",
-                "lipschitz",
-            )
-        },
-        **values,
-    }
+    got = {**config.flat(), **values}
     for name, expected in SCRIPTS[algo].items():
         assert got[name] == pytest.approx(expected), name
     assert config.algo == config.settings == algo
-    assert config.gradient_penalty == (algo == "deepmdp")  # computed for the plain world model only
+    world_model = config.world_model
+    assert (world_model is None) == (algo == "ppo")  # CleanRL's PPO has no world model
     if algo == "deepspi":
-        assert config.spectral_norm == "reference"  # the estimate the paper's numbers were obtained with
-        assert config.transition_reduction == "sum"  # the mixture head's
+        assert not world_model.gradient_penalty  # computed for the plain world model only
+        assert world_model.spectral_norm == "reference"  # the estimate the paper's numbers were obtained with
+        assert world_model.transition_reduction == "sum"  # the mixture head's
     if algo == "deepmdp":
-        assert config.transition_reduction == "mean"  # the deterministic head's
+        assert world_model.gradient_penalty and world_model.transition_reduction == "mean"  # the deterministic head
 
 
 def test_the_same_settings_ablation_is_one_switch():
     """All three under Deep SPI's settings: only where the world model's loss enters differs."""
     configs = {a: pjs.make_config("Breakout-v5", a, settings="deepspi") for a in SCRIPTS}
-    shapes = {(c.num_envs, c.num_steps, c.density, c.lipschitz, c.spectral_norm) for c in configs.values()}
-    assert shapes == {(128, 8, "mixture", True, "reference")}
+    assert {(c.env.num_envs, c.ppo.num_steps) for c in configs.values()} == {(128, 8)}
+    world_models = {configs[a].world_model for a in ("deepspi", "deepmdp")}
+    assert world_models == {WorldModelConfig(density="mixture", lipschitz=True, spectral_norm="reference")}
+    assert configs["ppo"].world_model is None
     values = [pjs.hparam_values(c) for c in configs.values()]
     assert all(v == values[0] for v in values)
-    assert configs["deepmdp"].settings == "deepspi" and not configs["deepmdp"].gradient_penalty
+    assert configs["deepmdp"].settings == "deepspi" and not configs["deepmdp"].world_model.gradient_penalty
     with pytest.raises(pjs.ConfigError, match="unknown settings"):
         pjs.make_config("Breakout-v5", "ppo", settings="cleanrl")
 
@@ -117,14 +108,15 @@ def test_every_family_keeps_the_scripts_relation():
         p = {a: PRESETS[family, a] for a in SCRIPTS}
         # MinAtar: gymnax-blines' shape for all three (the shape its published PPO learns with)
         shapes = [(64, 128)] * 3 if family == "minatar" else [(128, 8), (64, 16), (8, 128)]
-        assert [(p[a].num_envs, p[a].num_steps) for a in SCRIPTS] == shapes
+        assert [(p[a].config.env.num_envs, p[a].config.ppo.num_steps) for a in SCRIPTS] == shapes
         for name in ("learning_rate", "clip_coef", "gamma", "gae_lambda", "ent_coef", "vf_coef"):
             assert len({getattr(p[a].hparams, name) for a in SCRIPTS}) == 1, (family, name)
-        assert not p["deepmdp"].lipschitz and p["deepmdp"].hparams.reward_coef == 1.0
+        assert not p["deepmdp"].config.world_model.lipschitz and p["deepmdp"].hparams.reward_coef == 1.0
         assert p["deepspi"].hparams.transition_coef == 0.0005 and p["ppo"].hparams.reward_coef == 0.0
-    grid = {a: PRESETS["gridworld", a] for a in SCRIPTS}
-    assert {(g.num_envs, g.num_steps, g.density, g.lipschitz) for g in grid.values()} == {(128, 8, "mixture", True)}
-    assert grid["deepmdp"].hparams.reward_coef == 0.01  # deep_spi.py --deep_mdp keeps its coefficients
+    grid = {a: PRESETS["gridworld", a].config for a in SCRIPTS}
+    shapes = {(g.env.num_envs, g.ppo.num_steps, g.world_model.density, g.world_model.lipschitz) for g in grid.values()}
+    assert shapes == {(128, 8, "mixture", True)}
+    assert PRESETS["gridworld", "deepmdp"].hparams.reward_coef == 0.01  # deep_spi.py --deep_mdp keeps its coefficients
     rows = preset_table()
     assert len(rows) == 12 and set(HPARAM_NAMES) <= set(rows[0])
 
@@ -132,4 +124,5 @@ def test_every_family_keeps_the_scripts_relation():
 def test_the_plain_world_model_has_the_deterministic_head_only():
     with pytest.raises(pjs.ConfigError, match="deterministic head only"):
         pjs.make_config("Breakout-MinAtar", "deepmdp", density="mixture")
-    assert pjs.make_config("Breakout-MinAtar", "deepmdp", lipschitz=True, density="mixture").density == "mixture"
+    config = pjs.make_config("Breakout-MinAtar", "deepmdp", lipschitz=True, density="mixture")
+    assert config.world_model.density == "mixture"

@@ -94,13 +94,13 @@ def test_a_name_that_is_not_a_hyperparameter_lists_the_choices():
 
 def test_world_model_share_is_the_weighted_losses_over_the_mean_absolute_advantage():
     import jax.numpy as jnp
+    from conftest import LossBatch, algo_loss
 
-    from purejaxspi.algo import objectives
-    from purejaxspi.algo.config import DEEPSPI_HPARAMS
+    from purejaxspi.algo.config import PRESETS
 
     rng = np.random.default_rng(1)
     b, z = 8, 6
-    x = objectives.LossInputs(
+    x = LossBatch(
         log_probs=jnp.log(jnp.full((b, 2), 0.5)),
         value=jnp.zeros(b),
         reward_pred=jnp.asarray(rng.normal(size=b)),
@@ -113,8 +113,8 @@ def test_world_model_share_is_the_weighted_losses_over_the_mean_absolute_advanta
         reward=jnp.asarray(rng.normal(size=b)),
         transition_valid=jnp.ones(b, bool),
     )
-    hp = DEEPSPI_HPARAMS.replace(reward_coef=0.3, transition_coef=0.05)
-    terms = objectives.loss("deepspi", x, hp, "sum")
+    hp = PRESETS["atari", "deepspi"].hparams.replace(reward_coef=0.3, transition_coef=0.05)
+    terms = algo_loss("deepspi", x, hp, "sum")
     a = np.asarray(x.advantages)
     a = (a - a.mean()) / (a.std() + 1e-8)
 
@@ -124,9 +124,14 @@ def test_world_model_share_is_the_weighted_losses_over_the_mean_absolute_advanta
     l_r = huber(np.asarray(x.reward_pred) - np.asarray(x.reward))
     l_p = huber(np.asarray(x.next_latent_pred) - np.asarray(x.next_latent)).sum(-1)
     assert float(terms.advantage_abs) == pytest.approx(np.abs(a).mean(), rel=1e-5)
-    assert float(terms.world_model_share) == pytest.approx((0.3 * l_r + 0.05 * l_p).mean() / np.abs(a).mean(), rel=1e-5)
+    assert float(terms.world_model["world_model_share"]) == pytest.approx(
+        (0.3 * l_r + 0.05 * l_p).mean() / np.abs(a).mean(), rel=1e-5
+    )
     assert (
-        float(objectives.loss("deepspi", x, hp.replace(reward_coef=0.0, transition_coef=0.0)).world_model_share) == 0.0
+        float(
+            algo_loss("deepspi", x, hp.replace(reward_coef=0.0, transition_coef=0.0)).world_model["world_model_share"]
+        )
+        == 0.0
     )
 
 

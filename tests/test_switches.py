@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 import pytest
-from conftest import cli
+from conftest import algo_loss, cli
 from test_objectives import HP, hand_terms, tiny_inputs
 
 import purejaxspi as pjs
@@ -13,7 +13,7 @@ from purejaxspi.algo import objectives
 def run_metrics(**overrides):
     config = pjs.make_config("CartPole-v1", "ppo", num_envs=4, num_steps=16, total_timesteps=64 * 4, **overrides)
     grid = pjs.make_grid(config)
-    program = pjs.make_train(config, pjs.make_env(config.env_id, config.num_envs))
+    program = pjs.make_train(config, pjs.make_env(config.env_id, config.env.num_envs))
     _, metrics = jax.jit(program.train)(grid.keys()[0], jax.tree.map(lambda x: x[0], grid.hparams()))
     return {k: np.asarray(v) for k, v in metrics.items()}
 
@@ -31,8 +31,8 @@ def test_target_kl_stops_the_remaining_epochs():
 
 def test_advantage_normalisation_off_uses_the_raw_advantages():
     x = tiny_inputs()
-    raw = objectives.loss("ppo", x, HP, norm_adv=False)
-    normalised = objectives.loss("ppo", x._replace(advantages=objectives.normalize(x.advantages)), HP, norm_adv=False)
+    raw = algo_loss("ppo", x, HP, norm_adv=False)
+    normalised = algo_loss("ppo", x._replace(advantages=objectives.normalize(x.advantages)), HP, norm_adv=False)
     np.testing.assert_allclose(normalised.total, hand_terms(x, "ppo")[0], rtol=1e-5)
     assert float(raw.policy_loss) != pytest.approx(float(normalised.policy_loss))
 
@@ -103,7 +103,7 @@ def test_the_switches_are_flags(tmp_path):
         "--encoder-width",
         "--settings",
         "--clip-value-loss",
-        "--encoder STR",
+        "--encoder {None}|STR",
     ):
         assert flag in help_text, flag
 
@@ -117,11 +117,12 @@ def test_the_clipped_value_loss_changes_the_update_only_when_on():
 def test_preset_switches_follow_the_preset_unless_given():
     """anneal_lr and clip_value_loss are preset fields: MinAtar's preset (gymnax's recipe) keeps the rate constant
     and clips the value loss, the others anneal and do not; `--flag` / `--no-flag` override either."""
-    from purejaxspi.cli import parse_train, resolve
+    from purejaxspi.cli.flags import resolve
+    from purejaxspi.cli.train import parse_train
 
     def switches(*argv):
         config, _ = resolve(parse_train(list(argv)))
-        return config.anneal_lr, config.clip_value_loss
+        return config.ppo.anneal_lr, config.ppo.clip_value_loss
 
     assert switches("--env", "Breakout-MinAtar") == (False, True)
     assert switches("--env", "CartPole-v1") == (True, False)
@@ -130,10 +131,11 @@ def test_preset_switches_follow_the_preset_unless_given():
 
 
 def test_train_without_flags_is_the_main_job_on_a_smoke_budget(capsys):
-    from purejaxspi.cli import MAIN_JOB, parse_train, resolve
+    from purejaxspi.cli.flags import resolve
+    from purejaxspi.cli.train import MAIN_JOB, parse_train
 
     config, _ = resolve(parse_train([]))
-    assert (config.total_timesteps, config.num_envs, config.num_steps) == tuple(MAIN_JOB.values())
+    assert (config.run.total_timesteps, config.env.num_envs, config.ppo.num_steps) == tuple(MAIN_JOB.values())
     assert "main job" in capsys.readouterr().err
     preset, _ = resolve(parse_train(["--env", "Breakout-MinAtar"]))  # any flag: the preset's own budget
-    assert preset.total_timesteps == pjs.make_config("Breakout-MinAtar").total_timesteps == 10_000_000
+    assert preset.run.total_timesteps == pjs.make_config("Breakout-MinAtar").run.total_timesteps == 10_000_000

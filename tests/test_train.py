@@ -16,7 +16,7 @@ def grid_values(**overrides):
 
 
 def run_grid(config, values, first_seed, num_seeds, iterations, mapping="auto"):
-    trainer = make_trainer(config, make_env(config.env_id, config.num_envs), mapping)
+    trainer = make_trainer(config, make_env(config.env_id, config.env.num_envs), mapping)
     grid = grid_from_values(values, first_seed, num_seeds)
     state = jax.jit(trainer.init)(grid.keys(), grid.hparams())
     _, metrics = jax.jit(trainer.train_chunk, static_argnums=2)(state, grid.hparams(), iterations)
@@ -38,7 +38,7 @@ def test_a_run_alone_equals_the_same_run_inside_a_grid(env_id, family, mapping, 
     vmap batches the runs' matmuls, which may sum in another order: equal to float rounding. DeepMDP runs its plain
     world model with the gradient penalty (a gradient inside the loss)."""
     world_model = dict(density="mixture") if algo == "deepspi" else dict(density="deterministic", lipschitz=False)
-    config = Config(
+    config = Config.of(
         env_id=env_id,
         algo=algo,
         num_envs=4,
@@ -70,7 +70,7 @@ def test_a_run_alone_equals_the_same_run_inside_a_grid(env_id, family, mapping, 
 
 @pytest.mark.slow
 def test_ppo_ignores_the_world_model_and_deepspi_with_zero_alphas_learns_the_same_policy():
-    config = Config(
+    config = Config.of(
         env_id="CartPole-v1",
         algo="ppo",
         num_envs=4,

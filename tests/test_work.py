@@ -13,7 +13,7 @@ from purejaxspi.envs import env_for
 
 def one_run_flops(algo, **overrides):
     config = pjs.make_config("CartPole-v1", algo, **overrides)
-    program = make_train(config, env_for(config, None, (0,)))
+    program = make_train(config, env_for(config.env, None, (0,)))
     hp = HParams(**{name: values[0] for name, values in pjs.hparam_values(config).items()})
     return config, iteration_flops(program, hp)
 
@@ -25,9 +25,9 @@ def test_ppo_flops_match_the_networks_multiply_adds():
     config, flops = one_run_flops("ppo")
     macs = 4 * 64 + 64 * 64 + 64 * 64 + 64 * 2 + 64 * 64 + 64 * 1
     forward = 2 * macs
-    act = flops["act"] / (config.num_steps * config.num_envs)
+    act = flops["act"] / (config.ppo.num_steps * config.env.num_envs)
     assert forward <= act <= 1.5 * forward, (act, forward)
-    steps = config.update_epochs * config.num_minibatches
+    steps = config.ppo.update_epochs * config.ppo.num_minibatches
     gradient = flops["gradient_step"] / (steps * config.minibatch_size)
     assert 2.5 * forward <= gradient <= 4.0 * forward, (gradient, forward)
     assert flops["per_env_step"] * config.batch_size == flops["total"]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from purejaxspi.algo import objectives
-from purejaxspi.algo.networks import CHANNELS_PER_GROUP, TransitionModel, clipped_normal, gaussian_params
+from purejaxspi.algo.world_model import CHANNELS_PER_GROUP, TransitionModel, clipped_normal, gaussian_params
 
 NUM_ACTIONS, NUM_COMPONENTS = 3, 5
 

@@ -1,159 +1,162 @@
-"""Config (static: changes the program), HParams (per-run floats a grid may vary) and the presets.
+"""The config tree (static: changes the program), HParams (per-run floats a grid may vary) and the presets.
 
-This module is the one place that owns presets. A preset belongs to an (env family, algorithm) pair,
-because the paper ran its three algorithms with three scripts and three settings: Deep SPI with
-`deep_spi.py`, DeepMDP with `deep_mdp_ppo.py`, PPO with CleanRL's `ppo_atari_envpool_xla_jax_scan.py`.
-`make_config` applies the preset of `settings` (by default the algorithm's own) to a Config and
-`hparam_values` to the hyperparameters, for the library and the command line alike; running one
-algorithm under another's settings (`settings="deepspi"` for all three) is the one-switch ablation.
+Each part of the tree is declared by the module that reads it: the env (envs.config), the network
+(algo.networks), the world model, or none for PPO (algo.world_model), PPO's update (algo.ppo) and the
+run's budget (here). HParams is generated from the hyperparameters declared beside those parts.
+
+A preset belongs to an (env family, algorithm) pair, because the paper ran its three algorithms with
+three scripts and three settings: Deep SPI with `deep_spi.py`, DeepMDP with `deep_mdp_ppo.py`, PPO with
+CleanRL's `ppo_atari_envpool_xla_jax_scan.py`. `make_config` applies the preset of `settings` (by
+default the algorithm's own) and `hparam_values` its hyperparameters, for the library and the command
+line alike; running one algorithm under another's settings (`settings="deepspi"` for all three) is
+the one-switch ablation.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax.numpy as jnp
 from flax import struct
 
+from purejaxspi.algo import ppo, world_model
+from purejaxspi.algo.networks import ENCODER_CHOICES, NetworkConfig, network_for
+from purejaxspi.algo.world_model import WorldModelConfig
+from purejaxspi.envs.config import EnvConfig
 from purejaxspi.errors import ConfigError
+from purejaxspi.settings import Hyperparameter, check_part, check_value, fields_of, leaves, setting
 
 ALGOS = ("deepspi", "deepmdp", "ppo")
 
 
-def _hparam(help: str):
-    return struct.field(metadata={"help": help})
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    total_timesteps: int = setting(10_000_000, "Env steps per run.", bound="positive", title="budget")
 
 
-@struct.dataclass
-class HParams:
-    """Hyperparameters that are data: one scalar per run, vmapped along the run axis."""
-
-    learning_rate: float = _hparam("Adam step size (annealed linearly to 0 over the run where anneal_lr is on).")
-    clip_coef: float = _hparam("PPO clip epsilon.")
-    ent_coef: float = _hparam("Entropy bonus weight.")
-    vf_coef: float = _hparam("Value loss weight.")
-    gamma: float = _hparam("Discount factor.")
-    gae_lambda: float = _hparam("GAE lambda.")
-    max_grad_norm: float = _hparam("Global gradient-norm clip.")
-    reward_coef: float = _hparam("alpha_R: weight of the reward-model loss L_R.")
-    transition_coef: float = _hparam("alpha_P: weight of the transition-model loss L_P.")
-    gradient_penalty: float = _hparam(
-        "lambda_GP: weight of DeepMDP's gradient penalty E||grad_z f||^2 on the plain (non-Lipschitz) world "
-        "model's reward and transition networks; the Lipschitz world model is constrained by construction and "
-        "takes none."
-    )
-
-    def as_dict(self) -> dict[str, float]:
-        return {name: getattr(self, name) for name in HPARAM_NAMES}
-
-    @staticmethod
-    def stack(settings: list[HParams]) -> HParams:
-        """Stack per-run settings into one HParams of float32 arrays [R]."""
-        return HParams(**{n: jnp.asarray([float(getattr(s, n)) for s in settings], jnp.float32) for n in HPARAM_NAMES})
-
-
-HPARAM_NAMES = tuple(f.name for f in dataclasses.fields(HParams))
-HPARAM_HELP = {f.name: f.metadata["help"] for f in dataclasses.fields(HParams)}
+# The parts of the tree, in the order config.json, the flags and the presets table list them.
+PARTS = {
+    "env": EnvConfig,
+    "ppo": ppo.PPOConfig,
+    "network": NetworkConfig,
+    "world_model": WorldModelConfig,
+    "run": RunConfig,
+}
+HYPERPARAMETERS: tuple[Hyperparameter, ...] = ppo.HYPERPARAMETERS + world_model.HYPERPARAMETERS
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Everything that fixes shapes or the program; changing any field recompiles.
+    """Everything that fixes shapes or the program; changing any setting recompiles.
 
-    Build it with `make_config`, which applies the preset of (env family, settings); the defaults here
-    are the shape of Deep SPI's MinAtar preset, for the default env and algorithm, with the family's
-    own encoder and the paper's scripts' conventions (the learning rate annealed, the value loss
-    unclipped), which a record written before those fields existed ran with.
+    Build it with `make_config`, which applies the preset of (env family, settings). `world_model` is
+    None for PPO. The defaults are the shape of Deep SPI's MinAtar preset, with the family's own encoder
+    and the paper's scripts' conventions (the learning rate annealed, the value loss unclipped), which a
+    record written before those settings existed ran with.
     """
 
-    env_id: str = "Breakout-MinAtar"
     algo: str = "deepspi"
     settings: str = "deepspi"  # whose preset gave the defaults: the algorithm's own, or another's (ablation)
-    num_envs: int = 64
-    num_steps: int = 128
-    num_minibatches: int = 8
-    update_epochs: int = 4
-    total_timesteps: int = 10_000_000
-    density: str = "deterministic"
-    num_components: int = 5
-    lipschitz: bool = True  # the paper's Lipschitz world model; False: deep_mdp_ppo.py's plain networks
-    spectral_norm: str = "exact"  # "reference": the paper's code's estimate (lipschitz.SPECTRAL_NORMS)
-    stochastic: bool = False  # Atari only: sticky actions (0.3) and up to 60 no-op starts
-    reward_clip: bool = True  # Atari only: learn from rewards clipped to [-1, 1] (scores stay unclipped)
-    episodic_life: bool = True  # Atari only: a lost life ends the learning episode (GAE's trace, V's bootstrap)
-    anneal_lr: bool = True  # the learning rate falls linearly to 0 over the run; False: constant
-    norm_adv: bool = True  # normalise the advantages per minibatch
-    clip_value_loss: bool = (
-        False  # clip the value loss as PPO clips the ratio (gymnax-blines' PPO; the paper's scripts do not)
-    )
-    conv: str = (
-        "auto"  # convolutions as "lax" (cuDNN) or "patches" @ matrix; "auto": the platform's (algo.conv.AUTO_CONV)
-    )
-    target_kl: float = (
-        0.0  # skip an iteration's remaining epochs once an epoch ends above this approximate KL (0: never)
-    )
-    torso_width: int = 256  # the policy/value torso's units (the family's default: vector 64, MinAtar 256, Atari 512)
-    encoder_width: int = 16  # the encoder's width: vector MLP units (64), MinAtar conv channels (16) or frame-MLP units (256); Atari's is fixed
-    encoder: str = "auto"  # "auto" (the family's first: MinAtar's trunk), or on MinAtar-sized images "conv" (the small trunk) or "mlp" (the flattened frame's); make_config turns "auto" into the preset's
+    env: EnvConfig = EnvConfig()
+    ppo: ppo.PPOConfig = ppo.PPOConfig()
+    network: NetworkConfig = NetworkConfig()
+    world_model: WorldModelConfig | None = WorldModelConfig()
+    run: RunConfig = RunConfig()
+
+    @property
+    def env_id(self) -> str:
+        return self.env.env_id
 
     @property
     def batch_size(self) -> int:
-        return self.num_envs * self.num_steps
+        return self.env.num_envs * self.ppo.num_steps
 
     @property
     def minibatch_size(self) -> int:
-        return self.batch_size // self.num_minibatches
+        return self.batch_size // self.ppo.num_minibatches
 
     @property
     def num_iterations(self) -> int:
-        return max(1, self.total_timesteps // self.batch_size)
+        return max(1, self.run.total_timesteps // self.batch_size)
 
-    @property
-    def world_model(self) -> bool:
-        return self.algo != "ppo"
+    def parts(self) -> dict[str, Any]:
+        """The parts present ({name: part}); PPO's has no world model."""
+        return {name: getattr(self, name) for name in PARTS if getattr(self, name) is not None}
 
-    @property
-    def early_stop(self) -> bool:
-        """Whether the update carries the target-KL stop (static, so runs without one pay nothing)."""
-        return self.target_kl > 0 and self.update_epochs > 1
+    def flat(self) -> dict[str, Any]:
+        """Every setting by its (unique) name: what config.json records and the resume check compares."""
+        flat: dict[str, Any] = {"algo": self.algo, "settings": self.settings}
+        for part in self.parts().values():
+            flat.update(leaves(part))
+        return flat
 
-    @property
-    def gradient_penalty(self) -> bool:
-        """Whether the loss carries DeepMDP's gradient penalty: a plain world model only."""
-        return self.world_model and not self.lipschitz
+    @classmethod
+    def of(cls, **flat: Any) -> Config:
+        """A Config from settings by name (the form of `flat()` and of config.json); unnamed settings
+        take their declared defaults, names of no setting are ignored (a record's removed settings)."""
+        algo = flat.get("algo", cls.algo)
+        parts = _parts_of(flat)
+        if algo not in world_model.PLACEMENTS:
+            parts["world_model"] = None
+        return cls(algo=algo, settings=flat.get("settings", algo), **parts)
 
-    @property
-    def transition_reduction(self) -> str:
-        """How L_P reduces over latent entries, as `deep_spi.py` and `deep_mdp_ppo.py` do: the mean for the
-        deterministic head, the sum for the sampled heads."""
-        return "mean" if self.density == "deterministic" else "sum"
+
+def _parts_of(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Every part of the tree, from the settings `flat` names and the rest's defaults."""
+    return {
+        name: part(**{f.name: flat[f.name] for f in fields_of(part) if f.name in flat}) for name, part in PARTS.items()
+    }
 
 
-@dataclasses.dataclass(frozen=True)
-class Preset:
-    """Defaults of one (env family, algorithm): shape, budget, world model and hyperparameters, used where
-    nothing overrides them."""
+SETTING_NAMES = tuple(f.name for part in PARTS.values() for f in fields_of(part))
 
-    num_envs: int
-    num_steps: int
-    num_minibatches: int
-    update_epochs: int
-    total_timesteps: int
-    hparams: HParams
-    density: str = "mixture"
-    lipschitz: bool = True
-    spectral_norm: str = "exact"
-    encoder: str = "auto"  # what an "auto" encoder becomes: "auto" (the family's), or a named one
-    anneal_lr: bool = True  # the paper's scripts anneal the learning rate linearly to 0
-    clip_value_loss: bool = False  # ... and leave the value loss unclipped
+
+def _hparams_class():
+    """HParams, generated from HYPERPARAMETERS: one float per run, a pytree mapped along the run axis."""
+
+    def as_dict(self) -> dict[str, float]:
+        return {h.name: getattr(self, h.name) for h in HYPERPARAMETERS}
+
+    def stack(settings: list) -> Any:
+        """Stack per-run settings into one HParams of float32 arrays [R]."""
+        return HParams(
+            **{h.name: jnp.asarray([float(getattr(s, h.name)) for s in settings], jnp.float32) for h in HYPERPARAMETERS}
+        )
+
+    namespace = {
+        "__annotations__": {h.name: float for h in HYPERPARAMETERS},
+        **{h.name: struct.field(metadata={"help": h.help}) for h in HYPERPARAMETERS},
+        "__module__": __name__,
+        "__doc__": _hparams_class.__doc__,
+        "as_dict": as_dict,
+        "stack": staticmethod(stack),
+    }
+    cls = type("HParams", (), namespace)
+    return struct.dataclass(cls)
+
+
+if TYPE_CHECKING:
+    HParams = Any
+else:
+    HParams = _hparams_class()
+HPARAM_NAMES = tuple(h.name for h in HYPERPARAMETERS)
+HPARAM_HELP = {h.name: h.help for h in HYPERPARAMETERS}
+
+
+class Preset(NamedTuple):
+    """The defaults of one (env family, settings): a value of the tree (with the settings' world model,
+    which an algorithm without one drops) and the hyperparameters."""
+
+    config: Config
+    hparams: Any
 
 
 # The optimiser shared by the paper's three scripts: lr 2.5e-4 annealed, clip 0.1, 4 epochs x 4
 # minibatches, entropy 0.01, value 0.5, grad-norm 0.5, gamma 0.99, lambda 0.95; their gradient-penalty
 # default 0.01 (which `deep_spi.py` drops with its Lipschitz networks).
-_OPTIMISER = HParams(
+_OPTIMISER = dict(
     learning_rate=2.5e-4,
     clip_coef=0.1,
     ent_coef=0.01,
@@ -165,119 +168,98 @@ _OPTIMISER = HParams(
     transition_coef=0.0,
     gradient_penalty=0.01,
 )
-# `deep_spi.py`: alpha_R 0.01, alpha_P 0.0005, inside the clipped objective.
-DEEPSPI_HPARAMS = _OPTIMISER.replace(reward_coef=0.01, transition_coef=0.0005)
-# `deep_mdp_ppo.py`: both coefficients 1.0, outside the clip, with the gradient penalty.
-DEEPMDP_HPARAMS = _OPTIMISER.replace(reward_coef=1.0, transition_coef=1.0)
-# CleanRL's PPO: no world model, so no coefficients.
-PPO_HPARAMS = _OPTIMISER
-# Kept for callers of the earlier name: Deep SPI's settings.
-PAPER_HPARAMS = DEEPSPI_HPARAMS
-
+# `deep_spi.py`: alpha_R 0.01, alpha_P 0.0005, inside the clipped objective. `deep_mdp_ppo.py`: both
+# coefficients 1.0, outside the clip, with the gradient penalty. CleanRL's PPO: no world model.
+_COEFFICIENTS = {
+    "deepspi": dict(reward_coef=0.01, transition_coef=0.0005),
+    "deepmdp": dict(reward_coef=1.0, transition_coef=1.0),
+    "ppo": {},
+}
 # The three scripts' rollout shapes (one batch of 1,024 samples each) and world models.
 _SHAPES = {"deepspi": (128, 8), "deepmdp": (64, 16), "ppo": (8, 128)}
-_WORLD_MODELS = {  # density, lipschitz, spectral estimate
-    "deepspi": ("mixture", True, "reference"),  # the paper's numbers were obtained with its own estimate
-    "deepmdp": ("deterministic", False, "exact"),  # plain networks + gradient penalty
-    "ppo": ("mixture", True, "reference"),  # none is used; Deep SPI's, for another algorithm under these settings
+_WORLD_MODELS = {
+    # the paper's numbers were obtained with its own spectral estimate
+    "deepspi": dict(density="mixture", lipschitz=True, spectral_norm="reference"),
+    # plain networks + gradient penalty
+    "deepmdp": dict(density="deterministic", lipschitz=False, spectral_norm="exact"),
+    # none is used; Deep SPI's, for another algorithm under these settings
+    "ppo": dict(density="mixture", lipschitz=True, spectral_norm="reference"),
 }
-_HPARAMS = {"deepspi": DEEPSPI_HPARAMS, "deepmdp": DEEPMDP_HPARAMS, "ppo": PPO_HPARAMS}
+# The family whose network widths a preset table row shows (the gridworld's compact frames are MinAtar's).
+_WIDTHS_OF = {"atari": "atari", "gridworld": "minatar", "minatar": "minatar", "vector": "vector"}
 
 
 def _family_presets(
+    family: str,
     total_timesteps: int,
-    optimiser: dict,
-    deepspi_density: str | None = None,
-    spectral_norm: str | None = None,
+    optimiser: Mapping | None = None,
     shapes: Mapping[str, tuple[int, int]] = _SHAPES,
-    world_models: Mapping[str, tuple] = _WORLD_MODELS,
-    hparams: Mapping[str, HParams] = _HPARAMS,
-    num_minibatches: int = 4,
-    encoder: str = "auto",
-    anneal_lr: bool = True,
-    clip_value_loss: bool = False,
+    world_models: Mapping[str, Mapping] = _WORLD_MODELS,
+    coefficients: Mapping[str, Mapping] = _COEFFICIENTS,
+    **shared: Any,
 ) -> dict[str, Preset]:
     """The three algorithms' presets for one env family: the scripts' relation (shapes, world models,
-    coefficients) with the family's budget and optimiser overrides, held the same for all three."""
+    coefficients) with the family's budget, optimiser and `shared` settings, held the same for all three.
+    `deepspi_world_model` overrides the world model of Deep SPI's and PPO's settings."""
+    deepspi_world_model = shared.pop("deepspi_world_model", {})
     presets = {}
     for algo in ALGOS:
-        density, lipschitz, estimate = world_models[algo]
-        if algo != "deepmdp":
-            density = deepspi_density or density
-            estimate = spectral_norm or estimate
         num_envs, num_steps = shapes[algo]
-        presets[algo] = Preset(
-            num_envs,
-            num_steps,
-            num_minibatches,
-            4,
-            total_timesteps,
-            hparams[algo].replace(**optimiser),
-            density,
-            lipschitz,
-            estimate,
-            encoder,
-            anneal_lr,
-            clip_value_loss,
-        )
+        wm = {**world_models[algo], **(deepspi_world_model if algo != "deepmdp" else {})}
+        static = dict(num_envs=num_envs, num_steps=num_steps, num_minibatches=4, update_epochs=4, **wm)
+        static.update(total_timesteps=total_timesteps, **shared)
+        encoder = static.pop("encoder", "auto")
+        network = network_for(_WIDTHS_OF[family], encoder)
+        config = Config(algo=algo, settings=algo, **_parts_of({**static, **dataclasses.asdict(network)}))
+        hparams = HParams(**{**_OPTIMISER, **coefficients[algo], **(optimiser or {})})
+        presets[algo] = Preset(config, hparams)
     return presets
 
 
 _FAMILY_PRESETS = {
     # Atari: each algorithm as its script runs it.
-    "atari": _family_presets(10_000_000, {}),
+    "atari": _family_presets("atari", 10_000_000),
     # The confounding gridworld, every rendering: only `deep_spi.py` has the env, so the paper's PPO there
     # is that script with both coefficients at 0, and DeepMDP its `--deep_mdp` switch: Deep SPI's shape
     # and world model for all three.
     "gridworld": _family_presets(
+        "gridworld",
         262_144,
-        {},
         shapes={a: _SHAPES["deepspi"] for a in ALGOS},
         world_models={a: _WORLD_MODELS["deepspi"] for a in ALGOS},
-        hparams={**_HPARAMS, "deepmdp": DEEPSPI_HPARAMS},
+        coefficients={**_COEFFICIENTS, "deepmdp": _COEFFICIENTS["deepspi"]},
     ),
     # MinAtar (gymnax and pgx), for real budgets: gymnax-blines' PPO recipe (64 envs x 128 steps, 8
     # minibatches x 4 epochs, a constant learning rate, gamma 0.999, clip 0.2 on the ratio and on the
     # value loss; its 2 x 256 MLP on the flattened frame as the encoder, whose 256 units are the world
-    # model's latent) at lr 1e-3, its shipped ppo0.001 run's, for all three algorithms. On
-    # Breakout-MinAtar at 10M env steps its PPO passes gymnax's published 28 in every seed, where lr
-    # 5e-4 ends at their shipped log's 23 and our earlier 8 x 128 conv preset stalled near 11
+    # model's latent) at lr 1e-3, its shipped ppo0.001 run's, for all three algorithms
     # (benchmarks/README.md, "MinAtar PPO against gymnax's published PPO"). The CPU smoke test (the
     # default job, the tests) passes its own budget. Deep SPI takes the deterministic head (at the
     # paper's alphas its world-model terms are a few ten-thousandths of the unit-variance advantage,
     # so pass reward_coef / transition_coef to make them count) and our exact spectral normalisation,
     # since no paper number is to be matched.
     "minatar": _family_presets(
+        "minatar",
         10_000_000,
         {"learning_rate": 1e-3, "clip_coef": 0.2, "gamma": 0.999},
-        deepspi_density="deterministic",
-        spectral_norm="exact",
         shapes={a: (64, 128) for a in ALGOS},
+        deepspi_world_model=dict(density="deterministic", spectral_norm="exact"),
         num_minibatches=8,
         encoder="mlp",
         anneal_lr=False,
         clip_value_loss=True,
     ),
     # CartPole, Acrobot, ...: small MLP, many cheap updates, the same relation.
-    "vector": _family_presets(150_000, {"learning_rate": 2.5e-3, "clip_coef": 0.2}, spectral_norm="exact"),
+    "vector": _family_presets(
+        "vector",
+        150_000,
+        {"learning_rate": 2.5e-3, "clip_coef": 0.2},
+        deepspi_world_model=dict(spectral_norm="exact"),
+    ),
 }
 PRESETS: dict[tuple[str, str], Preset] = {
     (family, algo): preset for family, presets in _FAMILY_PRESETS.items() for algo, preset in presets.items()
 }
-PRESET_FIELDS = (
-    "num_envs",
-    "num_steps",
-    "num_minibatches",
-    "update_epochs",
-    "total_timesteps",
-    "density",
-    "lipschitz",
-    "spectral_norm",
-    "encoder",
-    "anneal_lr",
-    "clip_value_loss",
-)
-ATARI_ONLY = ("stochastic", "reward_clip", "episodic_life")
 
 
 def preset_name(env_id: str) -> str:
@@ -290,72 +272,82 @@ def preset_name(env_id: str) -> str:
 
 def preset_of(env_id: str, settings: str = "deepspi") -> Preset:
     """The preset of (the env's family, `settings`): the defaults `settings`' script runs with."""
-    if settings not in ALGOS:
-        raise ConfigError(f"unknown settings {settings!r}; choose one of {', '.join(ALGOS)}", setting="settings")
+    check_value("settings", settings, None, ALGOS)
     return PRESETS[(preset_name(env_id), settings)]
 
 
 def make_config(env_id, algo: str = "deepspi", settings: str | None = None, **overrides) -> Config:
     """A validated Config for `env_id` (an id, or a pjs.EnvDef, which is registered under its id) and
-    `algo`: the preset of (env family, `settings`), then `overrides` (Config fields). `settings` defaults to `algo`, so each algorithm runs as the paper ran
-    it; another algorithm's name runs it under that one's settings (the same-settings ablation).
+    `algo`: the preset of (env family, `settings`), then `overrides` (settings by name). `settings`
+    defaults to `algo`, so each algorithm runs as the paper ran it; another algorithm's name runs it
+    under that one's settings (the same-settings ablation).
 
     Raises ConfigError (UnknownEnvError for an unknown env id) with one line.
     """
-    from purejaxspi.algo.networks import ENCODER_CHOICES, ENCODERS, NETWORK_WIDTHS, default_encoder_width, encoder_of
     from purejaxspi.envs import env_id_of, family_of
 
     env_id = env_id_of(env_id)
-    settable = {f.name for f in dataclasses.fields(Config)} - {"env_id", "algo", "settings"}
-    unknown = sorted(set(overrides) - settable)
+    unknown = sorted(set(overrides) - (set(SETTING_NAMES) - {"env_id"}))
     if unknown:
         hint = " (hyperparameters go to hparam_values or make_grid)" if set(unknown) & set(HPARAM_NAMES) else ""
         raise ConfigError(f"unknown setting {unknown[0]!r}{hint}", setting=unknown[0])
-    if algo not in ALGOS:
-        raise ConfigError(f"unknown algo {algo!r}; choose one of {', '.join(ALGOS)}", setting="algo")
+    check_value("algo", algo, None, ALGOS)
     settings = algo if settings is None else settings
-    preset = preset_of(env_id, settings)
-    family = family_of(env_id)
-    shape = {name: getattr(preset, name) for name in PRESET_FIELDS}
+    preset, family = preset_of(env_id, settings), family_of(env_id)
+    if algo not in world_model.PLACEMENTS:
+        given = sorted(set(overrides) & {f.name for f in fields_of(WorldModelConfig)})
+        if given:
+            raise ConfigError(f"{given[0]} sets the world model, which {algo} has none of", setting=given[0])
+    flat = {**preset.config.flat(), "env_id": env_id}
     encoder = overrides.get("encoder", "auto")
     if encoder == "auto":
-        encoder = overrides["encoder"] = preset.encoder
-    if encoder not in ENCODER_CHOICES:
-        raise ConfigError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODER_CHOICES)}", setting="encoder")
-    if encoder != "auto" and encoder not in ENCODERS[family]:
-        raise ConfigError(
-            f"encoder {encoder!r} does not apply to {env_id} ({family} observations); choose "
-            f"auto or {', '.join(ENCODERS[family])}",
-            setting="encoder",
-        )
-    shape.update(torso_width=NETWORK_WIDTHS[family][0], encoder_width=default_encoder_width(family, encoder))
-    config = Config(env_id=env_id, algo=algo, settings=settings, **{**shape, **overrides})
-    defaults = Config()
-    for name in ATARI_ONLY:
-        if family != "atari" and getattr(config, name) != getattr(defaults, name):
-            raise ConfigError(f"{name} applies to Atari (envpool) envs only, not {env_id}", setting=name)
-    if not (math.isfinite(config.target_kl) and config.target_kl >= 0):
-        raise ConfigError(f"target_kl must be finite and non-negative, got {config.target_kl}", setting="target_kl")
-    if encoder_of(family, config.encoder) == "conv" and config.encoder_width % 4:
-        raise ConfigError(
-            f"encoder_width must be a multiple of 4 (the transition network's feature groups), "
-            f"got {config.encoder_width}",
-            setting="encoder_width",
-        )
-    if family == "atari" and config.encoder_width != NETWORK_WIDTHS[family][1]:
-        raise ConfigError(
-            f"encoder_width: the Nature CNN's is fixed ({NETWORK_WIDTHS[family][1]} channels)", setting="encoder_width"
-        )
-    validate_config(config)
+        encoder = preset.config.network.encoder
+    widths = {name: overrides[name] for name in ("torso_width", "encoder_width") if name in overrides}
+    check_value("encoder", encoder, None, ENCODER_CHOICES)
+    flat.update(dataclasses.asdict(network_for(family, encoder, **widths)))
+    flat.update({k: v for k, v in overrides.items() if k not in ("encoder", "torso_width", "encoder_width")})
+    config = Config.of(**{**flat, "algo": algo, "settings": settings})
+    validate_config(config, family)
     return config
 
 
-def preset_hparams(env_id: str, settings: str = "deepspi") -> HParams:
+def applicable(algo: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`overrides` without the settings of parts `algo` has none of (the world model's for PPO)."""
+    absent = set() if algo in world_model.PLACEMENTS else {f.name for f in fields_of(WorldModelConfig)}
+    return {name: value for name, value in overrides.items() if name not in absent}
+
+
+def validate_config(config: Config, family: str | None = None) -> None:
+    """Raise ConfigError for unknown choices, values out of their bounds, or impossible shapes; with the
+    env's `family`, for settings that do not apply to it."""
+    check_value("algo", config.algo, None, ALGOS)
+    check_value("settings", config.settings, None, ALGOS)
+    for part in config.parts().values():
+        check_part(part, family, config.env_id)
+    if family is not None:
+        config.network.check(family, config.env_id)
+    if config.world_model is not None:
+        config.world_model.check()
+    if config.batch_size % config.ppo.num_minibatches:
+        raise ConfigError(
+            f"batch num_envs*num_steps = {config.batch_size} is not divisible by num_minibatches "
+            f"{config.ppo.num_minibatches}",
+            setting="num_minibatches",
+        )
+    if config.run.total_timesteps < config.batch_size:
+        raise ConfigError(
+            f"total_timesteps {config.run.total_timesteps} is less than one iteration "
+            f"(num_envs*num_steps = {config.batch_size})",
+            setting="total_timesteps",
+        )
+
+
+def preset_hparams(env_id: str, settings: str = "deepspi") -> Any:
     """The hyperparameters of the preset of (`env_id`'s family, `settings`)."""
     return preset_of(env_id, settings).hparams
 
 
-def hparam_values(config: Config | str, **values: float | Sequence[float]) -> dict[str, list[float]]:
+def hparam_values(config: Config | str, **values: float | Sequence[float] | None) -> dict[str, list[float]]:
     """Every hyperparameter's list of values, validated: those given (a number or several), the
     preset's for the rest (the preset of `config`'s env and settings; an env id alone takes Deep SPI's).
     Their product times the seeds is a grid of runs (`scale.grid`)."""
@@ -376,75 +368,27 @@ def hparam_values(config: Config | str, **values: float | Sequence[float]) -> di
     return grid
 
 
-def preset_table() -> list[dict]:
-    """One row per (env family, algorithm): the preset's shape, world model and hyperparameters."""
-    rows = []
-    for (family, algo), p in PRESETS.items():
-        row = {"family": family, "algo": algo, **{name: getattr(p, name) for name in PRESET_FIELDS}}
-        rows.append({**row, **p.hparams.as_dict()})
-    return rows
-
-
-def validate_config(config: Config) -> None:
-    """Raise ConfigError for impossible shapes or unknown choices."""
-    from purejaxspi.algo.conv import CONV_IMPLS
-    from purejaxspi.algo.lipschitz import SPECTRAL_NORMS
-    from purejaxspi.algo.networks import DENSITIES, ENCODER_CHOICES
-
-    choices = {
-        "algo": ALGOS,
-        "settings": ALGOS,
-        "density": DENSITIES,
-        "spectral_norm": SPECTRAL_NORMS,
-        "conv": CONV_IMPLS,
-        "encoder": ENCODER_CHOICES,
-    }
-    for name, allowed in choices.items():
-        if getattr(config, name) not in allowed:
-            raise ConfigError(
-                f"unknown {name} {getattr(config, name)!r}; choose one of {', '.join(allowed)}", setting=name
-            )
-    for name in (
-        "num_envs",
-        "num_steps",
-        "num_minibatches",
-        "update_epochs",
-        "total_timesteps",
-        "num_components",
-        "torso_width",
-        "encoder_width",
-    ):
-        if getattr(config, name) <= 0:
-            raise ConfigError(f"{name} must be positive, got {getattr(config, name)}", setting=name)
-    if config.batch_size % config.num_minibatches:
-        raise ConfigError(
-            f"batch num_envs*num_steps = {config.batch_size} is not divisible by num_minibatches "
-            f"{config.num_minibatches}",
-            setting="num_minibatches",
-        )
-    if config.world_model and not config.lipschitz and config.density != "deterministic":
-        raise ConfigError(
-            f"the plain world model (lipschitz off, deep_mdp_ppo.py's networks) has the deterministic head only, "
-            f"not {config.density!r}",
-            setting="density",
-        )
-    if config.total_timesteps < config.batch_size:
-        raise ConfigError(
-            f"total_timesteps {config.total_timesteps} is less than one iteration "
-            f"(num_envs*num_steps = {config.batch_size})",
-            setting="total_timesteps",
-        )
-
-
 def validate_hparams(values: Mapping[str, Sequence[float]]) -> None:
-    """Raise ConfigError for empty, non-finite, negative or out-of-range hyperparameter values."""
+    """Raise ConfigError for empty lists or values outside their declared bounds."""
+    bounds = {h.name: h.bound for h in HYPERPARAMETERS}
     for name, given in values.items():
         if not given:
             raise ConfigError(f"{name} needs at least one value", setting=name)
-        for v in given:
-            if not math.isfinite(v) or v < 0:
-                raise ConfigError(f"{name} must be finite and non-negative, got {v}", setting=name)
-        if name in ("gamma", "gae_lambda") and any(v > 1 for v in given):
-            raise ConfigError(f"{name} must lie in [0, 1], got {list(given)}", setting=name)
-        if name in ("learning_rate", "max_grad_norm") and any(v == 0 for v in given):
-            raise ConfigError(f"{name} must be positive, got {list(given)}", setting=name)
+        for value in given:
+            check_value(name, value, bounds[name])
+
+
+def preset_table() -> list[dict]:
+    """One row per (env family, algorithm): every setting of its preset (the world model's too) and its
+    hyperparameters."""
+    rows = []
+    for (family, algo), preset in PRESETS.items():
+        flat = {k: v for k, v in preset.config.flat().items() if k not in ("algo", "settings", "env_id")}
+        rows.append({"family": family, "algo": algo, **flat, **preset.hparams.as_dict()})
+    return rows
+
+
+def titles() -> dict[str, str]:
+    """Every setting's and hyperparameter's short title (its presets-table column)."""
+    found = {f.name: f.metadata["title"] or f.name for part in PARTS.values() for f in fields_of(part)}
+    return {**found, **{h.name: h.title or h.name for h in HYPERPARAMETERS}}

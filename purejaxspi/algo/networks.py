@@ -1,34 +1,29 @@
-"""The agent: encoder phi(obs) -> z, policy/value heads on z, and the world model (R_bar, P_bar) on z.
+"""The agent: encoder phi(obs) -> z, policy/value heads on z, and the optional world model on z.
 
 Encoders by observation family: an MLP for vectors, a small conv trunk for MinAtar-sized images and
 the Nature CNN for Atari; MinAtar-sized images may take an MLP on the flattened frame instead (the
-encoder gymnax's published PPO uses), its output then being the latent. The world-model heads never
-take the action as input: they predict for all actions at once and the taken action's slice is
-selected by a one-hot contraction.
+encoder gymnax's published PPO uses), its output then being the latent. The world model's networks
+are algo.world_model's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable
-from typing import NamedTuple
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
-from purejaxspi.algo.conv import conv2d, extract_patches
-from purejaxspi.algo.lipschitz import (
-    INIT_POWER_ITERATIONS,
-    LipschitzConv,
-    LipschitzDense,
-    group_sort,
-    kernel_init,
-    operator_power_iteration,
-    reference_sigma,
+from purejaxspi.algo.conv import CONV_IMPLS, conv2d, resolve_conv
+from purejaxspi.algo.world_model import (
+    PlainTransitionModel,
+    Predictions,
+    WorldModelConfig,
+    select_action,
+    world_model_modules,
 )
-
-DENSITIES = ("deterministic", "normal", "mixture")
+from purejaxspi.errors import ConfigError
+from purejaxspi.settings import setting
 
 
 def _dense(features, gain):
@@ -126,343 +121,55 @@ def default_encoder_width(family: str, encoder: str = "auto") -> int:
     return NETWORK_WIDTHS[family][1]
 
 
-# World-model widths for flat latents: (reward MLP width, transition hidden width). Image latents
-# take the paper's reward MLP (256, 256) and a transition network sized by the latent's channels.
-WORLD_MODEL_WIDTH = {"vector": (64, 64), "minatar": (256, None), "atari": (256, None)}
-# The plain (DeepMDP) world model's widths: `deep_mdp_ppo.py`'s 512-unit reward layer on image latents.
-PLAIN_WORLD_MODEL_WIDTH = {"vector": (64, 64), "minatar": (512, None), "atari": (512, None)}
-# The paper's transition network on a conv latent of C channels: 2C hidden channels, and a last
-# layer split into C / CHANNELS_PER_GROUP feature groups (16 for the Nature CNN's 64), each with
-# its own spectral normalisation.
-CHANNELS_PER_GROUP = 4
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    encoder: str = setting(
+        "auto",
+        "The encoder: auto (the preset's: an MLP on vectors, the frame MLP on MinAtar, the small conv trunk on the "
+        "gridworld's compact frames, the Nature CNN on Atari), or on MinAtar-sized images conv or mlp (one ReLU "
+        "layer on the flattened frame, gymnax's PPO network with the torso).",
+        choices=ENCODER_CHOICES,
+    )
+    encoder_width: int = setting(
+        16,
+        "Encoder width: MLP units (vector envs, 64), conv channels (MinAtar, 16) or a MinAtar frame MLP's units "
+        "(256); the Nature CNN's is fixed.",
+        bound="positive",
+    )
+    torso_width: int = setting(256, "Units of the policy/value torso.", bound="positive")
+    conv: str = setting(
+        "auto",
+        "Convolutions as lax (cuDNN on a GPU) or patches (patches @ matrix); auto: the platform's measured choice "
+        "(`purejaxspi info` shows it).",
+        choices=CONV_IMPLS,
+    )
 
-
-class RewardModel(nn.Module):
-    """R_bar(z, .): MLP on flattened z with GroupSort, one predicted reward per action -> [B, A]."""
-
-    num_actions: int
-    hidden: tuple[int, ...] = (256, 256)
-    lipschitz: bool = True
-    spectral_norm: str = "exact"
-
-    @nn.compact
-    def __call__(self, z):
-        x = z.reshape(z.shape[0], -1)
-        for width in self.hidden:
-            x = LipschitzDense(width, spectral=self.lipschitz, gain=math.sqrt(2), spectral_norm=self.spectral_norm)(x)
-            x = group_sort(x) if self.lipschitz else nn.relu(x)
-        return LipschitzDense(self.num_actions, spectral=self.lipschitz, spectral_norm=self.spectral_norm)(x)
-
-
-class TransitionParams(NamedTuple):
-    """P_bar(. | z, a) for the taken action: component means/stds [B, K, *z] and logits [B, K]."""
-
-    mean: jax.Array
-    std: jax.Array
-    logits: jax.Array
-
-
-def select_action(x: jax.Array, action: jax.Array, num_actions: int) -> jax.Array:
-    """Pick each sample's taken-action slice of an all-actions output [B, A, ...] by one-hot contraction."""
-    one_hot = jax.nn.one_hot(action, num_actions, dtype=x.dtype)
-    one_hot = one_hot.reshape(one_hot.shape + (1,) * (x.ndim - 2))
-    return jnp.sum(one_hot * x, axis=1)
-
-
-def gaussian_params(loc: jax.Array, raw_scale: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The paper's diagonal Gaussian: mean loc / 2 and std (softplus(raw) + 1e-6) / 2."""
-    return 0.5 * loc, 0.5 * (jax.nn.softplus(raw_scale) + 1e-6)
-
-
-class TransitionModel(nn.Module):
-    """P_bar(z' | z, .): a density over the next latent for every action, read at the taken action.
-
-    Conv latents [H, W, C] (the paper's network): a 2x2 SAME convolution to 2C channels, GroupSort,
-    then a 2x2 SAME convolution in C/4 feature groups that emits every action's parameters and is
-    evaluated at the taken action only. Flat latents: two dense layers. `density` is "deterministic"
-    (one point), "normal" (one diagonal Gaussian) or "mixture" of `num_components` of them, whose
-    weights come from a (spectrally normalised) dense layer on the hidden features.
-    """
-
-    num_actions: int
-    density: str = "mixture"
-    num_components: int = 5
-    hidden: int | None = 64
-    lipschitz: bool = True
-    spectral_norm: str = "exact"
-    conv: str = "patches"
-
-    @nn.compact
-    def components(self, z, action) -> tuple[TransitionParams, int, Callable]:
-        """The density in the layout it is computed in: (params, the component axis of mean/std, and
-        `to_latent`, which maps an array of that layout without the component axis to [B, *z]).
-
-        Conv latents work group-major, [B, G, H, W, K, C/G], so that the grouped convolution, the
-        mixture sample and their gradients need no transposes of the K-times-larger component arrays;
-        only the sample [B, G, H, W, C/G] is moved back to the latent's layout. Flat latents: [B, K, D].
-        """
-        batch, latent_shape = z.shape[0], z.shape[1:]
-        k = self.num_components if self.density == "mixture" else 1
-        per_component = 1 if self.density == "deterministic" else 2
-        act = group_sort if self.lipschitz else nn.relu
-        norm = dict(spectral=self.lipschitz, spectral_norm=self.spectral_norm)
-        one_hot = jax.nn.one_hot(action, self.num_actions, dtype=z.dtype)
-        if z.ndim == 4:
-            height, width, channels = latent_shape
-            groups = max(channels // CHANNELS_PER_GROUP, 1)
-            h = act(LipschitzConv(2 * channels, gain=math.sqrt(2), impl=self.conv, **norm)(z))
-            h_groups = jnp.moveaxis(h.reshape(batch, height, width, groups, -1), 3, 1)  # [B, G, H, W, 2C/G]
-            parts = GroupedActionConv(
-                self.num_actions, groups, k * per_component * (channels // groups), splits=per_component, **norm
-            )(h_groups, one_hot)
-            out = [part.reshape(batch, groups, height, width, k, -1) for part in parts]  # [B, G, H, W, K, C/G]
-            axis = 4
-
-            def to_latent(x):  # [B, G, H, W, C/G] -> [B, H, W, C]
-                return jnp.moveaxis(x, 1, 3).reshape(batch, *latent_shape)
-        else:
-            h = z
-            for _ in range(2):
-                h = act(LipschitzDense(self.hidden, gain=math.sqrt(2), **norm)(h))
-            dims = latent_shape[-1]
-            out = LipschitzDense(self.num_actions * k * per_component * dims, **norm)(h)
-            out = select_action(out.reshape(batch, self.num_actions, k, per_component, dims), action, self.num_actions)
-            out = [out[:, :, i] for i in range(per_component)]
-            axis = 1
-
-            def to_latent(x):
-                return x
-
-        if per_component == 2:
-            mean, std = gaussian_params(*out)
-        else:
-            mean, std = out[0], jnp.zeros_like(out[0])
-        if self.density == "mixture":
-            logits = LipschitzDense(self.num_actions * k, **norm)(h.reshape(batch, -1))
-            logits = select_action(logits.reshape(batch, self.num_actions, k), action, self.num_actions)
-        else:
-            logits = jnp.zeros((batch, 1), mean.dtype)
-        return TransitionParams(mean, std, logits), axis, to_latent
-
-    def __call__(self, z, action) -> TransitionParams:
-        """The density for the taken action, means and stds as [B, K, *z]."""
-        params, axis, to_latent = self.components(z, action)
-        public = lambda x: _per_component(x, axis, to_latent)  # noqa: E731
-        return TransitionParams(public(params.mean), public(params.std), params.logits)
-
-    def sample(self, z, action, key) -> jax.Array:
-        """A reparameterised sample of z' [B, *z] (the mean for the deterministic density: no noise drawn)."""
-        params, axis, to_latent = self.components(z, action)
-        if self.density == "deterministic":
-            return to_latent(jnp.squeeze(params.mean, axis))
-        return to_latent(sample_next_latent(params, key, axis))
-
-
-def _per_component(x, axis, to_latent):
-    """[.., K on `axis`, ..] -> [B, K, *z]: each component mapped to the latent's layout."""
-    return jnp.stack([to_latent(c) for c in jnp.moveaxis(x, axis, 0)], axis=1)
-
-
-class GroupedActionConv(nn.Module):
-    """A 2x2 SAME convolution in `groups` feature groups with `num_actions * features` outputs per
-    group, evaluated only at each sample's action.
-
-    Group g sees its own hidden channels h[:, g] through its own [4 Cin/G, A F] matrix, spectrally
-    normalised on its own when `spectral` (under "exact", by the norm of group g's whole A F-channel
-    convolution as an operator, which bounds every action's slice by 1); contracting that matrix with
-    the one-hot action first equals slicing the full output, at 1/A of the cost. The F features come
-    out in `splits` equal parts (a Gaussian's means and scales), each from its own slice of the kernel,
-    so no activation is sliced. Works group-major, so each contraction is a batched matmul over
-    (sample, group) with no transposes: input [B, G, H, W, Cin/G], output `splits` x [B, G, H, W, F/splits].
-    """
-
-    num_actions: int
-    groups: int
-    features: int
-    spectral: bool = True
-    spectral_norm: str = "exact"
-    splits: int = 1
-
-    @nn.compact
-    def __call__(self, h_groups, one_hot):
-        batch, groups, height, width, group_channels = h_groups.shape
-        padded = jnp.pad(h_groups, ((0, 0), (0, 0), (0, 1), (0, 1), (0, 0)))  # SAME for a 2x2 kernel
-        # patch features ordered (row offset, col offset, channel), as `extract_patches`
-        patches = jnp.concatenate(
-            [padded[:, :, i : i + height, j : j + width] for i in range(2) for j in range(2)], axis=-1
-        )
-        dense = GroupedLipschitzKernels(
-            groups, self.num_actions * self.features, self.spectral, self.spectral_norm, name="kernel"
-        )
-        kernel, bias = dense(patches.shape[-1], (height, width, group_channels))
-        kernel = kernel.reshape(groups, -1, self.num_actions, self.splits, self.features // self.splits)
-        bias = bias.reshape(groups, self.num_actions, self.splits, self.features // self.splits)
-        parts = []
-        for i in range(self.splits):
-            per_sample_kernel = jnp.einsum("ba,gpaf->bgpf", one_hot, kernel[:, :, :, i])  # a matmul, also under vmap
-            per_sample_bias = jnp.einsum("ba,gaf->bgf", one_hot, bias[:, :, i])
-            parts.append(
-                jnp.einsum("bghwp,bgpf->bghwf", patches, per_sample_kernel) + per_sample_bias[:, :, None, None]
+    def check(self, family: str, env_id: str = "") -> None:
+        """Refuse an encoder or width the env's observations cannot take."""
+        if self.encoder != "auto" and self.encoder not in ENCODERS[family]:
+            raise ConfigError(
+                f"encoder {self.encoder!r} does not apply to {env_id or family} ({family} observations); "
+                f"choose auto or {', '.join(ENCODERS[family])}",
+                setting="encoder",
             )
-        return parts
-
-
-class GroupedLipschitzKernels(nn.Module):
-    """`groups` 2x2 SAME convolution kernels as patch matrices [4 Cin/G, out] with biases, each divided by its
-    own spectral norm estimate: "exact" the norm of its convolution as an operator on [H, W, Cin/G]
-    inputs, "reference" the paper's code's estimate for the matrix."""
-
-    groups: int
-    features: int
-    spectral: bool = True
-    spectral_norm: str = "exact"
-    power_iterations: int = 1
-
-    @nn.compact
-    def __call__(self, in_features: int, input_shape: tuple[int, int, int]):
-        init = kernel_init(self.spectral_norm if self.spectral else "exact", 1.0)
-        kernel = self.param(
-            "kernel",
-            lambda key, shape: jax.vmap(lambda k: init(k, shape[1:]))(jax.random.split(key, shape[0])),
-            (self.groups, in_features, self.features),
-        )
-        bias = self.param("bias", nn.initializers.zeros, (self.groups, self.features))
-        if not self.spectral:
-            return kernel, bias
-        if self.spectral_norm == "reference":
-            sigma = jax.vmap(reference_sigma)(kernel)
-        else:
-
-            def iterate(matrix, u, steps):
-                linear = lambda x: extract_patches(x[None], 2, 1, "SAME")[0] @ matrix  # noqa: E731
-                return operator_power_iteration(linear, u, steps)
-
-            start = jnp.full((self.groups, *input_shape), math.prod(input_shape) ** -0.5, kernel.dtype)
-            u_var = self.variable(
-                "spectral", "u", lambda: jax.vmap(lambda m, u: iterate(m, u, INIT_POWER_ITERATIONS)[0])(kernel, start)
+        if encoder_of(family, self.encoder) == "conv" and self.encoder_width % 4:
+            raise ConfigError(
+                f"encoder_width must be a multiple of 4 (the transition network's feature groups), "
+                f"got {self.encoder_width}",
+                setting="encoder_width",
             )
-            u, _, sigma = jax.vmap(lambda m, u: iterate(m, u, self.power_iterations))(kernel, u_var.value)
-            if self.is_mutable_collection("spectral") and not self.is_initializing():
-                u_var.value = u
-        return kernel / sigma[:, None, None], bias
+        if family == "atari" and self.encoder_width != NETWORK_WIDTHS[family][1]:
+            raise ConfigError(
+                f"encoder_width: the Nature CNN's is fixed ({NETWORK_WIDTHS[family][1]} channels)",
+                setting="encoder_width",
+            )
 
 
-class PlainRewardModel(nn.Module):
-    """`deep_mdp_ppo.py`'s reward network: flattened z -> one hidden ReLU layer -> one reward per action
-    [B, A], flax's default (LeCun normal) init. No Lipschitz constraint: DeepMDP regularises it with the
-    gradient penalty instead."""
-
-    num_actions: int
-    hidden: int = 512
-
-    @nn.compact
-    def __call__(self, z):
-        x = nn.relu(nn.Dense(self.hidden)(z.reshape(z.shape[0], -1)))
-        return nn.Dense(self.num_actions)(x)
-
-
-class PlainTransitionModel(nn.Module):
-    """`deep_mdp_ppo.py`'s deterministic transition network, read at the taken action.
-
-    Conv latents [H, W, C]: one 2x2 SAME convolution to C channels per action, then ReLU (the latent's
-    own range), evaluated at each sample's action only (the kernel contracted with the one-hot action,
-    as `GroupedActionConv`). Flat latents: a hidden ReLU layer and a linear output per action.
-    Returns TransitionParams with one component and zero std.
-    """
-
-    num_actions: int
-    hidden: int = 64
-
-    @nn.compact
-    def __call__(self, z, action) -> TransitionParams:
-        batch, latent_shape = z.shape[0], z.shape[1:]
-        one_hot = jax.nn.one_hot(action, self.num_actions, dtype=z.dtype)
-        if z.ndim == 4:
-            channels = latent_shape[-1]
-            patches = extract_patches(z, 2, 1, "SAME")  # [B, H, W, 4C]
-            kernel = self.param("kernel", nn.initializers.lecun_normal(), (4 * channels, self.num_actions * channels))
-            bias = self.param("bias", nn.initializers.zeros, (self.num_actions * channels,))
-            kernel = kernel.reshape(4 * channels, self.num_actions, channels)
-            per_sample_kernel = jnp.einsum("ba,paf->bpf", one_hot, kernel)
-            per_sample_bias = one_hot @ bias.reshape(self.num_actions, channels)
-            mean = nn.relu(jnp.einsum("bhwp,bpf->bhwf", patches, per_sample_kernel) + per_sample_bias[:, None, None])
-        else:
-            h = nn.relu(nn.Dense(self.hidden)(z))
-            out = nn.Dense(self.num_actions * latent_shape[-1])(h)
-            mean = select_action(out.reshape(batch, self.num_actions, latent_shape[-1]), action, self.num_actions)
-        mean = mean[:, None]
-        return TransitionParams(mean, jnp.zeros_like(mean), jnp.zeros((batch, 1), mean.dtype))
-
-
-def _hash_uniform(seed: jax.Array, shape) -> jax.Array:
-    """Uniform (0, 1) floats from a 32-bit integer hash of (seed, index).
-
-    Threefry costs ~20 ns a number on a CPU; the world model needs K x |z| draws per sample, so the
-    bulk noise comes from this counter hash, keyed by a few threefry bits (a pure function of key).
-    """
-    size = math.prod(shape)
-    x = jax.lax.iota(jnp.uint32, size) * jnp.uint32(0x9E3779B9) + seed[0]
-    x = (x ^ (x >> 16)) * jnp.uint32(0x7FEB352D)
-    x = (x ^ (x >> 15)) * jnp.uint32(0x846CA68B)
-    x = x ^ (x >> 16) ^ seed[1]
-    x = (x ^ (x >> 16)) * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    return ((x >> 8).astype(jnp.float32) + 0.5).reshape(shape) * (1.0 / (1 << 24))
-
-
-# P(|N(0, 1)| <= 1) = erf(1 / sqrt 2): clipping a normal to [-1, 1] is clipping its uniform to this range.
-_ERF_ONE_OVER_SQRT2 = 0.6826894921370859
-
-
-# sqrt(2) erfinv(y) = y P(y^2) on |y| <= erf(1/sqrt 2): least-squares coefficients of P, max error 2e-8
-# (tests/test_networks.py checks it against scipy).
-_CLIPPED_NORMAL_POLY = (
-    1.2533139202720749,
-    0.32813903047513304,
-    0.17973959777589305,
-    0.1308926957539347,
-    0.03447908440808669,
-    0.28584135967728225,
-    -0.359990242961805,
-    0.4249965378427962,
-)
-
-
-def clipped_normal(key: jax.Array, shape) -> jax.Array:
-    """clip(N(0, 1), -1, 1) draws, deterministic in `key`: the inverse normal CDF of one hashed uniform
-    per draw, the uniform clipped first (the CDF is monotone), so only the inverse CDF's central part
-    is needed, a polynomial: no log, sqrt or cos, which XLA's CPU backend evaluates slowly."""
-    u = _hash_uniform(jax.random.bits(key, (2,), jnp.uint32), shape)
-    y = jnp.clip(2.0 * u - 1.0, -_ERF_ONE_OVER_SQRT2, _ERF_ONE_OVER_SQRT2)
-    y2 = y * y
-    poly = _CLIPPED_NORMAL_POLY[-1]
-    for coef in reversed(_CLIPPED_NORMAL_POLY[:-1]):
-        poly = poly * y2 + coef
-    return jnp.clip(y * poly, -1.0, 1.0)
-
-
-def sample_next_latent(params: TransitionParams, key: jax.Array, axis: int = 1) -> jax.Array:
-    """A reparameterised sample of z' from the selected-action density, its components on `axis`
-    ([B, K, *z] by default), which the sample drops.
-
-    Each component draws mean + std * clip(eps, -1, 1); the sample is the weight-averaged draw.
-    """
-    with jax.named_scope("mixture_sample"):
-        eps = clipped_normal(key, params.mean.shape)
-        draws = params.mean + params.std * eps
-        weights = jax.nn.softmax(params.logits, axis=-1)  # [B, K]
-        shape = [1] * draws.ndim
-        shape[0], shape[axis] = weights.shape
-        return jnp.sum(weights.reshape(shape) * draws, axis=axis)
-
-
-class AgentOutputs(NamedTuple):
-    latent: jax.Array  # [B, *z], phi(s)
-    logits: jax.Array  # [B, A]
-    value: jax.Array  # [B]
-    reward_pred: jax.Array  # [B], for the taken action
-    next_latent_pred: jax.Array  # [B, *z], a sample of P_bar(. | z, a)
-    next_latent: jax.Array  # [B, *z], phi(s') from the live encoder
+def network_for(family: str, encoder: str = "auto", **overrides) -> NetworkConfig:
+    """The network of `family` with `encoder`: the family's widths (the frame MLP's 256 units on MinAtar)
+    where `overrides` give none."""
+    widths = {"torso_width": NETWORK_WIDTHS[family][0], "encoder_width": default_encoder_width(family, encoder)}
+    return NetworkConfig(encoder=encoder, **{**widths, **overrides})
 
 
 class Agent(nn.Module):
@@ -470,51 +177,29 @@ class Agent(nn.Module):
 
     family: str
     num_actions: int
-    world_model: bool = True
-    density: str = "mixture"
-    num_components: int = 5
-    lipschitz: bool = True
-    spectral_norm: str = "exact"
-    conv: str = "patches"  # "lax" or "patches": how the encoder and the transition network's first layer convolve
-    torso_width: int | None = None  # Config.torso_width; None: the family's (NETWORK_WIDTHS)
-    encoder_width: int | None = None  # Config.encoder_width: MLP units or MinAtar conv channels; None: the family's
-    encoder_kind: str = "auto"  # Config.encoder: one of ENCODERS[family], or "auto" for the family's default
+    network: NetworkConfig | None = None  # None: the family's (network_for)
+    world_model: WorldModelConfig | None = None
 
     def setup(self):
-        encoder = encoder_of(self.family, self.encoder_kind)
-        torso_width = self.torso_width or NETWORK_WIDTHS[self.family][0]
-        encoder_width = self.encoder_width or default_encoder_width(self.family, encoder)
+        network = self.network or network_for(self.family)
+        encoder, conv = encoder_of(self.family, network.encoder), resolve_conv(network.conv)
         if encoder == "nature":
-            self.encoder = NatureCNNEncoder(self.conv)
+            self.encoder = NatureCNNEncoder(conv)
         elif encoder == "conv":
-            self.encoder = MinAtarEncoder(encoder_width, self.conv)
+            self.encoder = MinAtarEncoder(network.encoder_width, conv)
         elif self.family == "minatar":
-            self.encoder = FlatFrameEncoder(encoder_width)
+            self.encoder = FlatFrameEncoder(network.encoder_width)
         else:
-            self.encoder = MLPEncoder(encoder_width)
-        self.torso = _dense(torso_width, math.sqrt(2))
+            self.encoder = MLPEncoder(network.encoder_width)
+        self.torso = _dense(network.torso_width, math.sqrt(2))
         # Vector envs: the critic gets its own hidden layer on z, so the value loss (returns in the
         # hundreds on CartPole) does not swamp the policy's features in a tiny shared torso.
-        self.critic_torso = _dense(torso_width, math.sqrt(2)) if self.family == "vector" else None
+        self.critic_torso = _dense(network.torso_width, math.sqrt(2)) if self.family == "vector" else None
         self.actor = _dense(self.num_actions, 0.01)
         self.critic = _dense(1, 1.0)
-        if self.world_model and not self.lipschitz:
-            reward_width, transition_width = PLAIN_WORLD_MODEL_WIDTH[self.family]
-            self.reward_model = PlainRewardModel(self.num_actions, reward_width)
-            self.transition_model = PlainTransitionModel(self.num_actions, transition_width or encoder_width)
-        elif self.world_model:
-            reward_width, transition_width = WORLD_MODEL_WIDTH[self.family]
-            self.reward_model = RewardModel(
-                self.num_actions, (reward_width, reward_width), self.lipschitz, self.spectral_norm
-            )
-            self.transition_model = TransitionModel(
-                self.num_actions,
-                self.density,
-                self.num_components,
-                transition_width or encoder_width,
-                self.lipschitz,
-                self.spectral_norm,
-                self.conv,
+        if self.world_model is not None:
+            self.reward_model, self.transition_model = world_model_modules(
+                self.world_model, self.family, self.num_actions, network.encoder_width, conv
             )
 
     def _policy_value(self, z):
@@ -532,21 +217,19 @@ class Agent(nn.Module):
         """The latent z [B, *z] that the policy, value and world model share."""
         return self.encoder(obs)
 
-    def with_world_model(self, obs, action, next_obs, key) -> AgentOutputs:
-        """Everything the losses need, encoding s and s' in one pass of the live encoder."""
+    def with_world_model(self, obs, action, next_obs, key):
+        """(logits, value, the world model's Predictions): what the losses need, encoding s and s' in
+        one pass of the live encoder."""
         batch = obs.shape[0]
         z_both = self.encoder(jnp.concatenate([obs, next_obs], axis=0))
         z, z_next = z_both[:batch], z_both[batch:]
         logits, value = self._policy_value(z)
-        if not self.world_model:
-            empty = jnp.zeros((batch,), logits.dtype)
-            return AgentOutputs(z, logits, value, empty, z_next, z_next)
         reward_pred = select_action(self.reward_model(z), action, self.num_actions)
         if isinstance(self.transition_model, PlainTransitionModel):
             next_latent_pred = self.transition_model(z, action).mean[:, 0]
         else:
             next_latent_pred = self.transition_model.sample(z, action, key)
-        return AgentOutputs(z, logits, value, reward_pred, next_latent_pred, z_next)
+        return logits, value, Predictions(z, reward_pred, next_latent_pred, z_next)
 
     def world_model_sums(self, z, action):
         """The batch sums of R_bar(z_i, a_i) and of every entry of the (deterministic) P_bar(z_i, a_i):
@@ -556,4 +239,6 @@ class Agent(nn.Module):
 
     def init_all(self, obs, action, key):
         """Touch every submodule so `init` creates all parameters."""
+        if self.world_model is None:
+            return self(obs)
         return self.with_world_model(obs, action, obs, key)

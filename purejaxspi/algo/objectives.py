@@ -46,7 +46,7 @@ def transition_loss(next_latent_pred, next_latent, valid, reduction: str = "sum"
     """L_P,i = smooth_l1(sample of P_bar(.|z_i,a_i) - z'_i) reduced over latent entries, 0 where invalid  [B].
 
     `reduction` is "sum" or "mean": the paper's code takes the mean for the deterministic head and the
-    sum for the sampled ones (`Config.transition_reduction`).
+    sum for the sampled ones (`WorldModelConfig.transition_reduction`).
     """
     per_dim = smooth_l1(next_latent_pred - next_latent).reshape(next_latent.shape[0], -1)
     if reduction == "mean":
@@ -67,9 +67,9 @@ def normalize(advantages):
     return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
 
-def u_advantage(advantages_norm, loss_r, loss_p, reward_coef, transition_coef):
-    """U_i = A_i - (alpha_R L_R,i + alpha_P L_P,i)."""
-    return advantages_norm - (reward_coef * loss_r + transition_coef * loss_p)
+def u_advantage(advantages_norm, weighted_world_model_loss):
+    """U_i = A_i - (alpha_R L_R,i + alpha_P L_P,i), the second term given per sample."""
+    return advantages_norm - weighted_world_model_loss
 
 
 def clipped_surrogate(advantage, rho, clip_coef):
@@ -94,22 +94,33 @@ def entropy(log_probs):
     return jnp.mean(-jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1))
 
 
-class LossInputs(NamedTuple):
-    """One minibatch of network outputs and rollout data, all [B] unless noted."""
+class PolicyInputs(NamedTuple):
+    """One minibatch of the policy's and value's outputs and the rollout's data, all [B] unless noted."""
 
     log_probs: jax.Array  # [B, A], current policy, illegal actions masked
     value: jax.Array
-    reward_pred: jax.Array
-    next_latent_pred: jax.Array  # [B, *z]
-    next_latent: jax.Array  # [B, *z]
     action: jax.Array
     old_log_prob: jax.Array
     advantages: jax.Array
     returns: jax.Array
+    old_value: jax.Array | None = None  # the rollout's V(s): read only when the value loss is clipped
+
+
+class WorldModelInputs(NamedTuple):
+    """One minibatch of the world model's predictions and their targets, all [B] unless noted."""
+
+    reward_pred: jax.Array
     reward: jax.Array
+    next_latent_pred: jax.Array  # [B, *z]
+    next_latent: jax.Array  # [B, *z]
     transition_valid: jax.Array
-    gradient_penalty: jax.Array | float = 0.0  # scalar: the plain world model's squared slopes, else 0
-    old_value: jax.Array | None = None  # [B], the rollout's V(s): read only when the value loss is clipped
+    gradient_penalty: jax.Array | None = None  # scalar: the plain world model's squared slopes, else None
+
+
+class WorldModelTerms(NamedTuple):
+    weighted: jax.Array  # [B], alpha_R L_R,i + alpha_P L_P,i
+    penalty: jax.Array | None  # scalar squared slopes of DeepMDP's gradient penalty, None without one
+    metrics: dict[str, jax.Array]  # reward_loss, transition_loss (and gradient_penalty where there is one)
 
 
 class LossTerms(NamedTuple):
@@ -117,16 +128,13 @@ class LossTerms(NamedTuple):
     policy_loss: jax.Array
     value_loss: jax.Array
     entropy: jax.Array
-    reward_loss: jax.Array
-    transition_loss: jax.Array
-    gradient_penalty: jax.Array
     approx_kl: jax.Array
     clip_fraction: jax.Array  # samples whose surrogate gradient the clip cuts
     ratio_outside: jax.Array  # samples with rho outside [2 - C, C], C = 1 + clip
     ratio_min: jax.Array
     ratio_max: jax.Array
     advantage_abs: jax.Array  # mean |A| of the (normalised) advantages the objective reads
-    world_model_share: jax.Array  # mean(alpha_R L_R + alpha_P L_P) / mean |A|: how much the world model weighs
+    world_model: dict[str, jax.Array]  # the world model's metrics and world_model_share; empty without one
 
 
 def value_loss(value, returns, old_value=None, clip_coef=0.0):
@@ -139,54 +147,61 @@ def value_loss(value, returns, old_value=None, clip_coef=0.0):
     return 0.5 * jnp.mean(squared)
 
 
-def loss(algo: str, x: LossInputs, hp, transition_reduction: str = "sum", norm_adv: bool = True) -> LossTerms:
-    """The total loss of `algo` in {"deepspi", "deepmdp", "ppo"} on one minibatch, and its parts; the value
-    loss is clipped (by hp.clip_coef) when `x.old_value` is given.
+def world_model_terms(x: WorldModelInputs, hp, transition_reduction: str = "sum") -> WorldModelTerms:
+    """alpha_R L_R,i + alpha_P L_P,i per sample, the gradient penalty's slopes and the losses' means."""
+    valid = x.transition_valid.astype(x.reward_pred.dtype)
+    loss_r = reward_loss(x.reward_pred, x.reward)
+    loss_p = transition_loss(x.next_latent_pred, x.next_latent, valid, transition_reduction)
+    metrics = {"reward_loss": jnp.mean(loss_r), "transition_loss": jnp.sum(loss_p) / jnp.maximum(jnp.sum(valid), 1.0)}
+    penalty = None
+    if x.gradient_penalty is not None:
+        penalty = metrics["gradient_penalty"] = jnp.asarray(x.gradient_penalty, loss_r.dtype)
+    return WorldModelTerms(hp.reward_coef * loss_r + hp.transition_coef * loss_p, penalty, metrics)
 
-    `hp.gradient_penalty * x.gradient_penalty` is added for either world-model algorithm (the caller
-    computes the slopes only for the plain world model, as the paper's code does)."""
+
+def loss(
+    x: PolicyInputs,
+    hp,
+    norm_adv: bool = True,
+    world_model: WorldModelTerms | None = None,
+    placement: str = "advantage",
+) -> LossTerms:
+    """PPO's total loss on one minibatch and its parts; the value loss is clipped (by hp.clip_coef) when
+    `x.old_value` is given.
+
+    With a world model, its weighted loss enters by `placement`: "advantage" subtracts it inside the
+    clipped surrogate (Deep SPI's U), "auxiliary" adds its mean beside it (DeepMDP); its gradient
+    penalty, where it has one, is added weighted by hp.gradient_penalty either way.
+    """
     log_prob = jnp.take_along_axis(x.log_probs, x.action[:, None], axis=-1)[:, 0]
     log_rho = log_prob - x.old_log_prob
     rho = jnp.exp(log_rho)
     advantages = normalize(x.advantages) if norm_adv else x.advantages
-    valid = x.transition_valid.astype(rho.dtype)
-    loss_r = reward_loss(x.reward_pred, x.reward)
-    loss_p = transition_loss(x.next_latent_pred, x.next_latent, valid, transition_reduction)
-
-    if algo == "deepspi":
-        policy_advantage = u_advantage(advantages, loss_r, loss_p, hp.reward_coef, hp.transition_coef)
-        auxiliary = 0.0
-    elif algo == "deepmdp":
-        policy_advantage = advantages
-        auxiliary = jnp.mean(hp.reward_coef * loss_r + hp.transition_coef * loss_p)
-    elif algo == "ppo":
-        policy_advantage = advantages
-        auxiliary = 0.0
-        x = x._replace(gradient_penalty=0.0)
-    else:
-        raise ValueError(f"unknown algo {algo!r}")
+    inside = world_model is not None and placement == "advantage"
+    policy_advantage = u_advantage(advantages, world_model.weighted) if inside else advantages
     policy_loss = clipped_surrogate(policy_advantage, rho, hp.clip_coef)
-
     v_loss = value_loss(x.value, x.returns, x.old_value, hp.clip_coef)
     ent = entropy(x.log_probs)
-    penalty = jnp.asarray(x.gradient_penalty, rho.dtype)
-    total = policy_loss + hp.vf_coef * v_loss - hp.ent_coef * ent + auxiliary + hp.gradient_penalty * penalty
-    mean_loss_p = jnp.sum(loss_p) / jnp.maximum(jnp.sum(valid), 1.0)
+    total = policy_loss + hp.vf_coef * v_loss - hp.ent_coef * ent
     advantage_abs = jnp.mean(jnp.abs(advantages))
-    world_model_term = jnp.mean(hp.reward_coef * loss_r + hp.transition_coef * loss_p)
+    metrics = {}
+    if world_model is not None:
+        if placement == "auxiliary":
+            total = total + jnp.mean(world_model.weighted)
+        if world_model.penalty is not None:
+            total = total + hp.gradient_penalty * world_model.penalty
+        share = jnp.mean(world_model.weighted) / (advantage_abs + 1e-8)
+        metrics = {**world_model.metrics, "world_model_share": share}
     return LossTerms(
         total=total,
         policy_loss=policy_loss,
         value_loss=v_loss,
         entropy=ent,
-        reward_loss=jnp.mean(loss_r),
-        transition_loss=mean_loss_p,
-        gradient_penalty=penalty,
         approx_kl=jnp.mean((rho - 1.0) - log_rho),
         clip_fraction=jnp.mean(clip_binds(policy_advantage, rho, hp.clip_coef).astype(rho.dtype)),
         ratio_outside=jnp.mean((jnp.abs(rho - 1.0) > hp.clip_coef).astype(rho.dtype)),
         ratio_min=jnp.min(rho),
         ratio_max=jnp.max(rho),
         advantage_abs=advantage_abs,
-        world_model_share=world_model_term / (advantage_abs + 1e-8),
+        world_model=metrics,
     )

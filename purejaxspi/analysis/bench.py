@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import resource
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -30,9 +32,12 @@ import jax.numpy as jnp
 
 from purejaxspi.algo.config import Config
 from purejaxspi.algo.conv import resolve_conv
+from purejaxspi.errors import ConfigError, RunDirError
 from purejaxspi.lifecycle.guards import program_bytes
+from purejaxspi.lifecycle.rundir import check_writable
 from purejaxspi.scale.grid import RunGrid, grid_from_values
 from purejaxspi.scale.sharding import make_layout, shard_trainer
+from purejaxspi.settings import check_part, setting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +135,77 @@ class BenchPlan:
     model_flops: bool = True  # count each algo's FLOPs per env step (XLA cost analysis of the iteration's pieces)
 
 
+# Settings of the config tree that the bench measures one row per value of (`--conv lax patches`).
+BENCH_AXES = ("conv",)
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchOptions:
+    """What `purejaxspi bench` measures besides the configs: grid sizes, mappings, devices, repeats."""
+
+    num_runs: tuple[int, ...] = setting((1, 4, 16), "Grid sizes to measure (seeds 0 .. R-1).")
+    sequential: bool = setting(False, "Also time the same runs trained one after another with the 1-run program.")
+    iterations: int = setting(2, "Training iterations per timed call.", bound="positive")
+    repeats: int = setting(3, "Timed calls per measurement; the median is reported.", bound="positive")
+    run_mapping: tuple[str, ...] = setting(
+        ("auto",),
+        "How the program maps over runs, one or more of: auto (the measured best for the platform and env "
+        "family), vmap, map, chunked.",
+    )
+    devices: tuple[int, ...] = setting(
+        (),
+        "Device counts to shard each grid over, e.g. 1 2 4 (default: every device); the first D devices take the runs.",
+    )
+    env_only: bool = setting(True, "Also measure the env-only ceiling (random actions through the same env layer).")
+    model_flops: bool = setting(
+        True, "Also count each algo's model FLOPs per env step (XLA's cost analysis) and the FLOP/s achieved."
+    )
+    json: Path | None = setting(None, "Write the rows to this JSON file.")
+
+    def check(self, env_id: str) -> None:
+        """Raise ConfigError (or DeviceError) for what cannot be measured here."""
+        from purejaxspi.envs import family_of, steps_all_runs
+        from purejaxspi.scale.mapping import resolve_run_mapping
+
+        check_part(self)
+        for name in ("num_runs", "run_mapping"):
+            if not getattr(self, name):
+                raise ConfigError(f"{name} needs at least one value", setting=name)
+        for name in ("num_runs", "devices"):
+            if any(count <= 0 for count in getattr(self, name)):
+                raise ConfigError(f"{name} takes positive counts, got {list(getattr(self, name))}", setting=name)
+        for mapping in self.run_mapping:
+            resolve_run_mapping(mapping, family_of(env_id), steps_all_runs(env_id))
+        for count in self.devices:
+            make_layout(count, count)  # DeviceError when the machine has fewer
+        if self.json is not None:
+            check_writable(self.json, "--json")
+
+
+def make_plan(configs: list[Config], values: list[dict[str, list[float]]], options: BenchOptions) -> BenchPlan:
+    """The plan of measuring every config (one env) under `options`."""
+    options.check(configs[0].env_id)
+    return BenchPlan(
+        tuple(configs),
+        tuple(values),
+        tuple(options.num_runs),
+        options.iterations,
+        options.repeats,
+        options.sequential,
+        options.env_only,
+        tuple(dict.fromkeys(options.run_mapping)),
+        devices=tuple(dict.fromkeys(options.devices)) or (None,),
+        model_flops=options.model_flops,
+    )
+
+
+def write_rows(rows: list[dict], path: Path) -> None:
+    try:
+        path.write_text(json.dumps(rows, indent=2) + "\n")
+    except OSError as e:
+        raise RunDirError(f"--json {path}: cannot write the rows: {e.strerror or e}") from None
+
+
 def training_program(
     config: Config, grid: RunGrid, iterations: int, run_mapping: str, num_devices: int | None = 1
 ) -> tuple[Program, str]:
@@ -139,13 +215,13 @@ def training_program(
     from purejaxspi.scale.mapping import make_trainer, resolve_run_mapping
 
     layout = make_layout(grid.size, num_devices)
-    env = env_for(config, None, tuple(r.seed for r in grid.runs), layout.local_runs())
+    env = env_for(config.env, None, tuple(r.seed for r in grid.runs), layout.local_runs())
     trainer = shard_trainer(make_trainer(config, env, run_mapping), layout)
     hparams = layout.place(grid.hparams())
     state = jax.block_until_ready(jax.jit(trainer.init)(layout.place(grid.keys()), hparams))
     chunk = lambda s, h: trainer.train_chunk(s, h, iterations)  # noqa: E731
     steps = iterations * config.batch_size * grid.size
-    mapping = resolve_run_mapping(run_mapping, env.spec.family, env.spec.vmap_only)
+    mapping = resolve_run_mapping(run_mapping, env.spec.family, env.spec.steps_all_runs)
     return compile_program(chunk, [(state, hparams)], steps, env), mapping
 
 
@@ -154,7 +230,7 @@ def sequential_program(config: Config, grid: RunGrid, iterations: int) -> Progra
     from purejaxspi.envs import env_for
     from purejaxspi.scale.mapping import make_trainer
 
-    env = env_for(config, None, (grid.runs[0].seed,))
+    env = env_for(config.env, None, (grid.runs[0].seed,))
     trainer = make_trainer(config, env, "vmap")
     init = jax.jit(trainer.init)
     keys, hparams = grid.keys(), grid.hparams()
@@ -172,7 +248,7 @@ def model_flops_per_env_step(config: Config, grid: RunGrid) -> float:
     from purejaxspi.analysis.work import iteration_flops
     from purejaxspi.envs import env_for
 
-    env = env_for(config, None, (grid.runs[0].seed,))
+    env = env_for(config.env, None, (grid.runs[0].seed,))
     hp = jax.tree.map(lambda x: x[0], grid.hparams())
     return iteration_flops(make_train(config, env), hp)["per_env_step"]
 
@@ -181,9 +257,9 @@ def env_only_program(config: Config, grid: RunGrid, iterations: int) -> Program:
     """The env-only ceiling: as many random-action env steps as `iterations` training iterations take."""
     from purejaxspi.envs import env_for
 
-    env = env_for(config, None, tuple(r.seed for r in grid.runs))
+    env = env_for(config.env, None, tuple(r.seed for r in grid.runs))
     steps = iterations * config.batch_size * grid.size
-    return compile_program(random_rollout(env, iterations * config.num_steps), [(grid.keys(),)], steps, env)
+    return compile_program(random_rollout(env, iterations * config.ppo.num_steps), [(grid.keys(),)], steps, env)
 
 
 def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> list[dict]:
@@ -196,7 +272,7 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
     flops = {}  # per config, not per grid size: one run's work per env step
     if plan.model_flops:
         for config, values in zip(plan.configs, plan.values):
-            flops[config.algo, config.conv] = model_flops_per_env_step(
+            flops[config.algo, config.network.conv] = model_flops_per_env_step(
                 config, grid_from_values(values, plan.first_seed, 1)
             )
     for num_runs in plan.num_runs:
@@ -208,21 +284,23 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
         for config, grid in zip(plan.configs, grids):
             for mapping in plan.run_mappings:
                 for devices in plan.devices:
-                    key = config.algo, config.conv, mapping, devices
+                    key = config.algo, config.network.conv, mapping, devices
                     programs[key], mappings[key] = training_program(config, grid, plan.iterations, mapping, devices)
                     on_step()
             if plan.sequential:
-                programs[config.algo, config.conv, "sequential"] = sequential_program(config, grid, plan.iterations)
+                programs[config.algo, config.network.conv, "sequential"] = sequential_program(
+                    config, grid, plan.iterations
+                )
                 on_step()
         seconds = dict(zip(programs, time_interleaved(list(programs.values()), plan.repeats, on_step)))
         rate = {name: programs[name].env_steps / seconds[name] for name in programs}
         for config in plan.configs:
             for mapping, devices in itertools.product(plan.run_mappings, plan.devices):
-                key = config.algo, config.conv, mapping, devices
+                key = config.algo, config.network.conv, mapping, devices
                 row = {
                     "env": config.env_id,
                     "algo": config.algo,
-                    "conv": resolve_conv(config.conv, jax.default_backend()),
+                    "conv": resolve_conv(config.network.conv, jax.default_backend()),
                     "num_runs": num_runs,
                     "devices": make_layout(num_runs, devices).num_devices,
                     "run_mapping": mappings[key],
@@ -234,11 +312,11 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
                     "peak_device_bytes": peak_device_bytes(),
                     "env_only_steps_per_second": rate.get("env_only"),
                 }
-                if (config.algo, config.conv) in flops:
-                    row["model_flops_per_env_step"] = flops[config.algo, config.conv]
+                if (config.algo, config.network.conv) in flops:
+                    row["model_flops_per_env_step"] = flops[config.algo, config.network.conv]
                     row["achieved_flops_per_second"] = row["model_flops_per_env_step"] * row["steps_per_second"]
                 if plan.sequential:
-                    row["sequential_steps_per_second"] = rate[config.algo, config.conv, "sequential"]
+                    row["sequential_steps_per_second"] = rate[config.algo, config.network.conv, "sequential"]
                     row["speedup_over_sequential"] = row["steps_per_second"] / row["sequential_steps_per_second"]
                 rows.append(row)
     add_cost_ratios(rows)

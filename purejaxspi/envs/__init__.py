@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 
 from purejaxspi.envs.base import BatchedEnv, EnvSpec, Timestep
+from purejaxspi.envs.config import EnvConfig
 from purejaxspi.envs.confounding import CONFOUNDING_IDS
 from purejaxspi.envs.custom import EnvDef, registered, registered_ids
 from purejaxspi.envs.envpool import atari_ids
@@ -54,16 +55,14 @@ def make_env(
     env_id: str,
     num_envs: int,
     run_seeds: tuple[int, ...] = (0,),
-    stochastic: bool = False,
     local_runs=None,
-    reward_clip: bool = True,
-    episodic_life: bool = True,
+    **options,
 ) -> BatchedEnv:
     """`num_envs` environments per run. The pure-JAX backends seed from each run's key and ignore
-    `run_seeds` and `local_runs`; envpool (Atari) builds one pool for the grid whose runs have
-    `run_seeds`, in run order (with `local_runs`, a base.LocalRuns, one pool per device of this
-    process for that device's runs), `stochastic` selects the sticky-action ALE, `reward_clip` and
-    `episodic_life` the learning signal's preprocessing."""
+    `run_seeds` and `local_runs`; a backend whose spec `steps_all_runs` (envpool's Atari) builds one
+    pool for the grid whose runs have `run_seeds`, in run order (with `local_runs`, a base.LocalRuns, one
+    pool per device of this process for that device's runs). `options` are the env part's backend
+    options (envs.config.EnvConfig.options: Atari's sticky actions, reward clipping, episodic lives)."""
     env_id = env_id_of(env_id)
     backend = check_env_id(env_id)
     if backend == "custom":
@@ -71,7 +70,7 @@ def make_env(
     if backend == "envpool":
         from purejaxspi.envs import envpool
 
-        return envpool.make(env_id, num_envs, tuple(run_seeds), stochastic, local_runs, reward_clip, episodic_life)
+        return envpool.make(env_id, num_envs, tuple(run_seeds), local_runs, **options)
     if backend == "gymnax":
         from purejaxspi.envs import gymnax
 
@@ -85,17 +84,12 @@ def make_env(
     return pgx.make(env_id, num_envs)
 
 
-def env_for(config, num_envs: int | None = None, run_seeds: tuple[int, ...] = (0,), local_runs=None) -> BatchedEnv:
-    """The env a Config trains on (its id and its Atari options), `num_envs` per run (default the config's)."""
-    return make_env(
-        config.env_id,
-        config.num_envs if num_envs is None else num_envs,
-        run_seeds,
-        getattr(config, "stochastic", False),
-        local_runs,
-        getattr(config, "reward_clip", True),
-        getattr(config, "episodic_life", True),
-    )
+def env_for(
+    env: EnvConfig, num_envs: int | None = None, run_seeds: tuple[int, ...] = (0,), local_runs=None
+) -> BatchedEnv:
+    """The envs of a config's env part, `num_envs` per run (default the part's)."""
+    count = env.num_envs if num_envs is None else num_envs
+    return make_env(env.env_id, count, run_seeds, local_runs, **env.options())
 
 
 __all__ = [
@@ -106,6 +100,7 @@ __all__ = [
     "register_env",
     "make_env",
     "env_for",
+    "EnvConfig",
     "check_env_id",
     "all_env_ids",
     "env_ids_by_backend",
@@ -113,14 +108,13 @@ __all__ = [
 ]
 
 
-# What a backend's envs tell the program and the host loop (EnvSpec's trait fields): envpool keeps its
-# emulators outside JAX and steps every run of the grid in one pool.
-BACKEND_TRAITS = {"envpool": {"external_state": True, "vmap_only": True}}
+# The backends whose envs are host-side pools stepped once for all runs (EnvSpec.steps_all_runs).
+POOLED_BACKENDS = ("envpool",)
 
 
-def traits(env_id: str) -> dict[str, bool]:
-    """The EnvSpec trait fields of `env_id`, known without building the env."""
-    return {"external_state": False, "vmap_only": False, **BACKEND_TRAITS.get(check_env_id(env_id), {})}
+def steps_all_runs(env_id: str) -> bool:
+    """EnvSpec.steps_all_runs of `env_id`, known without building the env."""
+    return check_env_id(env_id) in POOLED_BACKENDS
 
 
 def check_run_seeds(env_id: str, run_seeds: tuple[int, ...], num_envs: int) -> None:

@@ -59,12 +59,10 @@ class EnvSpec:
     family: str  # "vector", "minatar" (any H x W x C image) or "atari": picks the encoder and the preset
     obs_shape: tuple[int, ...]
     num_actions: int
-    # The env's state lives outside JAX (an emulator): a checkpoint cannot hold it, and a resumed run
-    # starts new episodes.
-    external_state: bool = False
-    # The step batches the whole grid of runs at once (one pool behind a custom_vmap rule), so the
-    # program must vmap over runs, never loop over them.
-    vmap_only: bool = False
+    # The env is a host-side pool stepped once for all runs (envpool's emulators behind a custom_vmap
+    # rule): the program must vmap over runs, never loop over them, and a checkpoint cannot hold the
+    # env's state, so a resumed run starts new episodes.
+    steps_all_runs: bool = False
 
 
 # probe(action_probs: obs [B, *obs] -> pi [B, A], encode: obs [B, *obs] -> z [B, *z]) -> {name: scalar}

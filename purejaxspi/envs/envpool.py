@@ -279,8 +279,8 @@ def make(
     env_id: str,
     num_envs: int,
     run_seeds: tuple[int, ...] = (0,),
-    stochastic: bool = False,
     local_runs: LocalRuns | None = None,
+    stochastic: bool = False,
     reward_clip: bool = True,
     episodic_life: bool = True,
 ) -> BatchedEnv:
@@ -298,9 +298,7 @@ def make(
     }
     runs_per_pool = len(local_runs.runs[0])
     num_actions = int(next(iter(pools.values())).action_space.n)
-    from purejaxspi.envs import traits
-
-    spec = EnvSpec(env_id, "envpool", "atari", (84, 84, 4), num_actions, **traits(env_id))
+    spec = EnvSpec(env_id, "envpool", "atari", (84, 84, 4), num_actions, steps_all_runs=True)
     reset_pool, step_pool = pool_functions(pools, runs_per_pool, num_envs, local_runs.axis_name, local_runs.axis_size)
     all_legal = jnp.ones((num_envs, num_actions), bool)
 

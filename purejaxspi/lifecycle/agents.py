@@ -71,5 +71,5 @@ def load_agents(run_dir: str | Path) -> TrainedAgents:
     from purejaxspi.scale.mapping import make_trainer
 
     run = load_run(Path(run_dir))
-    network = make_trainer(run.config, env_for(run.config, 1, tuple(r.seed for r in run.grid.runs))).agent
+    network = make_trainer(run.config, env_for(run.config.env, 1, tuple(r.seed for r in run.grid.runs))).agent
     return TrainedAgents(run.run_dir, run.config, run.grid, run.params, run.spectral, run.iteration, network)

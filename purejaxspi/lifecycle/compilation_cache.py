@@ -11,14 +11,27 @@ reset) are not cached by JAX.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 from pathlib import Path
+
+from purejaxspi.settings import setting
 
 ENV_VAR = "PUREJAXSPI_COMPILATION_CACHE"
 OFF = ("0", "off", "false", "no")
 # Programs compiling faster than this are not worth a cache entry.
 MIN_COMPILE_SECONDS = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheOptions:
+    compilation_cache: bool | None = setting(
+        None,
+        "Keep compiled programs in JAX's persistent cache, so a rerun of the same program skips compiling "
+        "(default: on for accelerators, off on CPUs; PUREJAXSPI_COMPILATION_CACHE names its folder, default "
+        "~/.cache/purejaxspi/jax, or turns it off).",
+    )
 
 
 def default_dir() -> Path:

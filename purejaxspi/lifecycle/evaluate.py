@@ -23,6 +23,7 @@ from purejaxspi.envs.base import BatchedEnv
 from purejaxspi.errors import EvalError
 from purejaxspi.lifecycle import checkpoint
 from purejaxspi.scale.grid import RunGrid, grid_from_values
+from purejaxspi.settings import check_part, setting
 
 
 class Episodes(NamedTuple):
@@ -154,10 +155,9 @@ def load_run(run_dir: Path) -> LoadedRun:
     from purejaxspi.scale.mapping import make_trainer
 
     record = read_record(run_dir)
-    names = {f.name for f in dataclasses.fields(Config)}
-    config = Config(**{k: v for k, v in record["config"].items() if k in names})
+    config = Config.of(**record["config"])
     grid = grid_from_values(record["hparam_values"], record["seed"], record["num_seeds"])
-    env = env_for(config, None, tuple(r.seed for r in grid.runs))
+    env = env_for(config.env, None, tuple(r.seed for r in grid.runs))
     trainer = make_trainer(config, env)
     template = jax.eval_shape(trainer.init, grid.keys(), grid.hparams())
     scratch = MetricsLog(Path(os.devnull), config, grid)
@@ -191,7 +191,7 @@ def evaluate(run: LoadedRun, episodes: int, greedy: bool, max_steps: int, seed: 
     from purejaxspi.lifecycle.metrics import iqm
 
     config, grid = run.config, run.grid
-    env = env_for(config, episodes, tuple(r.seed for r in grid.runs))
+    env = env_for(config.env, episodes, tuple(r.seed for r in grid.runs))
     agent = _agent(config, env)
     play = jax.jit(jax.vmap(make_play(agent, env, max_steps, greedy)))
     result = jax.device_get(play(run.params, run.spectral, eval_keys(grid, seed)))
@@ -251,7 +251,7 @@ def record_videos(run: LoadedRun, num_frames: int, greedy: bool, fmt: str = "gif
 
     check_video(run)
     config, grid = run.config, run.grid
-    env = env_for(config, 1, tuple(r.seed for r in grid.runs))
+    env = env_for(config.env, 1, tuple(r.seed for r in grid.runs))
     frame_scale = 1.0 if env.spec.family == "atari" else 255.0
     record = jax.jit(jax.vmap(make_record(_agent(config, env), env, num_frames, greedy, frame_scale)))
     frames, done = jax.device_get(record(run.params, run.spectral, eval_keys(grid, seed)))
@@ -282,3 +282,53 @@ def _hns(env_id: str):
     if env_id not in hns.reference_scores():
         return None
     return lambda score: hns.human_normalised(env_id, score)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalOptions:
+    """How `purejaxspi eval` plays a run directory's newest checkpoint."""
+
+    episodes: int = setting(10, "Episodes per run (played in parallel, one per env).", bound="positive")
+    greedy: bool = setting(False, "Act by the argmax of the policy instead of sampling from it.")
+    max_steps: int = setting(
+        27_000, "Steps after which unfinished episodes are left out (and counted as unfinished).", bound="positive"
+    )
+    seed: int = setting(0, "Evaluation seed (combined with each run's own seed).", bound="nonnegative")
+    video: bool = setting(
+        False, "Also write one episode per run to DIR/videos/ (image observations: MinAtar, Atari, the gridworld)."
+    )
+    video_steps: int = setting(1000, "Longest video, in env steps.", bound="positive")
+    video_format: str = setting("gif", "gif, or mp4 where imageio has an ffmpeg plugin.", choices=("gif", "mp4"))
+
+    def check(self) -> None:
+        check_part(self)
+        if self.video and self.video_format == "mp4":
+            import importlib.util
+
+            if not any(importlib.util.find_spec(m) for m in ("imageio_ffmpeg", "av")):
+                raise EvalError(
+                    "--video-format mp4 needs an imageio ffmpeg plugin (pip install imageio-ffmpeg); gif needs none"
+                )
+
+
+def evaluate_dir(run_dir: Path, options: EvalOptions) -> tuple[dict, list[Path], str | None]:
+    """Play `options.episodes` per run of `run_dir` (and its videos): (eval.json's content, the videos'
+    paths, a note on checkpoints that did not restore). Raises EvalError, also for outputs that cannot
+    be written."""
+    from purejaxspi.lifecycle.rundir import read_record
+
+    options.check()
+    read_record(run_dir)
+    run = load_run(run_dir)
+    if options.video:
+        check_video(run)
+    try:
+        report = evaluate(run, options.episodes, options.greedy, options.max_steps, options.seed)
+        videos = []
+        if options.video:
+            args = (options.video_steps, options.greedy, options.video_format, options.seed)
+            videos = record_videos(run, *args)
+    except OSError as e:  # eval.json or a video that cannot be written (a full disk, a read-only directory)
+        where = f" ({e.filename})" if e.filename else ""
+        raise EvalError(f"cannot write the evaluation's outputs in {run_dir}: {e.strerror or e}{where}") from None
+    return report, videos, run.note

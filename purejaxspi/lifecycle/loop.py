@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from purejaxspi.algo.config import Config
-from purejaxspi.errors import NonFiniteLossError, RunDirError, RunInterrupted
+from purejaxspi.errors import ConfigError, NonFiniteLossError, RunDirError, RunInterrupted
 from purejaxspi.lifecycle import checkpoint, guards
 from purejaxspi.lifecycle.chunks import chunk_plan, timed_chunk_size
 from purejaxspi.lifecycle.metrics import (
@@ -45,31 +45,72 @@ from purejaxspi.lifecycle.rundir import (
 from purejaxspi.scale import distributed
 from purejaxspi.scale.grid import RunGrid
 from purejaxspi.scale.sharding import RunLayout, make_layout, shard_trainer
+from purejaxspi.settings import check_part, setting
 
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
     """How a run persists itself and where else its scalars go."""
 
-    resume: bool = False  # continue the run in `out` from its newest checkpoint
-    overwrite: bool = False  # replace the outputs of a run already in `out`
-    # A checkpoint is saved after the last chunk, on SIGINT / SIGTERM, and once `checkpoint_interval`
-    # seconds (and at least 20 times the last save's duration, so saving stays under 5% of the wall
-    # time) have passed since the previous one; 0 saves after every chunk. `checkpoint_every` K > 0
-    # also saves every K chunks.
-    checkpoint_interval: float = 300.0
-    checkpoint_every: int = 0
-    keep_checkpoints: int = 3
-    # Iterations per compiled chunk: `chunk_iterations` > 0 fixes them; 0 starts with a twentieth of the
-    # run and re-cuts the rest to about `chunk_seconds` per chunk when the first is far off (lifecycle.chunks).
-    chunk_iterations: int = 0
-    chunk_seconds: float = 10.0
-    tensorboard: bool = False
-    wandb_project: str | None = None
-    num_devices: int | None = None  # shard the runs over the first N devices (default: all)
-    # Wall-clock seconds from the call of `train`: at the first chunk boundary past it, save a checkpoint,
-    # write summary.json for what ran ("complete": false) and return; `resume` continues. None: no limit.
-    time_limit: float | None = None
+    resume: bool = setting(False, "Continue the run in `out` from its newest checkpoint.", flag="")
+    overwrite: bool = setting(
+        False, "Replace the outputs of a run already in --out (otherwise a non-empty --out is refused)."
+    )
+    # A saved checkpoint's interval is at least 20 times the last save's duration, so saving stays
+    # under 5% of the wall time.
+    checkpoint_interval: float = setting(
+        300.0,
+        "Seconds between checkpoints in DIR/checkpoints (at least 20x the last save's duration; 0: after every "
+        "chunk). One is always saved after the last chunk and on SIGINT / SIGTERM.",
+        bound="nonnegative",
+    )
+    checkpoint_every: int = setting(0, "Also save a checkpoint every K chunks (0: off).", bound="nonnegative")
+    keep_checkpoints: int = setting(3, "How many of the newest checkpoints to keep.", bound="positive")
+    chunk_iterations: int = setting(
+        0,
+        "Iterations per compiled chunk between host updates (0: a twentieth of the run, then about "
+        "--chunk-seconds each).",
+        bound="nonnegative",
+    )
+    chunk_seconds: float = setting(
+        10.0,
+        "With --chunk-iterations 0: the rest of the run is re-cut to chunks of about this many seconds when the "
+        "first chunk took over twice as long, or under a tenth as long with the rest long enough to repay a "
+        "compile.",
+        bound="positive",
+    )
+    tensorboard: bool = setting(
+        False, "Also write TensorBoard event files, one sub-run per grid member, under DIR/tensorboard."
+    )
+    wandb_project: str | None = setting(
+        None,
+        "Also log to this Weights & Biases project, one W&B run per grid member (needs `uv sync --extra wandb`).",
+        flag="wandb",
+    )
+    num_devices: int | None = setting(
+        None,
+        "Shard the runs over the first N devices (default: all); a grid N does not divide is padded with copies "
+        "of its last run, left out of every output.",
+        bound="positive",
+        flag="devices",
+    )
+    time_limit: float | None = setting(
+        None,
+        "Wall-clock seconds for this call (a cluster job's limit): at the first chunk boundary past it, save a "
+        "checkpoint, write summary.json for what ran and stop with the line to resume (0 or unset: no limit).",
+        bound="nonnegative",
+    )
+
+    def check(self) -> None:
+        """Raise ConfigError for values out of their bounds, a contradiction, or a sink not installed."""
+        check_part(self)
+        if self.resume and self.overwrite:
+            raise RunDirError("resume and overwrite contradict each other; pick one")
+        if self.wandb_project:
+            import importlib.util
+
+            if importlib.util.find_spec("wandb") is None:
+                raise ConfigError("--wandb needs the wandb package: uv sync --extra wandb", setting="wandb_project")
 
 
 class Progress(NamedTuple):
@@ -96,16 +137,12 @@ def first_nonfinite(metrics: dict[str, np.ndarray]) -> tuple[int, int] | None:
 
 def training_record(config: Config, grid: RunGrid) -> dict:
     """config.json's content for this run (compared key by key on resume)."""
-    return run_record(
-        dataclasses.asdict(config), grid.values, grid.first_seed, grid.num_seeds, grid.size, list(grid.varied())
-    )
+    return run_record(config.flat(), grid.values, grid.first_seed, grid.num_seeds, grid.size, list(grid.varied()))
 
 
 def prepare_out_dir(out: Path, record: dict, options: RunOptions) -> None:
     """Refuse an `out` that would lose another run's files or does not match the run resumed; clear
     the previous outputs on `overwrite`. Raises RunDirError before anything in `out` changes."""
-    if options.resume and options.overwrite:
-        raise RunDirError("resume and overwrite contradict each other; pick one")
     check_out_dir(out, options.resume, options.overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -113,8 +150,8 @@ def prepare_out_dir(out: Path, record: dict, options: RunOptions) -> None:
         raise RunDirError(f"cannot create the run directory {out}: {e.strerror or e}") from None
     if options.resume:
         saved = read_record(out)
-        # a setting added to Config after the run was written counts as its default
-        saved["config"] = {**dataclasses.asdict(Config()), **saved["config"]}
+        # read back through the tree: a setting added after the run was written counts as its default
+        saved["config"] = Config.of(**saved["config"]).flat()
         mismatch = record_mismatch(saved, record)
         if mismatch:
             raise RunDirError(f"resume {out}: the settings differ from {out / 'config.json'} in {mismatch}")
@@ -165,7 +202,7 @@ def build_session(config: Config, grid: RunGrid, out: Path, num_devices: int | N
     from purejaxspi.scale.mapping import make_trainer
 
     layout = make_layout(grid.size, num_devices)
-    env = env_for(config, None, tuple(r.seed for r in grid.runs), layout.local_runs())
+    env = env_for(config.env, None, tuple(r.seed for r in grid.runs), layout.local_runs())
     trainer = shard_trainer(make_trainer(config, env), layout)
     init = jax.jit(trainer.init)
     train_chunk = jax.jit(trainer.train_chunk, static_argnums=2, donate_argnums=0)
@@ -215,7 +252,7 @@ def init_or_restore(session: Session, record: dict, resume: bool) -> Start:
     if restored.note():
         moved = checkpoint.set_aside(out, restored) if session.writer else None
         notes = (restored.note() + (f"; {moved}" if moved else ""),) + notes
-    if session.env.spec.external_state:
+    if session.env.spec.steps_all_runs:
         fresh = session.init(session.keys, session.hparams)
         state = state._replace(env_state=fresh.env_state, obs=fresh.obs, action_mask=fresh.action_mask)
         notes = notes[:-1] + (
@@ -395,11 +432,12 @@ def train(
     and NonFiniteLossError (after writing the metrics so far and the summary) if training diverges.
     """
     out = Path(out)
-    deadline = None if options.time_limit is None else time.monotonic() + options.time_limit
+    options.check()
+    deadline = time.monotonic() + options.time_limit if options.time_limit else None
     on_progress = on_progress or (lambda progress: None)
     from purejaxspi.envs import check_run_seeds
 
-    check_run_seeds(config.env_id, tuple(r.seed for r in grid.runs), config.num_envs)
+    check_run_seeds(config.env_id, tuple(r.seed for r in grid.runs), config.env.num_envs)
     record = training_record(config, grid)
     make_layout(1, options.num_devices)  # the device count is possible (DeviceError)
     prepare_out_dir(out, record, options)

@@ -100,7 +100,6 @@ class MetricsLog:
         """Append rows for iterations [first_iteration, first_iteration + num_rows) of every run."""
         ret, length = episodic_means(metrics)
         num_iters = ret.shape[1] if num_rows is None else num_rows
-        world_model = self.config.world_model
         for r, run in enumerate(self.grid.runs):
             hp = run.hparams.as_dict()
             for i in range(num_iters):
@@ -108,13 +107,8 @@ class MetricsLog:
                 env_steps = (iteration + 1) * self.config.batch_size
                 row = [run.index, run.seed] + [hp[n] for n in HPARAM_NAMES]
                 row += [iteration, env_steps, ret[r, i], length[r, i], int(metrics["episode_count"][r, i])]
-                for name in CSV_METRICS:
-                    value = metrics[name][r, i]
-                    if not world_model and name in ("reward_loss", "transition_loss", "world_model_share"):
-                        value = np.nan  # PPO has no world model: leave these cells empty
-                    if name == "gradient_penalty" and not self.config.gradient_penalty:
-                        value = np.nan  # only the plain world model has one
-                    row.append(value)
+                # a metric the program does not report (PPO's world model, a Lipschitz model's penalty) is empty
+                row += [metrics[name][r, i] if name in metrics else np.nan for name in CSV_METRICS]
                 row.append(bool(metrics["ratio_max"][r, i] < 1.0 / hp["gamma"]))
                 row += [metrics[name][r, i] if name in metrics else np.nan for name in PROBE_METRICS]
                 self.writer.writerow([_fmt(v) for v in row])

@@ -123,3 +123,15 @@ def truncate_metrics(path: Path, header: tuple[str, ...], num_iterations: int) -
                 kept += 1
     os.replace(tmp, path)
     return kept
+
+
+def check_writable(path: Path, label: str) -> None:
+    """Refuse an output file that cannot be written, before the work that produces it."""
+    existed = path.exists()
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as e:
+        raise RunDirError(f"{label} {path}: cannot write there: {e.strerror or e}") from None
+    if not existed:
+        path.unlink(missing_ok=True)

@@ -41,17 +41,19 @@ class Trainer(NamedTuple):
     train: Callable
 
 
-def resolve_run_mapping(run_mapping: str, family: str, vmap_only: bool = False, platform: str | None = None) -> str:
+def resolve_run_mapping(
+    run_mapping: str, family: str, steps_all_runs: bool = False, platform: str | None = None
+) -> str:
     """The concrete mapping for "auto": the one measured fastest for the platform and observation family.
 
-    An env that is `vmap_only` (envpool's Atari: its custom_vmap rule steps one pool for the whole
-    grid, or for a device's slice of it) must see every run batched at once. Raises ConfigError.
+    An env whose step `steps_all_runs` (one pool for the whole grid, or for a device's slice of it)
+    must see every run batched at once. Raises ConfigError.
     """
     if run_mapping not in RUN_MAPPINGS:
         raise ConfigError(
             f"unknown run mapping {run_mapping!r}; choose one of {', '.join(RUN_MAPPINGS)}", setting="run_mapping"
         )
-    if vmap_only:
+    if steps_all_runs:
         if run_mapping not in ("auto", "vmap"):
             raise ConfigError(
                 f"this env steps all runs at once and needs run mapping vmap, not {run_mapping!r}",
@@ -74,7 +76,7 @@ def map_over_runs(fn: Callable, states, hparams, mapping: str):
 
 def map_runs(program: RunProgram, env: BatchedEnv, run_mapping: str = "auto") -> Trainer:
     """`program` over a run axis by `run_mapping` (RUN_MAPPINGS); init is always vmapped (it is cheap)."""
-    mapping = resolve_run_mapping(run_mapping, env.spec.family, env.spec.vmap_only)
+    mapping = resolve_run_mapping(run_mapping, env.spec.family, env.spec.steps_all_runs)
 
     def train_chunk(states, hparams, num_iterations: int):
         return map_over_runs(lambda s, h: program.train_chunk(s, h, num_iterations), states, hparams, mapping)

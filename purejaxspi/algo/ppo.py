@@ -1,0 +1,179 @@
+"""PPO's update: its settings, its hyperparameters and the epochs x minibatches of clipped gradient steps.
+
+The world model, where the algorithm has one, adds its own terms to the minibatch loss
+(algo.world_model); everything else here is CleanRL's PPO.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from purejaxspi.algo import objectives, world_model
+from purejaxspi.algo.networks import Agent
+from purejaxspi.settings import Hyperparameter, setting
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    num_steps: int = setting(128, "Rollout length per iteration.", bound="positive", title="steps")
+    num_minibatches: int = setting(8, "Minibatches per epoch.", bound="positive", title="mb")
+    update_epochs: int = setting(4, "Epochs per iteration.", bound="positive", title="epochs")
+    anneal_lr: bool = setting(
+        True,
+        "Anneal the learning rate linearly to 0 over the run (--no-anneal-lr: constant).",
+        title="anneal",
+    )
+    norm_adv: bool = setting(True, "Normalise the advantages per minibatch.")
+    clip_value_loss: bool = setting(
+        False,
+        "Clip the value loss around the rollout's values by --clip-coef, as gymnax's published PPO does (the "
+        "paper's scripts do not).",
+        title="clip_V",
+    )
+    target_kl: float = setting(
+        0.0,
+        "Skip an iteration's remaining update epochs once an epoch ends with its last minibatch's approximate "
+        "KL above this (CleanRL's rule; 0: never).",
+        bound="nonnegative",
+    )
+
+    @property
+    def early_stop(self) -> bool:
+        """Whether the update carries the target-KL stop (static, so runs without one pay nothing)."""
+        return self.target_kl > 0 and self.update_epochs > 1
+
+
+HYPERPARAMETERS = (
+    Hyperparameter(
+        "learning_rate",
+        "Adam step size (annealed linearly to 0 over the run where anneal_lr is on).",
+        bound="positive",
+        title="lr",
+    ),
+    Hyperparameter("clip_coef", "PPO clip epsilon.", title="clip"),
+    Hyperparameter("ent_coef", "Entropy bonus weight.", title="ent"),
+    Hyperparameter("vf_coef", "Value loss weight.", title="vf"),
+    Hyperparameter("gamma", "Discount factor.", bound="unit"),
+    Hyperparameter("gae_lambda", "GAE lambda.", bound="unit", title="lambda"),
+    Hyperparameter("max_grad_norm", "Global gradient-norm clip.", bound="positive", title="grad_norm"),
+)
+
+
+class Updater(NamedTuple):
+    """What the update needs besides the data: the settings, the network and the optimiser."""
+
+    ppo: PPOConfig
+    world_model: world_model.WorldModelConfig | None
+    placement: str  # where the world model's loss enters (world_model.PLACEMENTS)
+    agent: Agent
+    adam: Any
+    batch_size: int
+    num_iterations: int
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.ppo.num_minibatches
+
+
+def minibatch_loss(up: Updater, params, spectral, batch: dict, hp, key):
+    """The minibatch's total loss, with (LossTerms, the refreshed spectral vectors) as aux."""
+    obs, variables = batch["obs"], {"params": params, "spectral": spectral}
+    wm_terms = None
+    if up.world_model is None:
+        logits, value = up.agent.apply(variables, obs)
+    else:
+        (logits, value, predictions), mutated = up.agent.apply(
+            variables,
+            obs,
+            batch["action"],
+            batch["next_obs"],
+            key,
+            method=Agent.with_world_model,
+            mutable=["spectral"],
+        )
+        spectral = mutated.get("spectral", spectral)
+
+        def sums(z):
+            return up.agent.apply({"params": params}, z, batch["action"], method=Agent.world_model_sums)
+
+        wm_terms = world_model.loss_terms(up.world_model, predictions, batch, hp, sums)
+    inputs = objectives.PolicyInputs(
+        log_probs=objectives.masked_log_softmax(logits, batch["action_mask"]),
+        value=value,
+        action=batch["action"],
+        old_log_prob=batch["log_prob"],
+        advantages=batch["advantages"],
+        returns=batch["returns"],
+        old_value=batch["value"] if up.ppo.clip_value_loss else None,
+    )
+    with jax.named_scope("losses"):
+        terms = objectives.loss(inputs, hp, up.ppo.norm_adv, wm_terms, up.placement)
+    return terms.total, (terms, spectral)
+
+
+def gradient_step(up: Updater, params, spectral, adam_state, minibatch, hp, key, learning_rate):
+    """One minibatch's loss gradient, clipped, and Adam's step: (params, spectral, adam_state, terms)."""
+    grad_fn = jax.value_and_grad(minibatch_loss, argnums=1, has_aux=True)
+    (_, (terms, new_spectral)), grads = grad_fn(up, params, spectral, minibatch, hp, key)
+    with jax.named_scope("optimizer"):
+        grads = clip_by_global_norm(grads, hp.max_grad_norm)
+        updates, new_adam = up.adam.update(grads, adam_state)
+        new_params = optax.apply_updates(params, jax.tree.map(lambda u: -learning_rate * u, updates))
+    return new_params, new_spectral, new_adam, terms
+
+
+def learning_rate_at(up: Updater, iteration, hp):
+    if up.ppo.anneal_lr:
+        return hp.learning_rate * (1.0 - iteration / up.num_iterations)
+    return hp.learning_rate
+
+
+def update(up: Updater, params, spectral, adam_state, key, batch: dict, hp, learning_rate):
+    """update_epochs x num_minibatches gradient steps on the rollout's `batch` [batch_size, ...].
+
+    Returns (params, spectral, adam_state, key, terms [epochs, minibatches], epochs applied)."""
+
+    def sgd_step(carry, minibatch):
+        params, spectral, adam_state, key, stopped = carry
+        key, sample_key = jax.random.split(key)
+        new = gradient_step(up, params, spectral, adam_state, minibatch, hp, sample_key, learning_rate)
+        new_params, new_spectral, new_adam, terms = new
+        if up.ppo.early_stop:  # after the target KL was passed, the remaining steps leave everything as it is
+
+            def keep(new, old):
+                return jax.tree.map(lambda n, o: jnp.where(stopped, o, n), new, old)
+
+            new_params, new_spectral, new_adam = (
+                keep(new_params, params),
+                keep(new_spectral, spectral),
+                keep(new_adam, adam_state),
+            )
+        return (new_params, new_spectral, new_adam, key, stopped), terms
+
+    def epoch(carry, _):
+        params, spectral, adam_state, key, stopped = carry
+        key, perm_key = jax.random.split(key)
+        perm = jax.random.permutation(perm_key, up.batch_size)
+        minibatches = jax.tree.map(
+            lambda x: x[perm].reshape((up.ppo.num_minibatches, up.minibatch_size) + x.shape[1:]), batch
+        )
+        carry, terms = jax.lax.scan(sgd_step, (params, spectral, adam_state, key, stopped), minibatches)
+        applied = jnp.logical_not(stopped)
+        # CleanRL's rule: stop once the epoch's last minibatch's approximate KL exceeds the target
+        stopped = stopped | (terms.approx_kl[-1] > up.ppo.target_kl) if up.ppo.early_stop else stopped
+        return carry[:4] + (stopped,), (terms, applied)
+
+    carry = (params, spectral, adam_state, key, jnp.bool_(False))
+    (params, spectral, adam_state, key, _), (terms, applied) = jax.lax.scan(epoch, carry, None, up.ppo.update_epochs)
+    return params, spectral, adam_state, key, terms, jnp.sum(applied.astype(jnp.float32))
+
+
+def clip_by_global_norm(grads, max_norm):
+    norm = optax.tree.norm(grads)
+    scale = jnp.minimum(1.0, max_norm / (norm + 1e-12))
+    return jax.tree.map(lambda g: g * scale, grads)

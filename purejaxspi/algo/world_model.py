@@ -1,0 +1,483 @@
+"""The world model, an optional component: a reward model R_bar(z, a) and a transition model
+P_bar(z' | z, a) on the encoder's latent z, with their losses and metrics.
+
+Deep SPI and DeepMDP differ only in where its loss enters the objective (`PLACEMENTS`): inside the
+U-advantage, or beside the surrogate; PPO has none. The heads never take the action as input: they
+predict for all actions at once and the taken action's slice is selected by a one-hot contraction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from purejaxspi.algo import objectives
+from purejaxspi.algo.conv import extract_patches
+from purejaxspi.algo.lipschitz import (
+    INIT_POWER_ITERATIONS,
+    SPECTRAL_NORMS,
+    LipschitzConv,
+    LipschitzDense,
+    group_sort,
+    kernel_init,
+    operator_power_iteration,
+    reference_sigma,
+)
+from purejaxspi.settings import Hyperparameter, setting
+
+DENSITIES = ("deterministic", "normal", "mixture")
+# Where each algorithm with a world model puts its loss: inside the U-advantage, or beside the surrogate.
+PLACEMENTS = {"deepspi": "advantage", "deepmdp": "auxiliary"}
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldModelConfig:
+    density: str = setting(
+        "deterministic",
+        "Transition density: deterministic, normal or mixture (of --num-components diagonal Gaussians).",
+        choices=DENSITIES,
+    )
+    num_components: int = setting(5, "Gaussians in the mixture transition density.", bound="positive")
+    lipschitz: bool = setting(
+        True,
+        "The paper's Lipschitz world model (spectral normalisation + GroupSort); False: deep_mdp_ppo.py's plain "
+        "networks with the gradient penalty.",
+    )
+    spectral_norm: str = setting(
+        "exact",
+        "How spectral normalisation estimates sigma: exact (each layer 1-Lipschitz as an operator, convolutions "
+        "included) or reference (the paper's code: divides by about sigma^2 of the kernel matrix, so a layer's "
+        "norm is about 1/sigma).",
+        choices=SPECTRAL_NORMS,
+        title="spectral",
+    )
+
+    @property
+    def gradient_penalty(self) -> bool:
+        """Whether the loss carries DeepMDP's gradient penalty: the plain world model only."""
+        return not self.lipschitz
+
+    @property
+    def transition_reduction(self) -> str:
+        """How L_P reduces over latent entries, as `deep_spi.py` and `deep_mdp_ppo.py` do: the mean for the
+        deterministic head, the sum for the sampled heads."""
+        return "mean" if self.density == "deterministic" else "sum"
+
+    def check(self) -> None:
+        from purejaxspi.errors import ConfigError
+
+        if not self.lipschitz and self.density != "deterministic":
+            raise ConfigError(
+                f"the plain world model (lipschitz off, deep_mdp_ppo.py's networks) has the deterministic head "
+                f"only, not {self.density!r}",
+                setting="density",
+            )
+
+
+HYPERPARAMETERS = (
+    Hyperparameter("reward_coef", "alpha_R: weight of the reward-model loss L_R.", title="alpha_R"),
+    Hyperparameter("transition_coef", "alpha_P: weight of the transition-model loss L_P.", title="alpha_P"),
+    Hyperparameter(
+        "gradient_penalty",
+        "lambda_GP: weight of DeepMDP's gradient penalty E||grad_z f||^2 on the plain (non-Lipschitz) world "
+        "model's reward and transition networks; the Lipschitz world model is constrained by construction and "
+        "takes none.",
+        title="lambda_GP",
+    ),
+)
+
+
+# World-model widths for flat latents: (reward MLP width, transition hidden width). Image latents
+# take the paper's reward MLP (256, 256) and a transition network sized by the latent's channels.
+WORLD_MODEL_WIDTH = {"vector": (64, 64), "minatar": (256, None), "atari": (256, None)}
+# The plain (DeepMDP) world model's widths: `deep_mdp_ppo.py`'s 512-unit reward layer on image latents.
+PLAIN_WORLD_MODEL_WIDTH = {"vector": (64, 64), "minatar": (512, None), "atari": (512, None)}
+# The paper's transition network on a conv latent of C channels: 2C hidden channels, and a last
+# layer split into C / CHANNELS_PER_GROUP feature groups (16 for the Nature CNN's 64), each with
+# its own spectral normalisation.
+CHANNELS_PER_GROUP = 4
+
+
+class RewardModel(nn.Module):
+    """R_bar(z, .): MLP on flattened z with GroupSort, one predicted reward per action -> [B, A]."""
+
+    num_actions: int
+    hidden: tuple[int, ...] = (256, 256)
+    lipschitz: bool = True
+    spectral_norm: str = "exact"
+
+    @nn.compact
+    def __call__(self, z):
+        x = z.reshape(z.shape[0], -1)
+        for width in self.hidden:
+            x = LipschitzDense(width, spectral=self.lipschitz, gain=math.sqrt(2), spectral_norm=self.spectral_norm)(x)
+            x = group_sort(x) if self.lipschitz else nn.relu(x)
+        return LipschitzDense(self.num_actions, spectral=self.lipschitz, spectral_norm=self.spectral_norm)(x)
+
+
+class TransitionParams(NamedTuple):
+    """P_bar(. | z, a) for the taken action: component means/stds [B, K, *z] and logits [B, K]."""
+
+    mean: jax.Array
+    std: jax.Array
+    logits: jax.Array
+
+
+def select_action(x: jax.Array, action: jax.Array, num_actions: int) -> jax.Array:
+    """Pick each sample's taken-action slice of an all-actions output [B, A, ...] by one-hot contraction."""
+    one_hot = jax.nn.one_hot(action, num_actions, dtype=x.dtype)
+    one_hot = one_hot.reshape(one_hot.shape + (1,) * (x.ndim - 2))
+    return jnp.sum(one_hot * x, axis=1)
+
+
+def gaussian_params(loc: jax.Array, raw_scale: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The paper's diagonal Gaussian: mean loc / 2 and std (softplus(raw) + 1e-6) / 2."""
+    return 0.5 * loc, 0.5 * (jax.nn.softplus(raw_scale) + 1e-6)
+
+
+class TransitionModel(nn.Module):
+    """P_bar(z' | z, .): a density over the next latent for every action, read at the taken action.
+
+    Conv latents [H, W, C] (the paper's network): a 2x2 SAME convolution to 2C channels, GroupSort,
+    then a 2x2 SAME convolution in C/4 feature groups that emits every action's parameters and is
+    evaluated at the taken action only. Flat latents: two dense layers. `density` is "deterministic"
+    (one point), "normal" (one diagonal Gaussian) or "mixture" of `num_components` of them, whose
+    weights come from a (spectrally normalised) dense layer on the hidden features.
+    """
+
+    num_actions: int
+    density: str = "mixture"
+    num_components: int = 5
+    hidden: int | None = 64
+    lipschitz: bool = True
+    spectral_norm: str = "exact"
+    conv: str = "patches"
+
+    @nn.compact
+    def components(self, z, action) -> tuple[TransitionParams, int, Callable]:
+        """The density in the layout it is computed in: (params, the component axis of mean/std, and
+        `to_latent`, which maps an array of that layout without the component axis to [B, *z]).
+
+        Conv latents work group-major, [B, G, H, W, K, C/G], so that the grouped convolution, the
+        mixture sample and their gradients need no transposes of the K-times-larger component arrays;
+        only the sample [B, G, H, W, C/G] is moved back to the latent's layout. Flat latents: [B, K, D].
+        """
+        batch, latent_shape = z.shape[0], z.shape[1:]
+        k = self.num_components if self.density == "mixture" else 1
+        per_component = 1 if self.density == "deterministic" else 2
+        act = group_sort if self.lipschitz else nn.relu
+        norm = dict(spectral=self.lipschitz, spectral_norm=self.spectral_norm)
+        one_hot = jax.nn.one_hot(action, self.num_actions, dtype=z.dtype)
+        if z.ndim == 4:
+            height, width, channels = latent_shape
+            groups = max(channels // CHANNELS_PER_GROUP, 1)
+            h = act(LipschitzConv(2 * channels, gain=math.sqrt(2), impl=self.conv, **norm)(z))
+            h_groups = jnp.moveaxis(h.reshape(batch, height, width, groups, -1), 3, 1)  # [B, G, H, W, 2C/G]
+            parts = GroupedActionConv(
+                self.num_actions, groups, k * per_component * (channels // groups), splits=per_component, **norm
+            )(h_groups, one_hot)
+            out = [part.reshape(batch, groups, height, width, k, -1) for part in parts]  # [B, G, H, W, K, C/G]
+            axis = 4
+
+            def to_latent(x):  # [B, G, H, W, C/G] -> [B, H, W, C]
+                return jnp.moveaxis(x, 1, 3).reshape(batch, *latent_shape)
+        else:
+            h = z
+            for _ in range(2):
+                h = act(LipschitzDense(self.hidden, gain=math.sqrt(2), **norm)(h))
+            dims = latent_shape[-1]
+            out = LipschitzDense(self.num_actions * k * per_component * dims, **norm)(h)
+            out = select_action(out.reshape(batch, self.num_actions, k, per_component, dims), action, self.num_actions)
+            out = [out[:, :, i] for i in range(per_component)]
+            axis = 1
+
+            def to_latent(x):
+                return x
+
+        if per_component == 2:
+            mean, std = gaussian_params(*out)
+        else:
+            mean, std = out[0], jnp.zeros_like(out[0])
+        if self.density == "mixture":
+            logits = LipschitzDense(self.num_actions * k, **norm)(h.reshape(batch, -1))
+            logits = select_action(logits.reshape(batch, self.num_actions, k), action, self.num_actions)
+        else:
+            logits = jnp.zeros((batch, 1), mean.dtype)
+        return TransitionParams(mean, std, logits), axis, to_latent
+
+    def __call__(self, z, action) -> TransitionParams:
+        """The density for the taken action, means and stds as [B, K, *z]."""
+        params, axis, to_latent = self.components(z, action)
+        public = lambda x: _per_component(x, axis, to_latent)  # noqa: E731
+        return TransitionParams(public(params.mean), public(params.std), params.logits)
+
+    def sample(self, z, action, key) -> jax.Array:
+        """A reparameterised sample of z' [B, *z] (the mean for the deterministic density: no noise drawn)."""
+        params, axis, to_latent = self.components(z, action)
+        if self.density == "deterministic":
+            return to_latent(jnp.squeeze(params.mean, axis))
+        return to_latent(sample_next_latent(params, key, axis))
+
+
+def _per_component(x, axis, to_latent):
+    """[.., K on `axis`, ..] -> [B, K, *z]: each component mapped to the latent's layout."""
+    return jnp.stack([to_latent(c) for c in jnp.moveaxis(x, axis, 0)], axis=1)
+
+
+class GroupedActionConv(nn.Module):
+    """A 2x2 SAME convolution in `groups` feature groups with `num_actions * features` outputs per
+    group, evaluated only at each sample's action.
+
+    Group g sees its own hidden channels h[:, g] through its own [4 Cin/G, A F] matrix, spectrally
+    normalised on its own when `spectral` (under "exact", by the norm of group g's whole A F-channel
+    convolution as an operator, which bounds every action's slice by 1); contracting that matrix with
+    the one-hot action first equals slicing the full output, at 1/A of the cost. The F features come
+    out in `splits` equal parts (a Gaussian's means and scales), each from its own slice of the kernel,
+    so no activation is sliced. Works group-major, so each contraction is a batched matmul over
+    (sample, group) with no transposes: input [B, G, H, W, Cin/G], output `splits` x [B, G, H, W, F/splits].
+    """
+
+    num_actions: int
+    groups: int
+    features: int
+    spectral: bool = True
+    spectral_norm: str = "exact"
+    splits: int = 1
+
+    @nn.compact
+    def __call__(self, h_groups, one_hot):
+        batch, groups, height, width, group_channels = h_groups.shape
+        padded = jnp.pad(h_groups, ((0, 0), (0, 0), (0, 1), (0, 1), (0, 0)))  # SAME for a 2x2 kernel
+        # patch features ordered (row offset, col offset, channel), as `extract_patches`
+        patches = jnp.concatenate(
+            [padded[:, :, i : i + height, j : j + width] for i in range(2) for j in range(2)], axis=-1
+        )
+        dense = GroupedLipschitzKernels(
+            groups, self.num_actions * self.features, self.spectral, self.spectral_norm, name="kernel"
+        )
+        kernel, bias = dense(patches.shape[-1], (height, width, group_channels))
+        kernel = kernel.reshape(groups, -1, self.num_actions, self.splits, self.features // self.splits)
+        bias = bias.reshape(groups, self.num_actions, self.splits, self.features // self.splits)
+        parts = []
+        for i in range(self.splits):
+            per_sample_kernel = jnp.einsum("ba,gpaf->bgpf", one_hot, kernel[:, :, :, i])  # a matmul, also under vmap
+            per_sample_bias = jnp.einsum("ba,gaf->bgf", one_hot, bias[:, :, i])
+            parts.append(
+                jnp.einsum("bghwp,bgpf->bghwf", patches, per_sample_kernel) + per_sample_bias[:, :, None, None]
+            )
+        return parts
+
+
+class GroupedLipschitzKernels(nn.Module):
+    """`groups` 2x2 SAME convolution kernels as patch matrices [4 Cin/G, out] with biases, each divided by its
+    own spectral norm estimate: "exact" the norm of its convolution as an operator on [H, W, Cin/G]
+    inputs, "reference" the paper's code's estimate for the matrix."""
+
+    groups: int
+    features: int
+    spectral: bool = True
+    spectral_norm: str = "exact"
+    power_iterations: int = 1
+
+    @nn.compact
+    def __call__(self, in_features: int, input_shape: tuple[int, int, int]):
+        init = kernel_init(self.spectral_norm if self.spectral else "exact", 1.0)
+        kernel = self.param(
+            "kernel",
+            lambda key, shape: jax.vmap(lambda k: init(k, shape[1:]))(jax.random.split(key, shape[0])),
+            (self.groups, in_features, self.features),
+        )
+        bias = self.param("bias", nn.initializers.zeros, (self.groups, self.features))
+        if not self.spectral:
+            return kernel, bias
+        if self.spectral_norm == "reference":
+            sigma = jax.vmap(reference_sigma)(kernel)
+        else:
+
+            def iterate(matrix, u, steps):
+                linear = lambda x: extract_patches(x[None], 2, 1, "SAME")[0] @ matrix  # noqa: E731
+                return operator_power_iteration(linear, u, steps)
+
+            start = jnp.full((self.groups, *input_shape), math.prod(input_shape) ** -0.5, kernel.dtype)
+            u_var = self.variable(
+                "spectral", "u", lambda: jax.vmap(lambda m, u: iterate(m, u, INIT_POWER_ITERATIONS)[0])(kernel, start)
+            )
+            u, _, sigma = jax.vmap(lambda m, u: iterate(m, u, self.power_iterations))(kernel, u_var.value)
+            if self.is_mutable_collection("spectral") and not self.is_initializing():
+                u_var.value = u
+        return kernel / sigma[:, None, None], bias
+
+
+class PlainRewardModel(nn.Module):
+    """`deep_mdp_ppo.py`'s reward network: flattened z -> one hidden ReLU layer -> one reward per action
+    [B, A], flax's default (LeCun normal) init. No Lipschitz constraint: DeepMDP regularises it with the
+    gradient penalty instead."""
+
+    num_actions: int
+    hidden: int = 512
+
+    @nn.compact
+    def __call__(self, z):
+        x = nn.relu(nn.Dense(self.hidden)(z.reshape(z.shape[0], -1)))
+        return nn.Dense(self.num_actions)(x)
+
+
+class PlainTransitionModel(nn.Module):
+    """`deep_mdp_ppo.py`'s deterministic transition network, read at the taken action.
+
+    Conv latents [H, W, C]: one 2x2 SAME convolution to C channels per action, then ReLU (the latent's
+    own range), evaluated at each sample's action only (the kernel contracted with the one-hot action,
+    as `GroupedActionConv`). Flat latents: a hidden ReLU layer and a linear output per action.
+    Returns TransitionParams with one component and zero std.
+    """
+
+    num_actions: int
+    hidden: int = 64
+
+    @nn.compact
+    def __call__(self, z, action) -> TransitionParams:
+        batch, latent_shape = z.shape[0], z.shape[1:]
+        one_hot = jax.nn.one_hot(action, self.num_actions, dtype=z.dtype)
+        if z.ndim == 4:
+            channels = latent_shape[-1]
+            patches = extract_patches(z, 2, 1, "SAME")  # [B, H, W, 4C]
+            kernel = self.param("kernel", nn.initializers.lecun_normal(), (4 * channels, self.num_actions * channels))
+            bias = self.param("bias", nn.initializers.zeros, (self.num_actions * channels,))
+            kernel = kernel.reshape(4 * channels, self.num_actions, channels)
+            per_sample_kernel = jnp.einsum("ba,paf->bpf", one_hot, kernel)
+            per_sample_bias = one_hot @ bias.reshape(self.num_actions, channels)
+            mean = nn.relu(jnp.einsum("bhwp,bpf->bhwf", patches, per_sample_kernel) + per_sample_bias[:, None, None])
+        else:
+            h = nn.relu(nn.Dense(self.hidden)(z))
+            out = nn.Dense(self.num_actions * latent_shape[-1])(h)
+            mean = select_action(out.reshape(batch, self.num_actions, latent_shape[-1]), action, self.num_actions)
+        mean = mean[:, None]
+        return TransitionParams(mean, jnp.zeros_like(mean), jnp.zeros((batch, 1), mean.dtype))
+
+
+def _hash_uniform(seed: jax.Array, shape) -> jax.Array:
+    """Uniform (0, 1) floats from a 32-bit integer hash of (seed, index).
+
+    Threefry costs ~20 ns a number on a CPU; the world model needs K x |z| draws per sample, so the
+    bulk noise comes from this counter hash, keyed by a few threefry bits (a pure function of key).
+    """
+    size = math.prod(shape)
+    x = jax.lax.iota(jnp.uint32, size) * jnp.uint32(0x9E3779B9) + seed[0]
+    x = (x ^ (x >> 16)) * jnp.uint32(0x7FEB352D)
+    x = (x ^ (x >> 15)) * jnp.uint32(0x846CA68B)
+    x = x ^ (x >> 16) ^ seed[1]
+    x = (x ^ (x >> 16)) * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    return ((x >> 8).astype(jnp.float32) + 0.5).reshape(shape) * (1.0 / (1 << 24))
+
+
+# P(|N(0, 1)| <= 1) = erf(1 / sqrt 2): clipping a normal to [-1, 1] is clipping its uniform to this range.
+_ERF_ONE_OVER_SQRT2 = 0.6826894921370859
+
+
+# sqrt(2) erfinv(y) = y P(y^2) on |y| <= erf(1/sqrt 2): least-squares coefficients of P, max error 2e-8
+# (tests/test_networks.py checks it against scipy).
+_CLIPPED_NORMAL_POLY = (
+    1.2533139202720749,
+    0.32813903047513304,
+    0.17973959777589305,
+    0.1308926957539347,
+    0.03447908440808669,
+    0.28584135967728225,
+    -0.359990242961805,
+    0.4249965378427962,
+)
+
+
+def clipped_normal(key: jax.Array, shape) -> jax.Array:
+    """clip(N(0, 1), -1, 1) draws, deterministic in `key`: the inverse normal CDF of one hashed uniform
+    per draw, the uniform clipped first (the CDF is monotone), so only the inverse CDF's central part
+    is needed, a polynomial: no log, sqrt or cos, which XLA's CPU backend evaluates slowly."""
+    u = _hash_uniform(jax.random.bits(key, (2,), jnp.uint32), shape)
+    y = jnp.clip(2.0 * u - 1.0, -_ERF_ONE_OVER_SQRT2, _ERF_ONE_OVER_SQRT2)
+    y2 = y * y
+    poly = _CLIPPED_NORMAL_POLY[-1]
+    for coef in reversed(_CLIPPED_NORMAL_POLY[:-1]):
+        poly = poly * y2 + coef
+    return jnp.clip(y * poly, -1.0, 1.0)
+
+
+def sample_next_latent(params: TransitionParams, key: jax.Array, axis: int = 1) -> jax.Array:
+    """A reparameterised sample of z' from the selected-action density, its components on `axis`
+    ([B, K, *z] by default), which the sample drops.
+
+    Each component draws mean + std * clip(eps, -1, 1); the sample is the weight-averaged draw.
+    """
+    with jax.named_scope("mixture_sample"):
+        eps = clipped_normal(key, params.mean.shape)
+        draws = params.mean + params.std * eps
+        weights = jax.nn.softmax(params.logits, axis=-1)  # [B, K]
+        shape = [1] * draws.ndim
+        shape[0], shape[axis] = weights.shape
+        return jnp.sum(weights.reshape(shape) * draws, axis=axis)
+
+
+def world_model_modules(config: WorldModelConfig, family: str, num_actions: int, encoder_width: int, conv: str):
+    """The reward and transition networks of `config` for latents of `family`'s encoder."""
+    if not config.lipschitz:
+        reward_width, transition_width = PLAIN_WORLD_MODEL_WIDTH[family]
+        return (
+            PlainRewardModel(num_actions, reward_width),
+            PlainTransitionModel(num_actions, transition_width or encoder_width),
+        )
+    reward_width, transition_width = WORLD_MODEL_WIDTH[family]
+    reward = RewardModel(num_actions, (reward_width, reward_width), True, config.spectral_norm)
+    transition = TransitionModel(
+        num_actions,
+        config.density,
+        config.num_components,
+        transition_width or encoder_width,
+        True,
+        config.spectral_norm,
+        conv,
+    )
+    return reward, transition
+
+
+class Predictions(NamedTuple):
+    """The world model's outputs on a minibatch, read at the taken actions."""
+
+    latent: jax.Array  # [B, *z], phi(s)
+    reward_pred: jax.Array  # [B]
+    next_latent_pred: jax.Array  # [B, *z], a sample of P_bar(. | z, a)
+    next_latent: jax.Array  # [B, *z], phi(s') from the live encoder
+
+
+def squared_slopes(sums: Callable, latent: jax.Array) -> jax.Array:
+    """DeepMDP's E||grad_z R_bar||^2 + E||grad_z P_bar||^2 at the batch's (z, a), z stop-gradiented;
+    `sums(z)` returns the batch sums of both networks' outputs (Agent.world_model_sums)."""
+    z = jax.lax.stop_gradient(latent)
+    reward_grads = jax.grad(lambda z: sums(z)[0])(z)
+    transition_grads = jax.grad(lambda z: sums(z)[1])(z)
+    return objectives.squared_slope(reward_grads) + objectives.squared_slope(transition_grads)
+
+
+def loss_terms(
+    config: WorldModelConfig, predictions: Predictions, batch: dict, hp: Any, sums: Callable
+) -> objectives.WorldModelTerms:
+    """The world model's per-sample loss alpha_R L_R + alpha_P L_P and, for the plain world model, DeepMDP's
+    gradient penalty (its slopes taken through `sums`, computed only where it is used)."""
+    penalty = None
+    if config.gradient_penalty:
+        with jax.named_scope("gradient_penalty"):
+            penalty = squared_slopes(sums, predictions.latent)
+    inputs = objectives.WorldModelInputs(
+        reward_pred=predictions.reward_pred,
+        reward=batch["reward"],
+        next_latent_pred=predictions.next_latent_pred,
+        next_latent=predictions.next_latent,
+        transition_valid=batch["transition_valid"],
+        gradient_penalty=penalty,
+    )
+    return objectives.world_model_terms(inputs, hp, config.transition_reduction)

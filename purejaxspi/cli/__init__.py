@@ -1,0 +1,62 @@
+"""`purejaxspi train | eval | plot | envs | presets | info | bench`: the command line, typed with tyro.
+
+A thin layer over the library: flags generated from the library's declarations (cli.flags), the
+API called, progress rendered (cli.view), and the library's typed errors turned into one line and
+exit code 2 (1 for a diverged run).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def use_every_core() -> None:
+    """One XLA CPU device per core, so a grid's runs spread over the cores (one XLA CPU device runs an
+    iteration's many small ops on one thread; measured faster in benchmarks/README.md). Takes effect
+    only before JAX starts its backends; the user's own XLA_FLAGS device count wins."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={cores}".strip()
+
+
+def commands() -> dict:
+    from purejaxspi.cli import bench, evaluate, info, plot, train
+
+    return {
+        "train": (train.TrainArgs, train.train_cmd),
+        "eval": (evaluate.EvalArgs, evaluate.eval_cmd),
+        "plot": (plot.PlotArgs, plot.plot_cmd),
+        "envs": (info.EnvsArgs, info.envs_cmd),
+        "presets": (info.PresetsArgs, info.presets_cmd),
+        "info": (info.InfoArgs, info.info_cmd),
+        "bench": (bench.BenchArgs, bench.bench_cmd),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("train", "bench", "info"):
+        use_every_core()
+    from purejaxspi.cli import flags, train
+    from purejaxspi.cli.view import fail
+
+    table = commands()
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: purejaxspi {" + ",".join(table) + "} [--help] ...")
+        for name, (cls, _) in table.items():
+            print(f"  {name:8s} {cls.__doc__.splitlines()[0]}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in table:
+        fail(f"unknown command {command!r}; choose one of {', '.join(table)}")
+    cls, fn = table[command]
+    args = train.parse_train(rest) if command == "train" else flags.parse(cls, rest, f"purejaxspi {command}")
+    try:
+        return fn(args) or 0
+    except BrokenPipeError:  # the reader of our output left (`purejaxspi envs | head`): nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -1,0 +1,3 @@
+from purejaxspi.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""`purejaxspi envs | presets | info`: what the package offers and what this machine picks."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from purejaxspi.cli.view import print_table, show
+
+
+@dataclasses.dataclass
+class EnvsArgs:
+    """List every environment id, by backend."""
+
+    json: bool = False
+    """Print a JSON object {backend: [ids]} instead of a table."""
+
+
+def envs_cmd(args: EnvsArgs) -> int:
+    from purejaxspi.envs import env_ids_by_backend
+
+    ids = env_ids_by_backend()
+    if args.json:
+        print(json.dumps({k: list(v) for k, v in ids.items()}, indent=2))
+        return 0
+    for backend, names in ids.items():
+        print(f"{backend} ({len(names)}):\n" + "".join(f"  {name}\n" for name in names), end="")
+    return 0
+
+
+@dataclasses.dataclass
+class InfoArgs:
+    """Show the platform, devices, package versions, envpool's XLA step and what `auto` picks on this machine."""
+
+    json: bool = False
+    """Print a JSON object instead of lines."""
+
+
+def info_cmd(args: InfoArgs) -> int:
+    from purejaxspi.analysis.info import format_info, machine_info
+
+    info = machine_info()
+    print(json.dumps(info, indent=2) if args.json else "\n".join(format_info(info)))
+    return 0
+
+
+@dataclasses.dataclass
+class PresetsArgs:
+    """Print the preset of every (env family, algorithm): what `train` runs where no flag overrides it."""
+
+    json: bool = False
+    """Print every setting of every preset as JSON instead of a table."""
+
+
+def presets_cmd(args: PresetsArgs) -> int:
+    from purejaxspi.algo.config import preset_table, titles
+
+    rows = preset_table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    names = {**titles(), "family": "family", "algo": "algo"}
+    varied = [n for n in rows[0] if len({show(r[n]) for r in rows}) > 1]
+    print_table([[names[n] for n in varied]] + [[show(r[n]) for n in varied] for r in rows])
+    same = ", ".join(f"{names[n]} {show(rows[0][n])}" for n in rows[0] if n not in varied)
+    print(f"Every preset: {same}. A world model's settings apply to deepspi and deepmdp only.")
+    return 0
