@@ -42,11 +42,12 @@ def setting(
 class Hyperparameter:
     """A float the grid may vary per run (one value per run, mapped along the run axis).
 
-    `bound` is "nonnegative" (the default), "positive" or "unit" ([0, 1]); `title` is its column in
-    the presets table."""
+    `default` is its value wherever a preset sets none; `bound` is "nonnegative" (the default),
+    "positive" or "unit" ([0, 1]); `title` is its column in the presets table."""
 
     name: str
     help: str
+    default: float
     bound: str = "nonnegative"
     title: str | None = None
 

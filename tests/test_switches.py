@@ -131,11 +131,12 @@ def test_preset_switches_follow_the_preset_unless_given():
 
 
 def test_train_without_flags_is_the_main_job_on_a_smoke_budget(capsys):
+    from purejaxspi.algo.config import SMOKE_TEST
     from purejaxspi.cli.flags import resolve
-    from purejaxspi.cli.train import MAIN_JOB, parse_train
+    from purejaxspi.cli.train import parse_train
 
     config, _ = resolve(parse_train([]))
-    assert (config.run.total_timesteps, config.env.num_envs, config.ppo.num_steps) == tuple(MAIN_JOB.values())
+    assert (config.run.total_timesteps, config.env.num_envs, config.ppo.num_steps) == tuple(SMOKE_TEST.values())
     assert "main job" in capsys.readouterr().err
     preset, _ = resolve(parse_train(["--env", "Breakout-MinAtar"]))  # any flag: the preset's own budget
     assert preset.run.total_timesteps == pjs.make_config("Breakout-MinAtar").run.total_timesteps == 10_000_000

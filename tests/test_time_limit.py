@@ -30,4 +30,4 @@ def test_a_time_limit_stops_at_a_chunk_boundary_and_resume_finishes(tmp_path):
 
 def test_a_negative_time_limit_is_refused(tmp_path):
     result = cli("train", "--env", "CartPole-v1", "--time-limit", "-1", "--out", str(tmp_path / "run"))
-    assert result.returncode == 2 and "--time-limit must be non-negative" in result.stderr
+    assert result.returncode == 2 and "--time-limit must be finite and non-negative" in result.stderr

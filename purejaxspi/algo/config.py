@@ -127,7 +127,7 @@ def _hparams_class():
 
     namespace = {
         "__annotations__": {h.name: float for h in HYPERPARAMETERS},
-        **{h.name: struct.field(metadata={"help": h.help}) for h in HYPERPARAMETERS},
+        **{h.name: struct.field(default=h.default, metadata={"help": h.help}) for h in HYPERPARAMETERS},
         "__module__": __name__,
         "__doc__": _hparams_class.__doc__,
         "as_dict": as_dict,
@@ -153,21 +153,6 @@ class Preset(NamedTuple):
     hparams: Any
 
 
-# The optimiser shared by the paper's three scripts: lr 2.5e-4 annealed, clip 0.1, 4 epochs x 4
-# minibatches, entropy 0.01, value 0.5, grad-norm 0.5, gamma 0.99, lambda 0.95; their gradient-penalty
-# default 0.01 (which `deep_spi.py` drops with its Lipschitz networks).
-_OPTIMISER = dict(
-    learning_rate=2.5e-4,
-    clip_coef=0.1,
-    ent_coef=0.01,
-    vf_coef=0.5,
-    gamma=0.99,
-    gae_lambda=0.95,
-    max_grad_norm=0.5,
-    reward_coef=0.0,
-    transition_coef=0.0,
-    gradient_penalty=0.01,
-)
 # `deep_spi.py`: alpha_R 0.01, alpha_P 0.0005, inside the clipped objective. `deep_mdp_ppo.py`: both
 # coefficients 1.0, outside the clip, with the gradient penalty. CleanRL's PPO: no world model.
 _COEFFICIENTS = {
@@ -211,7 +196,7 @@ def _family_presets(
         encoder = static.pop("encoder", "auto")
         network = network_for(_WIDTHS_OF[family], encoder)
         config = Config(algo=algo, settings=algo, **_parts_of({**static, **dataclasses.asdict(network)}))
-        hparams = HParams(**{**_OPTIMISER, **coefficients[algo], **(optimiser or {})})
+        hparams = HParams(**{**coefficients[algo], **(optimiser or {})})  # the declared defaults for the rest
         presets[algo] = Preset(config, hparams)
     return presets
 
@@ -262,6 +247,11 @@ PRESETS: dict[tuple[str, str], Preset] = {
 }
 
 
+# The main job's budget (`purejaxspi train` with no flags): the default env and algorithm's preset on a
+# CPU smoke test's budget (16 seeds in a few minutes on 2 cores); the presets are sized for real runs.
+SMOKE_TEST = {"total_timesteps": 24_576, "num_envs": 32, "num_steps": 32}
+
+
 def preset_name(env_id: str) -> str:
     """Which preset an env id takes: the gridworld's own, else its observation family's."""
     from purejaxspi.envs import family_of
@@ -280,7 +270,8 @@ def make_config(env_id, algo: str = "deepspi", settings: str | None = None, **ov
     """A validated Config for `env_id` (an id, or a pjs.EnvDef, which is registered under its id) and
     `algo`: the preset of (env family, `settings`), then `overrides` (settings by name). `settings`
     defaults to `algo`, so each algorithm runs as the paper ran it; another algorithm's name runs it
-    under that one's settings (the same-settings ablation).
+    under that one's settings (the same-settings ablation). An algorithm without a world model (PPO)
+    checks the world model's settings and ignores them, so one command line serves all three.
 
     Raises ConfigError (UnknownEnvError for an unknown env id) with one line.
     """
@@ -294,10 +285,10 @@ def make_config(env_id, algo: str = "deepspi", settings: str | None = None, **ov
     check_value("algo", algo, None, ALGOS)
     settings = algo if settings is None else settings
     preset, family = preset_of(env_id, settings), family_of(env_id)
-    if algo not in world_model.PLACEMENTS:
-        given = sorted(set(overrides) & {f.name for f in fields_of(WorldModelConfig)})
-        if given:
-            raise ConfigError(f"{given[0]} sets the world model, which {algo} has none of", setting=given[0])
+    if algo not in world_model.PLACEMENTS:  # checked, then dropped: one command line serves all three
+        given = {k: v for k, v in overrides.items() if k in {f.name for f in fields_of(WorldModelConfig)}}
+        check_part(WorldModelConfig(**given))
+        overrides = applicable(algo, overrides)
     flat = {**preset.config.flat(), "env_id": env_id}
     encoder = overrides.get("encoder", "auto")
     if encoder == "auto":

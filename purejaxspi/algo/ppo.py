@@ -48,19 +48,22 @@ class PPOConfig:
         return self.target_kl > 0 and self.update_epochs > 1
 
 
+# The defaults are the optimiser the paper's three scripts share: lr 2.5e-4, clip 0.1, entropy 0.01,
+# value 0.5, gamma 0.99, lambda 0.95, grad-norm 0.5.
 HYPERPARAMETERS = (
     Hyperparameter(
         "learning_rate",
         "Adam step size (annealed linearly to 0 over the run where anneal_lr is on).",
+        2.5e-4,
         bound="positive",
         title="lr",
     ),
-    Hyperparameter("clip_coef", "PPO clip epsilon.", title="clip"),
-    Hyperparameter("ent_coef", "Entropy bonus weight.", title="ent"),
-    Hyperparameter("vf_coef", "Value loss weight.", title="vf"),
-    Hyperparameter("gamma", "Discount factor.", bound="unit"),
-    Hyperparameter("gae_lambda", "GAE lambda.", bound="unit", title="lambda"),
-    Hyperparameter("max_grad_norm", "Global gradient-norm clip.", bound="positive", title="grad_norm"),
+    Hyperparameter("clip_coef", "PPO clip epsilon.", 0.1, title="clip"),
+    Hyperparameter("ent_coef", "Entropy bonus weight.", 0.01, title="ent"),
+    Hyperparameter("vf_coef", "Value loss weight.", 0.5, title="vf"),
+    Hyperparameter("gamma", "Discount factor.", 0.99, bound="unit"),
+    Hyperparameter("gae_lambda", "GAE lambda.", 0.95, bound="unit", title="lambda"),
+    Hyperparameter("max_grad_norm", "Global gradient-norm clip.", 0.5, bound="positive", title="grad_norm"),
 )
 
 

@@ -80,14 +80,17 @@ class WorldModelConfig:
             )
 
 
+# The coefficients' defaults are none (each algorithm's preset sets its own); the gradient penalty's is
+# the paper's scripts' default 0.01 (which `deep_spi.py` drops with its Lipschitz networks).
 HYPERPARAMETERS = (
-    Hyperparameter("reward_coef", "alpha_R: weight of the reward-model loss L_R.", title="alpha_R"),
-    Hyperparameter("transition_coef", "alpha_P: weight of the transition-model loss L_P.", title="alpha_P"),
+    Hyperparameter("reward_coef", "alpha_R: weight of the reward-model loss L_R.", 0.0, title="alpha_R"),
+    Hyperparameter("transition_coef", "alpha_P: weight of the transition-model loss L_P.", 0.0, title="alpha_P"),
     Hyperparameter(
         "gradient_penalty",
         "lambda_GP: weight of DeepMDP's gradient penalty E||grad_z f||^2 on the plain (non-Lipschitz) world "
         "model's reward and transition networks; the Lipschitz world model is constrained by construction and "
         "takes none.",
+        0.01,
         title="lambda_GP",
     ),
 )

@@ -16,7 +16,6 @@ from purejaxspi.algo.config import (
     PARTS,
     PRESETS,
     Config,
-    applicable,
     hparam_values,
     make_config,
 )
@@ -132,10 +131,9 @@ def overrides(args: Any) -> dict[str, Any]:
 
 def resolve(args: Any, **given: Any) -> tuple[Config, dict[str, list[float]]]:
     """The Config and hyperparameter values of the flags, through the library's presets; `given`
-    replaces flags (a bench axis's value), and then settings of parts the algorithm lacks are dropped."""
+    replaces flags (a bench axis's value)."""
     args = dataclasses.replace(args, **given)
-    settings = applicable(args.algo, overrides(args)) if given else overrides(args)
-    config = make_config(args.env, args.algo, settings=args.settings, **settings)
+    config = make_config(args.env, args.algo, settings=args.settings, **overrides(args))
     values = hparam_values(config, **{h.name: getattr(args, h.name, None) for h in HYPERPARAMETERS})
     return config, values
 
@@ -147,13 +145,11 @@ def declared_options(owner: type, args: Any, **given: Any) -> Any:
 
 
 def args_from_record(cls: type, record: dict) -> Any:
-    """Flags holding a saved run's settings: the defaults of `train --resume DIR`."""
+    """Flags holding a saved run's job: the defaults of `train --resume DIR`."""
+    from purejaxspi.lifecycle.rundir import job_of
+
     names = {f.name for f in dataclasses.fields(cls)}
-    config = Config.of(**record["config"]).flat()
-    saved = {name: value for name, value in config.items() if name in names}
-    saved.update({name: tuple(v) for name, v in record.get("hparam_values", {}).items() if name in names})
-    saved.update(env=config["env_id"], seed=record.get("seed", 0), num_seeds=record.get("num_seeds", 1))
-    return dataclasses.replace(cls(), **saved)
+    return dataclasses.replace(cls(), **{name: v for name, v in job_of(record).items() if name in names})
 
 
 def resume_dir(argv: list[str]) -> Path | None:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import os
 import sys
 import time
 from pathlib import Path
 
+from purejaxspi.algo.config import SMOKE_TEST
 from purejaxspi.cli import flags
 from purejaxspi.cli.view import ProgressView, fail, summary_line, user_message
 from purejaxspi.errors import ConfigError, NonFiniteLossError, RunInterrupted, UserError
 from purejaxspi.lifecycle.compilation_cache import CacheOptions
 from purejaxspi.lifecycle.loop import RunOptions
+from purejaxspi.lifecycle.rundir import default_run_dir
 from purejaxspi.settings import setting
 
 
@@ -59,20 +60,17 @@ TrainArgs = flags.make_args(
     + flags.option_flags(RunOptions)
     + flags.option_flags(CacheOptions),
 )
-# `purejaxspi train` with no flags: the default env and algorithm's preset on a CPU smoke test's budget
-# (16 seeds in a few minutes on 2 cores); the preset itself is sized for real runs (10M env steps).
-MAIN_JOB = {"total_timesteps": 24_576, "num_envs": 32, "num_steps": 32}
 
 
 def parse_train(argv: list[str]):
     if not argv:
         print(
-            f"purejaxspi: the main job: {Selection.algo} on {Selection.env}, {Selection.num_seeds} seeds of "
-            f"{MAIN_JOB['total_timesteps']:,} env steps ({MAIN_JOB['num_envs']} envs x {MAIN_JOB['num_steps']} "
-            f"steps), a smoke test; pass flags to run the preset (`purejaxspi train --help`)",
+            f"purejaxspi: the main job: {Selection.algo} on {Selection.env}, {Selection.num_seeds} seeds on a smoke "
+            f"test's budget ({', '.join(f'{k} {v:,}' for k, v in SMOKE_TEST.items())}); pass flags to run the "
+            "preset (`purejaxspi train --help`)",
             file=sys.stderr,
         )
-        return dataclasses.replace(TrainArgs(), **MAIN_JOB)
+        return dataclasses.replace(TrainArgs(), **SMOKE_TEST)
     resume = flags.resume_dir(argv)
     defaults = None
     if resume is not None:
@@ -107,8 +105,7 @@ def prepare(args):
         fail(user_message(e))
     if args.out is None and args.resume is None and distributed.process_count() > 1:
         fail("with several processes give --out: each process would name its own default directory")
-    stamp = f"{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    out = args.resume or args.out or Path("runs") / f"{config.env_id.replace('/', '_')}-{config.algo}-{stamp}"
+    out = args.resume or args.out or default_run_dir(args.env, args.algo)
     return config, values, options, out
 
 

@@ -7,6 +7,7 @@ the user asks for it (`--overwrite`), and metrics rows are only dropped once a c
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import os
 import shutil
@@ -39,6 +40,23 @@ def run_record(config_dict: dict, values: dict, seed: int, num_seeds: int, num_r
         "num_runs": num_runs,
         "varied": list(varied),
     }
+
+
+def default_run_dir(env_id: str, algo: str) -> Path:
+    """runs/<env>-<algo>-<time>: where a run goes when no directory is named."""
+    return Path("runs") / f"{env_id.replace('/', '_')}-{algo}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+
+
+def job_of(record: dict) -> dict:
+    """What a saved run's command line was: env, algo, settings, seeds, every setting by name and every
+    hyperparameter's values (read back through the config tree, so settings added since take their
+    defaults)."""
+    from purejaxspi.algo.config import Config
+
+    config = Config.of(**record["config"]).flat()
+    hparams = {name: tuple(values) for name, values in record.get("hparam_values", {}).items()}
+    job = {"env": config.pop("env_id"), "seed": record.get("seed", 0), "num_seeds": record.get("num_seeds", 1)}
+    return {**config, **hparams, **job}
 
 
 def read_record(run_dir: Path) -> dict:
