@@ -18,6 +18,7 @@ ways (`SPECTRAL_NORMS`):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -120,6 +121,10 @@ def kernel_init(spectral_norm: str, gain: float, column_axis: int = -1):
 
 
 class _SpectralMixin:
+    variable: Any  # provided by nn.Module, which every user of the mixin is
+    is_mutable_collection: Any
+    is_initializing: Any
+
     def sigma(self, matrix: jax.Array, num_iterations: int, spectral_norm: str, name: str = "u") -> jax.Array:
         """The estimate of the largest singular value of `matrix` [in, out] by `spectral_norm`."""
         if spectral_norm == "reference":

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import cast
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from purejaxspi.algo.conv import CONV_IMPLS, conv2d, resolve_conv
@@ -163,6 +165,11 @@ class NetworkConfig:
                 f"encoder_width: the Nature CNN's is fixed ({NETWORK_WIDTHS[family][1]} channels)",
                 setting="encoder_width",
             )
+
+
+def policy_value(agent: Agent, variables, obs) -> tuple[jax.Array, jax.Array]:
+    """`agent`'s policy logits [B, A] and value [B] at `obs` [B, *obs]."""
+    return cast(tuple[jax.Array, jax.Array], agent.apply(variables, obs))
 
 
 def network_for(family: str, encoder: str = "auto", **overrides) -> NetworkConfig:

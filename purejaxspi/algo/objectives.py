@@ -177,8 +177,9 @@ def loss(
     log_rho = log_prob - x.old_log_prob
     rho = jnp.exp(log_rho)
     advantages = normalize(x.advantages) if norm_adv else x.advantages
-    inside = world_model is not None and placement == "advantage"
-    policy_advantage = u_advantage(advantages, world_model.weighted) if inside else advantages
+    policy_advantage = advantages
+    if world_model is not None and placement == "advantage":
+        policy_advantage = u_advantage(advantages, world_model.weighted)
     policy_loss = clipped_surrogate(policy_advantage, rho, hp.clip_coef)
     v_loss = value_loss(x.value, x.returns, x.old_value, hp.clip_coef)
     ent = entropy(x.log_probs)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from purejaxspi.algo import objectives, world_model
-from purejaxspi.algo.networks import Agent
+from purejaxspi.algo.networks import Agent, policy_value
 from purejaxspi.settings import Hyperparameter, setting
 
 
@@ -88,7 +88,7 @@ def minibatch_loss(up: Updater, params, spectral, batch: dict, hp, key):
     obs, variables = batch["obs"], {"params": params, "spectral": spectral}
     wm_terms = None
     if up.world_model is None:
-        logits, value = up.agent.apply(variables, obs)
+        logits, value = policy_value(up.agent, variables, obs)
     else:
         (logits, value, predictions), mutated = up.agent.apply(
             variables,

@@ -18,7 +18,7 @@ import optax
 
 from purejaxspi.algo import objectives, ppo
 from purejaxspi.algo.config import Config, HParams
-from purejaxspi.algo.networks import Agent
+from purejaxspi.algo.networks import Agent, policy_value
 from purejaxspi.algo.world_model import PLACEMENTS
 from purejaxspi.envs.base import BatchedEnv, Timestep
 
@@ -78,7 +78,7 @@ def variables_of(state: RunState) -> dict:
 def act(agent: Agent, variables, obs, action_mask, key, greedy: bool = False):
     """The acting step, shared by training, evaluation and videos: the masked policy at `obs` [N, *obs],
     an action per env (sampled, or its argmax when `greedy`), and the value. Returns (action, log_probs, value)."""
-    logits, value = agent.apply(variables, obs)
+    logits, value = policy_value(agent, variables, obs)
     log_probs = objectives.masked_log_softmax(logits, action_mask)
     action = jnp.argmax(log_probs, axis=-1) if greedy else jax.random.categorical(key, log_probs)
     return action, log_probs, value
@@ -116,7 +116,7 @@ def advantages(learner: Learner, state: RunState, traj: Transition, hp: HParams)
     """GAE with V(s') of each transition's true successor: (advantages, returns) [T, N]."""
     ts = traj.timestep
     flat_next = ts.next_obs.reshape((-1,) + ts.next_obs.shape[2:])
-    _, next_values = learner.agent.apply(variables_of(state), flat_next)
+    _, next_values = policy_value(learner.agent, variables_of(state), flat_next)
     next_values = next_values.reshape(ts.reward.shape)
     return objectives.gae(
         ts.reward,
@@ -167,7 +167,7 @@ def probe(learner: Learner, state: RunState) -> dict[str, jax.Array]:
     variables, agent = variables_of(state), learner.agent
 
     def action_probs(obs):
-        return jax.nn.softmax(agent.apply(variables, obs)[0])
+        return jax.nn.softmax(policy_value(agent, variables, obs)[0])
 
     def encode(obs):
         return agent.apply(variables, obs, method=Agent.encode)

@@ -157,7 +157,7 @@ class TransitionModel(nn.Module):
     num_actions: int
     density: str = "mixture"
     num_components: int = 5
-    hidden: int | None = 64
+    hidden: int = 64
     lipschitz: bool = True
     spectral_norm: str = "exact"
     conv: str = "patches"
@@ -175,7 +175,7 @@ class TransitionModel(nn.Module):
         k = self.num_components if self.density == "mixture" else 1
         per_component = 1 if self.density == "deterministic" else 2
         act = group_sort if self.lipschitz else nn.relu
-        norm = dict(spectral=self.lipschitz, spectral_norm=self.spectral_norm)
+        norm: dict[str, Any] = dict(spectral=self.lipschitz, spectral_norm=self.spectral_norm)
         one_hot = jax.nn.one_hot(action, self.num_actions, dtype=z.dtype)
         if z.ndim == 4:
             height, width, channels = latent_shape
@@ -185,7 +185,7 @@ class TransitionModel(nn.Module):
             parts = GroupedActionConv(
                 self.num_actions, groups, k * per_component * (channels // groups), splits=per_component, **norm
             )(h_groups, one_hot)
-            out = [part.reshape(batch, groups, height, width, k, -1) for part in parts]  # [B, G, H, W, K, C/G]
+            out: Any = [part.reshape(batch, groups, height, width, k, -1) for part in parts]  # [B, G, H, W, K, C/G]
             axis = 4
 
             def to_latent(x):  # [B, G, H, W, C/G] -> [B, H, W, C]

@@ -72,7 +72,7 @@ def time_interleaved(programs: list[Program], repeats: int, on_call: Callable[[]
     """
     for program in programs:
         program.call()  # warm-up: the first call of a fresh executable pays one-off costs
-    seconds = [[] for _ in programs]
+    seconds: list[list[float]] = [[] for _ in programs]
     for _ in range(repeats):
         for i, program in enumerate(programs):
             start = time.perf_counter()
@@ -277,7 +277,8 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
             )
     for num_runs in plan.num_runs:
         grids = [grid_from_values(values, plan.first_seed, num_runs) for values in plan.values]
-        programs, mappings = {}, {}
+        programs: dict[Any, Program] = {}
+        mappings: dict[Any, str] = {}
         if plan.env_only:
             programs["env_only"] = env_only_program(plan.configs[0], grids[0], plan.iterations)
             on_step()
@@ -293,11 +294,11 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
                 )
                 on_step()
         seconds = dict(zip(programs, time_interleaved(list(programs.values()), plan.repeats, on_step)))
-        rate = {name: programs[name].env_steps / seconds[name] for name in programs}
+        rate: dict[Any, float] = {name: programs[name].env_steps / seconds[name] for name in programs}
         for config in plan.configs:
             for mapping, devices in itertools.product(plan.run_mappings, plan.devices):
                 key = config.algo, config.network.conv, mapping, devices
-                row = {
+                row: dict[str, Any] = {
                     "env": config.env_id,
                     "algo": config.algo,
                     "conv": resolve_conv(config.network.conv, jax.default_backend()),

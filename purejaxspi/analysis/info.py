@@ -11,7 +11,7 @@ FAMILIES = ("vector", "minatar", "atari")
 
 
 def package_versions() -> dict[str, str | None]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
@@ -44,7 +44,7 @@ def envpool_xla(platform: str) -> dict:
         import envpool
 
         pool = envpool.make("Breakout-v5", env_type="gymnasium", num_envs=1, batch_size=1)
-        capsules = {name: caps for name, (_, _, caps) in pool._xla()}
+        capsules = {name: caps for name, (_, _, caps) in pool._xla()}  # type: ignore[attr-defined]
     except Exception as e:  # envpool missing or unusable here: say so, do not fail the report
         return {"available": False, "detail": f"{type(e).__name__}: {e}".splitlines()[0]}
     index = 1 if platform == "gpu" else 0

@@ -14,6 +14,7 @@ import functools
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -164,7 +165,7 @@ def draw_band(
 def normalised_finals(curves: list[RunCurve], metric: str) -> tuple[dict[str, dict[str, list[float]]], str]:
     """{group: {env: [final score per seed]}} and how the scores are scaled (for the axis label)."""
     envs = sorted({c.env for c in curves})
-    finals = {}
+    finals: dict[str, dict[str, list[float]]] = {}
     for c in curves:
         finals.setdefault(c.label, {}).setdefault(c.env, []).append(c.final())
     hns = _hns_table() if metric == "episodic_return" else None
@@ -221,62 +222,76 @@ def plot(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = read_run_dirs(run_dirs, metric)
-    label_groups(curves)
-    seen, unique = set(), []
-    for c in curves:  # the same seed of the same setting loaded twice counts once
-        if (c.env, c.label, c.seed) not in seen:
-            seen.add((c.env, c.label, c.seed))
-            unique.append(c)
-    curves = unique
+    curves = unique_curves(read_run_dirs(run_dirs, metric))
     groups = list(dict.fromkeys(c.label for c in curves))
     envs = sorted({c.env for c in curves})
     colours = {g: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(groups)}
-    summary = {
+    finals, score_label = normalised_finals(curves, metric)
+    scores = score_matrices(finals)
+    show_aggregates = len(scores) >= 1 and any(m.size > 1 for m in scores.values())
+    show_gap = show_aggregates and metric == "episodic_return"
+    names = (AGGREGATE_NAMES if show_gap else AGGREGATE_NAMES[:3]) if show_aggregates else ()
+    poi = improvement_estimates(scores, reps, seed) if show_aggregates else ({}, {})
+    width = max(4.5 * len(envs), 3.2 * (len(names) + (1 if poi[0] else 0)), 8)
+    height = 4.2 + (0.45 * len(scores) + 2.4 if show_aggregates else 0) + 0.3 * len(groups)  # legend rows
+    fig = plt.figure(figsize=(width, height), layout="constrained")
+    top: Any = fig
+    bottom: Any = None
+    if show_aggregates:
+        top, bottom = fig.subfigures(2, 1, height_ratios=[4.2, height - 4.2])  # type: ignore[misc]
+    summary: dict[str, Any] = {
         "metric": metric,
         "aggregate": aggregate,
         "confidence": CI,
         "bootstrap_reps": reps,
         "envs": envs,
-        "groups": {},
+        "groups": draw_curve_panels(top, curves, colours, metric, aggregate, bins, reps, seed, width),
     }
+    if show_aggregates:
+        threshold = gap_threshold
+        if threshold is None:
+            default_max = max(float(np.max(m)) for m in scores.values()) if scores else 1.0
+            threshold = 1.0 if score_label != f"final {metric}" else default_max
+        estimates = aggregate_estimates(scores, threshold, reps, seed)
+        draw_aggregate_panels(bottom, scores, colours, names, estimates, poi, threshold, score_label)
+        summary.update(aggregate_summary(scores, names, estimates, poi, score_label, threshold if show_gap else None))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
 
-    finals, score_label = normalised_finals(curves, metric)
-    scores = score_matrices(finals)
-    show_aggregates = len(scores) >= 1 and any(m.size > 1 for m in scores.values())
-    show_gap = show_aggregates and metric == "episodic_return"
-    threshold = gap_threshold
-    if threshold is None:
-        threshold = (
-            1.0
-            if score_label != f"final {metric}"
-            else max(float(np.max(m)) for m in scores.values())
-            if scores
-            else 1.0
-        )
 
-    ncurve = len(envs)
-    nagg = (len(AGGREGATE_NAMES) if show_gap else 3) if show_aggregates else 0
-    poi_point, poi_interval = improvement_estimates(scores, reps, seed) if show_aggregates else ({}, {})
-    width = max(4.5 * ncurve, 3.2 * (nagg + (1 if poi_point else 0)), 8)
-    height = 4.2 + (0.45 * len(scores) + 2.4 if show_aggregates else 0) + 0.3 * len(groups)  # legend rows
-    fig = plt.figure(figsize=(width, height), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[4.2, height - 4.2]) if show_aggregates else (fig, None)
+def unique_curves(curves: list[RunCurve]) -> list[RunCurve]:
+    """The curves labelled by what differs between their settings, the same seed of the same setting
+    loaded twice counted once."""
+    label_groups(curves)
+    seen, unique = set(), []
+    for c in curves:
+        if (c.env, c.label, c.seed) not in seen:
+            seen.add((c.env, c.label, c.seed))
+            unique.append(c)
+    return unique
 
-    # ---- learning curves: one panel per env -----------------------------------------------------
-    axes = np.atleast_1d(top.subplots(1, ncurve, squeeze=False)[0])
+
+def draw_curve_panels(top, curves, colours, metric, aggregate, bins, reps, seed, width) -> dict:
+    """One learning-curve panel per env, a line and band per group, a shared legend below; returns
+    {group: {env: {seeds, final}}} of what was drawn."""
+    envs = sorted({c.env for c in curves})
+    groups: dict[str, dict] = {}
+    axes = np.atleast_1d(top.subplots(1, len(envs), squeeze=False)[0])
     for ax, env in zip(axes, envs):
         env_curves = [c for c in curves if c.env == env]
         edges, _ = step_bins(env_curves, bins)
-        for group in groups:
+        for group, colour in colours.items():
             members = [c for c in env_curves if c.label == group]
-            if not members or not draw_band(ax, members, edges, aggregate, reps, seed, group, colours[group]):
+            if not members or not draw_band(ax, members, edges, aggregate, reps, seed, group, colour):
                 continue
-            summary["groups"].setdefault(group, {})[env] = {
+            groups.setdefault(group, {})[env] = {
                 "seeds": [c.seed for c in members],
                 "final": [_number(c.final()) for c in members],
             }
-        counts = sorted({len([c for c in env_curves if c.label == g]) for g in groups} - {0})
+        counts = sorted({len([c for c in env_curves if c.label == g]) for g in colours} - {0})
         seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
         ax.set_title(f"{env} ({seeds} seed{'s' if counts[-1] > 1 else ''} per line)")
         ax.set_xlabel("env steps")
@@ -291,58 +306,64 @@ def plot(
                 labels.append(lab)
     columns = max(1, min(3, len(labels), int(width * 12 / max(len(lab) + 6 for lab in labels))))
     top.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize=9, frameon=False)
+    return groups
 
-    # ---- aggregate metrics across seeds (and games) with CIs -------------------------------------
-    if show_aggregates:
-        point, interval = aggregate_estimates(scores, threshold, reps, seed)
-        names = AGGREGATE_NAMES if show_gap else AGGREGATE_NAMES[:3]
-        panels = bottom.subplots(1, len(names) + (1 if poi_point else 0), squeeze=False)[0]
-        order = list(scores)
-        for k, (ax, name) in enumerate(zip(panels, names)):
-            for y, group in enumerate(order):
-                lo, hi = interval[group][:, k]
-                ax.barh(y, hi - lo, left=lo, height=0.6, color=colours[group], alpha=0.75)
-                ax.plot([point[group][k]] * 2, [y - 0.3, y + 0.3], color="black", lw=1.5)
-            ax.set_yticks(range(len(order)), order if k == 0 else [""] * len(order), fontsize=9)
-            ax.invert_yaxis()  # groups top to bottom in legend order
-            ax.set_title(name + (f" (threshold {threshold:g})" if name == "Optimality gap" else ""), fontsize=10)
-            ax.set_xlabel(score_label if len(score_label) < 40 else "normalised score", fontsize=9)
-            ax.grid(axis="x", alpha=0.3)
-        if poi_point:
-            ax = panels[-1]
-            for y, pair in enumerate(poi_point):
-                lo, hi = np.ravel(poi_interval[pair])
-                ax.barh(y, hi - lo, left=lo, height=0.6, color="tab:grey", alpha=0.6)
-                ax.plot([float(np.ravel(poi_point[pair])[0])] * 2, [y - 0.3, y + 0.3], color="black", lw=1.5)
-            ax.set_yticks(range(len(poi_point)), list(poi_point), fontsize=8)
-            ax.invert_yaxis()
-            ax.yaxis.tick_right()
-            ax.axvline(0.5, color="black", ls="--", lw=0.8)
-            ax.set_xlim(-0.03, 1.03)
-            ax.set_title("P(X > Y)", fontsize=10)
-            ax.set_xlabel("probability of improvement", fontsize=9)
-        bottom.suptitle(
-            f"Aggregates over {len(envs)} env(s): {score_label}; {CI:.0%} stratified bootstrap CIs", fontsize=10
-        )
-        summary["score"] = score_label
-        summary["aggregated_groups"] = order  # groups with final scores in every env
-        summary["aggregates"] = {
+
+def draw_aggregate_panels(bottom, scores, colours, names, estimates, poi, threshold, score_label) -> None:
+    """The aggregate metrics across seeds (and games) with their CIs, and the probability of improvement."""
+    point, interval = estimates
+    poi_point, poi_interval = poi
+    panels = bottom.subplots(1, len(names) + (1 if poi_point else 0), squeeze=False)[0]
+    order = list(scores)
+    for k, (ax, name) in enumerate(zip(panels, names)):
+        for y, group in enumerate(order):
+            lo, hi = interval[group][:, k]
+            ax.barh(y, hi - lo, left=lo, height=0.6, color=colours[group], alpha=0.75)
+            ax.plot([point[group][k]] * 2, [y - 0.3, y + 0.3], color="black", lw=1.5)
+        ax.set_yticks(range(len(order)), order if k == 0 else [""] * len(order), fontsize=9)
+        ax.invert_yaxis()  # groups top to bottom in legend order
+        ax.set_title(name + (f" (threshold {threshold:g})" if name == "Optimality gap" else ""), fontsize=10)
+        ax.set_xlabel(score_label if len(score_label) < 40 else "normalised score", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    if poi_point:
+        ax = panels[-1]
+        for y, pair in enumerate(poi_point):
+            lo, hi = np.ravel(poi_interval[pair])
+            ax.barh(y, hi - lo, left=lo, height=0.6, color="tab:grey", alpha=0.6)
+            ax.plot([float(np.ravel(poi_point[pair])[0])] * 2, [y - 0.3, y + 0.3], color="black", lw=1.5)
+        ax.set_yticks(range(len(poi_point)), list(poi_point), fontsize=8)
+        ax.invert_yaxis()
+        ax.yaxis.tick_right()
+        ax.axvline(0.5, color="black", ls="--", lw=0.8)
+        ax.set_xlim(-0.03, 1.03)
+        ax.set_title("P(X > Y)", fontsize=10)
+        ax.set_xlabel("probability of improvement", fontsize=9)
+    num_envs = next(iter(scores.values())).shape[1]  # [runs, envs]
+    bottom.suptitle(f"Aggregates over {num_envs} env(s): {score_label}; {CI:.0%} stratified bootstrap CIs", fontsize=10)
+
+
+def aggregate_summary(scores, names, estimates, poi, score_label, threshold) -> dict:
+    """The aggregates' numbers as the figure's JSON records them."""
+    point, interval = estimates
+    poi_point, poi_interval = poi
+    order = list(scores)
+    summary: dict[str, Any] = {
+        "score": score_label,
+        "aggregated_groups": order,  # groups with final scores in every env
+        "aggregates": {
             g: {
                 n: {"point": float(point[g][k]), "ci": [float(interval[g][0, k]), float(interval[g][1, k])]}
                 for k, n in enumerate(names)
             }
             for g in order
-        }
-        if show_gap:
-            summary["optimality_gap_threshold"] = threshold
-        summary["probability_of_improvement"] = {
-            p: {"point": float(np.ravel(poi_point[p])[0]), "ci": [float(x) for x in np.ravel(poi_interval[p])]}
-            for p in poi_point
-        }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+        },
+    }
+    if threshold is not None:
+        summary["optimality_gap_threshold"] = threshold
+    summary["probability_of_improvement"] = {
+        p: {"point": float(np.ravel(poi_point[p])[0]), "ci": [float(x) for x in np.ravel(poi_interval[p])]}
+        for p in poi_point
+    }
     return summary
 
 

@@ -39,7 +39,7 @@ _INSTRUCTION = re.compile(r'^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=.*?metadata=\{[^}]*o
 
 def op_paths(hlo_text: str) -> dict[str, str]:
     """{instruction name: its op_name path} for every instruction of a compiled module's text."""
-    paths = {}
+    paths: dict[str, str] = {}
     for line in hlo_text.splitlines():
         match = _INSTRUCTION.match(line)
         if match:
@@ -83,7 +83,7 @@ def profile_by_part(
     """
     name = getattr(fn, "__name__", "fn")
     compiled = jax.jit(fn).lower(*args).compile()
-    paths = op_paths(compiled.as_text())
+    paths = op_paths(compiled.as_text() or "")
     jax.block_until_ready(compiled(*args))
     walls = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -125,7 +127,7 @@ def heatmap(
     bins: int = 50,
     reps: int = 2000,
     seed: int = 0,
-    highlight: list[tuple[float, float]] = (),
+    highlight: Sequence[tuple[float, float]] = (),
 ) -> dict:
     """Draw one heatmap per panel (and the chosen cells' curves) into `out`, write the numbers next to
     it (`out` with .json) and return them."""
@@ -134,104 +136,105 @@ def heatmap(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = read_run_dirs(run_dirs, metric)
-    panels = sweep_panels(curves, x, y, aggregate, reps, seed)
-    highlight = [(float(a), float(b)) for a, b in highlight]
-    name_x, name_y = x.removeprefix("hp_"), y.removeprefix("hp_")
+    panels = sweep_panels(read_run_dirs(run_dirs, metric), x, y, aggregate, reps, seed)
+    chosen = [(float(a), float(b)) for a, b in highlight]
+    names = x.removeprefix("hp_"), y.removeprefix("hp_")
     stat = "IQM" if aggregate == "iqm" else "mean"
-
-    n = len(panels)
     width = max(4.0 + 1.3 * max(len(p.x_values) for p in panels), 5.0)
     fig, axes = plt.subplots(
         2,
-        n,
-        figsize=(width * n, 4.0 + 0.8 * max(len(p.y_values) for p in panels) + 3.6),
+        len(panels),
+        figsize=(width * len(panels), 4.0 + 0.8 * max(len(p.y_values) for p in panels) + 3.6),
         squeeze=False,
         layout="constrained",
         height_ratios=[1.4, 1.0],
     )
-    summary = {
+    summary: dict[str, Any] = {
         "metric": metric,
-        "x": name_x,
-        "y": name_y,
+        "x": names[0],
+        "y": names[1],
         "aggregate": aggregate,
         "confidence": CI,
         "bootstrap_reps": reps,
         "panels": [],
     }
     for k, panel in enumerate(panels):
-        ax = axes[0, k]
-        grid = np.full((len(panel.y_values), len(panel.x_values)), np.nan)
-        for (cx, cy), cell in panel.cells.items():
-            grid[panel.y_values.index(cy), panel.x_values.index(cx)] = cell.point
-        image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", cmap="viridis", aspect="auto")
-        fig.colorbar(image, ax=ax, shrink=0.85, label=f"final {metric} ({stat})")
-        finite = grid[np.isfinite(grid)]
-        middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
-        best = panel.best()
-        for (cx, cy), cell in panel.cells.items():
-            i, j = panel.y_values.index(cy), panel.x_values.index(cx)
-            if math.isfinite(cell.point):
-                text = f"{cell.point:.3g}\n[{cell.ci[0]:.3g}, {cell.ci[1]:.3g}]\nn={len(cell.curves)}"
-                colour = "black" if cell.point > middle else "white"
-            else:
-                text, colour = "no score", "black"
-            ax.text(
-                j,
-                i,
-                text,
-                ha="center",
-                va="center",
-                fontsize=7.5,
-                color=colour,
-                fontweight="bold" if cell is best else "normal",
-            )
-        ax.set_xticks(range(len(panel.x_values)), [_short(v) for v in panel.x_values])
-        ax.set_yticks(range(len(panel.y_values)), [_short(v) for v in panel.y_values])
-        ax.set_xlabel(name_x)
-        ax.set_ylabel(name_y)
-        ax.set_title(f"{panel.env}: {panel.group}\nfinal {metric}, {stat} over seeds [{CI:.0%} CI]", fontsize=10)
-
-        ax = axes[1, k]
-        env_curves = [c for cell in panel.cells.values() for c in cell.curves]
-        edges, _ = step_bins(env_curves, bins)
-        drawn_cells = []
-        for why, cell in _curve_cells(panel, highlight):
-            label = f"{name_x}={_short(cell.x)} {name_y}={_short(cell.y)} ({why})"
-            if draw_band(ax, cell.curves, edges, aggregate, reps, seed, label):
-                drawn_cells.append({"x": cell.x, "y": cell.y, "why": why})
-        ax.set_xlabel("env steps")
-        ax.set_ylabel(f"{metric} ({stat} over seeds, {CI:.0%} CI)")
-        ax.grid(alpha=0.3)
-        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 4))
-        if drawn_cells:
-            ax.legend(fontsize=8, frameon=False)
-        summary["panels"].append(
-            {
-                "env": panel.env,
-                "group": panel.group,
-                "x_values": panel.x_values,
-                "y_values": panel.y_values,
-                "cells": [
-                    {
-                        "x": c.x,
-                        "y": c.y,
-                        "seeds": [r.seed for r in c.curves],
-                        "final": [_number(v) for v in c.finals()],
-                        "point": _number(c.point),
-                        "ci": [_number(v) for v in c.ci],
-                    }
-                    for c in panel.cells.values()
-                ],
-                "best": None if best is None else {"x": best.x, "y": best.y, "point": best.point},
-                "curves": drawn_cells,
-            }
-        )
+        draw_heatmap(fig, axes[0, k], panel, names, metric, stat)
+        drawn = draw_cell_curves(axes[1, k], panel, chosen, names, metric, stat, bins, aggregate, reps, seed)
+        summary["panels"].append(panel_summary(panel, drawn))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def draw_heatmap(fig, ax, panel: Panel, names: tuple[str, str], metric: str, stat: str) -> None:
+    """The panel's cells as a heatmap, each with its point, CI and seed count (the best in bold)."""
+    grid = np.full((len(panel.y_values), len(panel.x_values)), np.nan)
+    for (cx, cy), cell in panel.cells.items():
+        grid[panel.y_values.index(cy), panel.x_values.index(cx)] = cell.point
+    image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", cmap="viridis", aspect="auto")
+    fig.colorbar(image, ax=ax, shrink=0.85, label=f"final {metric} ({stat})")
+    finite = grid[np.isfinite(grid)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    best = panel.best()
+    for (cx, cy), cell in panel.cells.items():
+        i, j = panel.y_values.index(cy), panel.x_values.index(cx)
+        if math.isfinite(cell.point):
+            text = f"{cell.point:.3g}\n[{cell.ci[0]:.3g}, {cell.ci[1]:.3g}]\nn={len(cell.curves)}"
+            colour = "black" if cell.point > middle else "white"
+        else:
+            text, colour = "no score", "black"
+        weight = "bold" if cell is best else "normal"
+        ax.text(j, i, text, ha="center", va="center", fontsize=7.5, color=colour, fontweight=weight)
+    ax.set_xticks(range(len(panel.x_values)), [_short(v) for v in panel.x_values])
+    ax.set_yticks(range(len(panel.y_values)), [_short(v) for v in panel.y_values])
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_title(f"{panel.env}: {panel.group}\nfinal {metric}, {stat} over seeds [{CI:.0%} CI]", fontsize=10)
+
+
+def draw_cell_curves(ax, panel, chosen, names, metric, stat, bins, aggregate, reps, seed) -> list[dict]:
+    """The learning curves of the best cell, the (0, 0) cell and the chosen ones; returns those drawn."""
+    env_curves = [c for cell in panel.cells.values() for c in cell.curves]
+    edges, _ = step_bins(env_curves, bins)
+    drawn = []
+    for why, cell in _curve_cells(panel, chosen):
+        label = f"{names[0]}={_short(cell.x)} {names[1]}={_short(cell.y)} ({why})"
+        if draw_band(ax, cell.curves, edges, aggregate, reps, seed, label):
+            drawn.append({"x": cell.x, "y": cell.y, "why": why})
+    ax.set_xlabel("env steps")
+    ax.set_ylabel(f"{metric} ({stat} over seeds, {CI:.0%} CI)")
+    ax.grid(alpha=0.3)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 4))
+    if drawn:
+        ax.legend(fontsize=8, frameon=False)
+    return drawn
+
+
+def panel_summary(panel: Panel, drawn: list[dict]) -> dict:
+    """A panel's numbers as the figure's JSON records them."""
+    best = panel.best()
+    return {
+        "env": panel.env,
+        "group": panel.group,
+        "x_values": panel.x_values,
+        "y_values": panel.y_values,
+        "cells": [
+            {
+                "x": c.x,
+                "y": c.y,
+                "seeds": [r.seed for r in c.curves],
+                "final": [_number(v) for v in c.finals()],
+                "point": _number(c.point),
+                "ci": [_number(v) for v in c.ci],
+            }
+            for c in panel.cells.values()
+        ],
+        "best": None if best is None else {"x": best.x, "y": best.y, "point": best.point},
+        "curves": drawn,
+    }
 
 
 def _number(x: float) -> float | None:

@@ -27,10 +27,14 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _declared(owner) -> list[tuple[dataclasses.Field, type]]:
-    """(field, its type) of every setting of `owner` that has a flag, under the flag's name."""
+def _declared(owner) -> list[tuple[dataclasses.Field, Any]]:
+    """(field, its type) of every setting of `owner` that has a flag."""
     hints = typing.get_type_hints(owner)
     return [(f, hints[f.name]) for f in fields_of(owner) if flag_of(f)]
+
+
+def _flag_name(field: dataclasses.Field) -> str:
+    return flag_of(field) or field.name
 
 
 def _show(value: Any) -> str:
@@ -67,8 +71,8 @@ def config_flags(multi: tuple[str, ...] = ()) -> list[tuple]:
             text = help_of(field)
             if kind is bool:
                 text += f" ({flag(field.name)} / --no-{field.name.replace('_', '-')})"
-            kind = tuple[kind, ...] if field.name in multi else kind
-            annotated = Annotated[Optional[kind], _preset_arg(text, field.name)]  # noqa: UP045
+            kind = tuple[kind, ...] if field.name in multi else kind  # type: ignore[valid-type]
+            annotated = Annotated[Optional[kind], _preset_arg(text, field.name)]  # type: ignore[valid-type]  # noqa: UP045
             flags.append((field.name, annotated, dataclasses.field(default=None)))
     return flags
 
@@ -87,7 +91,7 @@ def option_flags(owner: type = RunOptions) -> list[tuple]:
     its declared default."""
     flags = []
     for field, kind in _declared(owner):
-        flags.append((flag_of(field), Annotated[kind, tyro.conf.arg(help=help_of(field))], field.default))
+        flags.append((_flag_name(field), Annotated[kind, tyro.conf.arg(help=help_of(field))], field.default))
     return flags
 
 
@@ -101,7 +105,7 @@ def make_args(name: str, doc: str | None, fields: list[tuple], base: type = obje
 # The config tree's settings that have flags.
 SETTINGS = tuple(f.name for part in PARTS.values() for f, _ in _declared(part))
 # The settings and run options by their field names, and the flags that set them.
-FLAGS = {f.name: flag_of(f) for owner in (*PARTS.values(), RunOptions) for f, _ in _declared(owner)}
+FLAGS = {f.name: _flag_name(f) for owner in (*PARTS.values(), RunOptions) for f, _ in _declared(owner)}
 # Preset-filled booleans, which tyro spells `--flag {None,True,False}`: the `--flag` / `--no-flag` pair too.
 SWITCHES = tuple(f.name.replace("_", "-") for part in PARTS.values() for f, kind in _declared(part) if kind is bool)
 
@@ -140,7 +144,7 @@ def resolve(args: Any, **given: Any) -> tuple[Config, dict[str, list[float]]]:
 
 def declared_options(owner: type, args: Any, **given: Any) -> Any:
     """The `owner` options (RunOptions, EvalOptions, ...) the flags give; `given` sets the rest."""
-    fields = {f.name: getattr(args, flag_of(f)) for f, _ in _declared(owner)}
+    fields = {f.name: getattr(args, _flag_name(f)) for f, _ in _declared(owner)}
     return owner(**fields, **given)
 
 

@@ -211,7 +211,7 @@ def _check_shapes(path: Path, abstract, restored) -> None:
             )
 
 
-def cursor(log, iteration: int = 0, timed_steps: float = 0.0, timed_seconds: float = 0.0) -> dict[str, np.ndarray]:
+def cursor(log, iteration: int = 0, timed_steps: float = 0.0, timed_seconds: float = 0.0) -> dict[str, Any]:
     """The host's part of a checkpoint: iterations done, timing totals and the MetricsLog's accumulators.
 
     With the defaults it is the template a restore reads into.

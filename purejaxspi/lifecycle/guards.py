@@ -63,7 +63,7 @@ def is_disk_full(error: BaseException) -> bool:
             return True
         if any(text in str(error) for text in _DISK_FULL_TEXT):
             return True
-        error = error.__cause__ or error.__context__
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
     return False
 
 

@@ -170,7 +170,7 @@ class Session:
     layout: RunLayout
     env: Any
     init: Callable
-    jitted_chunk: Callable
+    jitted_chunk: Any  # jax.jit's wrapped function: lowered and compiled per chunk length
     keys: Any
     hparams: Any
     out: Path
@@ -239,6 +239,7 @@ def init_or_restore(session: Session, record: dict, resume: bool) -> Start:
         truncate_metrics(metrics_path, CSV_COLUMNS, start_iteration)
     # every process keeps the accumulators (they go into checkpoints); process 0 writes the rows
     log = MetricsLog(metrics_path if session.writer else Path(os.devnull), config, grid, append=append)
+    notes: tuple[str, ...]
     if not restored:
         notes = (
             (f"no checkpoint in {checkpoint.checkpoint_dir(out)} yet; starting {out} from iteration 0",)
@@ -251,7 +252,7 @@ def init_or_restore(session: Session, record: dict, resume: bool) -> Start:
     notes = (f"resuming {out} at iteration {start_iteration} of {config.num_iterations} ({restored.path})",)
     if restored.note():
         moved = checkpoint.set_aside(out, restored) if session.writer else None
-        notes = (restored.note() + (f"; {moved}" if moved else ""),) + notes
+        notes = (f"{restored.note()}{f'; {moved}' if moved else ''}",) + notes
     if session.env.spec.steps_all_runs:
         fresh = session.init(session.keys, session.hparams)
         state = state._replace(env_state=fresh.env_state, obs=fresh.obs, action_mask=fresh.action_mask)
@@ -264,10 +265,95 @@ def init_or_restore(session: Session, record: dict, resume: bool) -> Start:
 
 
 class ChunkResult(NamedTuple):
-    index: int
+    position: int  # the chunk's place in the plan
     length: int
     first_iteration: int
     metrics: Any  # on the device until read
+
+
+@dataclasses.dataclass
+class ChunkClock:
+    """The run's timing: the first chunk (compilation, warm-up) is left out, the rest is timed."""
+
+    steps_per_iteration: int
+    warm_end: int  # the iteration the first chunk ends at
+    started: float | None = None
+
+    def start(self) -> None:
+        self.started = time.perf_counter()
+
+    def so_far(self, done: int) -> tuple[float, float]:
+        """(env steps, seconds) timed up to iteration `done`."""
+        if self.started is None:
+            return 0.0, 0.0
+        return (done - self.warm_end) * self.steps_per_iteration, time.perf_counter() - self.started
+
+
+@dataclasses.dataclass
+class ChunkReader:
+    """Brings each chunk's metrics to the host, writes them, and reports progress."""
+
+    session: Session
+    log: MetricsLog
+    sinks: list
+    on_progress: Callable[[Progress], None]
+    clock: ChunkClock
+    description: str
+
+    def progress(self, chunk: int, done: int, notes: tuple[str, ...] = ()) -> None:
+        steps, seconds = self.clock.so_far(done)
+        finite = self.log.latest_return[~np.isnan(self.log.latest_return)]
+        self.on_progress(
+            Progress(
+                self.description,
+                chunk,
+                done * self.clock.steps_per_iteration,
+                self.session.config.num_iterations * self.clock.steps_per_iteration,
+                steps / seconds if steps > 0 and seconds > 0 else None,
+                float(np.median(finite)) if finite.size else None,
+                notes,
+            )
+        )
+
+    def read(self, result: ChunkResult, saved_iteration: int) -> tuple[int, int] | None:
+        """Write a chunk's rows (up to a non-finite loss) and report; returns that loss's (run, iteration)."""
+        metrics = self.session.layout.gather(result.metrics)  # [R, length] on every process, padding dropped
+        bad = first_nonfinite(metrics)
+        with guards.disk_full_as("metrics.csv", self.session.out, saved_iteration):
+            self.log.write_chunk(metrics, result.first_iteration, None if bad is None else bad[1] + 1)
+            for sink in self.sinks:
+                sink.update()
+        self.progress(result.position + 1, result.first_iteration + result.length)
+        return None if bad is None else (bad[0], result.first_iteration + bad[1])
+
+
+@dataclasses.dataclass
+class Saver:
+    """Checkpoints at chunk boundaries: when due by interval or count, and always when asked."""
+
+    session: Session
+    options: RunOptions
+    start: Start
+    manager: Any
+    saved_iteration: int
+    last_save: float
+    save_seconds: float = 0.0
+
+    def due(self, chunks_done: int) -> bool:
+        """Whether the boundary after `chunks_done` chunks takes a checkpoint by interval or count."""
+        options = self.options
+        interval = max(options.checkpoint_interval, 20 * self.save_seconds)
+        every = options.checkpoint_every and chunks_done % options.checkpoint_every == 0
+        return bool(every) or time.monotonic() - self.last_save >= interval
+
+    def save(self, state, iteration: int, clock: ChunkClock) -> None:
+        steps, seconds = clock.so_far(iteration)
+        start = self.start
+        cursor = checkpoint.cursor(start.log, iteration, start.timed_steps + steps, start.timed_seconds + seconds)
+        began = time.monotonic()
+        with guards.disk_full_as("a checkpoint", self.session.out, self.saved_iteration):
+            checkpoint.save(self.manager, iteration, self.session.layout.unpad(state), cursor)
+        self.saved_iteration, self.last_save, self.save_seconds = iteration, time.monotonic(), time.monotonic() - began
 
 
 def run_chunks(
@@ -288,49 +374,13 @@ def run_chunks(
     timing leaves out the first chunk (warm-up). Raises RunInterrupted after the checkpoint of the
     boundary that follows a SIGINT / SIGTERM.
     """
-    config, grid, layout, out = session.config, session.grid, session.layout, session.out
-    plan = chunk_plan(config.num_iterations, options.chunk_iterations, start.iteration)
-    steps_per_iteration = config.batch_size * grid.size
-    description = f"{config.algo} {config.env_id} x{grid.size}" + (
-        f" on {layout.num_devices} devices" * (layout.num_devices > 1)
-    )
-    total = config.num_iterations * steps_per_iteration
-    log, state, iteration = start.log, start.state, start.iteration
-    on_progress(Progress(description, 0, iteration * steps_per_iteration, total, None, None, start.notes))
-    warm_end = iteration + (plan[0] if plan else 0)  # timing starts when the first chunk is done
-    clock = None
-    saved_iteration, last_save, save_seconds = start.iteration, time.monotonic(), 0.0
-    failure = None
-
-    def timed_so_far(done: int) -> tuple[float, float]:
-        if clock is None:
-            return 0.0, 0.0
-        return (done - warm_end) * steps_per_iteration, time.perf_counter() - clock
-
-    def read(result: ChunkResult):
-        """Bring a chunk's metrics to the host, write them, report progress; returns a non-finite (run, iteration)."""
-        metrics = layout.gather(result.metrics)  # [R, length] on every process, padding dropped
-        bad = first_nonfinite(metrics)
-        with guards.disk_full_as("metrics.csv", out, saved_iteration):
-            log.write_chunk(metrics, result.first_iteration, None if bad is None else bad[1] + 1)
-            for sink in sinks:
-                sink.update()
-        done = result.first_iteration + result.length
-        steps, seconds = timed_so_far(done)
-        finite = log.latest_return[~np.isnan(log.latest_return)]
-        on_progress(
-            Progress(
-                description,
-                result.index + 1,
-                done * steps_per_iteration,
-                total,
-                steps / seconds if steps > 0 and seconds > 0 else None,
-                float(np.median(finite)) if finite.size else None,
-            )
-        )
-        return None if bad is None else (bad[0], result.first_iteration + bad[1])
-
-    manager = checkpoint.open_manager(out, keep=options.keep_checkpoints)
+    plan = chunk_plan(session.config.num_iterations, options.chunk_iterations, start.iteration)
+    clock = ChunkClock(session.config.batch_size * session.grid.size, start.iteration + (plan[0] if plan else 0))
+    reader = ChunkReader(session, start.log, sinks, on_progress, clock, describe(session))
+    reader.progress(0, start.iteration, start.notes)
+    state, iteration, failure = start.state, start.iteration, None
+    manager = checkpoint.open_manager(session.out, keep=options.keep_checkpoints)
+    saver = Saver(session, options, start, manager, start.iteration, time.monotonic())
     try:
         for length in dict.fromkeys(plan):
             session.chunk(length)  # compiled (and checked against free memory) before anything runs
@@ -338,48 +388,53 @@ def run_chunks(
             pending: ChunkResult | None = None
             index = 0
             while index < len(plan):
-                length = plan[index]
-                dispatched = time.perf_counter()
+                length, dispatched = plan[index], time.perf_counter()
                 state, metrics = session.chunk(length)(state, session.hparams)
-                current = ChunkResult(index, length, iteration, metrics)
-                iteration += length
+                current, iteration = ChunkResult(index, length, iteration, metrics), iteration + length
                 if pending is not None:  # the host's work on the previous chunk, while this one runs
-                    failure = read(pending)
+                    failure = reader.read(pending, saver.saved_iteration)
                     if failure is not None:
                         break
                 pending = current
-                if clock is None:
-                    jax.block_until_ready(state)
-                    clock = time.perf_counter()
-                    if not options.chunk_iterations:
-                        plan = plan[:1] + recut(session, length, clock - dispatched, iteration, options.chunk_seconds)
-                        clock = time.perf_counter()  # a new chunk length's compile is not training time
-                last = index == len(plan) - 1
+                if clock.started is None:
+                    plan = warm_up(session, state, clock, plan, dispatched, iteration, options)
                 index += 1
-                interval = max(options.checkpoint_interval, 20 * save_seconds)
-                every = options.checkpoint_every and index % options.checkpoint_every == 0
+                last = index == len(plan)
                 timed_out = deadline is not None and time.monotonic() >= deadline and not last
-                if not (
-                    last or stop.signum is not None or every or timed_out or time.monotonic() - last_save >= interval
-                ):
+                if not (last or stop.signum is not None or timed_out or saver.due(index)):
                     continue
-                failure, pending = read(pending), None
+                failure, pending = reader.read(pending, saver.saved_iteration), None
                 if failure is not None:
                     break
-                steps, seconds = timed_so_far(iteration)
-                cursor = checkpoint.cursor(log, iteration, start.timed_steps + steps, start.timed_seconds + seconds)
-                began = time.monotonic()
-                with guards.disk_full_as("a checkpoint", out, saved_iteration):
-                    checkpoint.save(manager, iteration, layout.unpad(state), cursor)
-                saved_iteration, last_save, save_seconds = iteration, time.monotonic(), time.monotonic() - began
+                saver.save(state, iteration, clock)
                 if stop.signum is not None and not last:
-                    raise RunInterrupted(stop.signum, iteration, out)
+                    raise RunInterrupted(stop.signum, iteration, session.out)
                 if distributed.agree(int(timed_out)):  # every process stops at the same boundary
                     break
     finally:
         manager.close()
-    steps, seconds = timed_so_far(iteration)
+    steps, seconds = clock.so_far(iteration)
     return start.timed_steps + steps, start.timed_seconds + seconds, failure, iteration
+
+
+def describe(session: Session) -> str:
+    """The progress line's name of the run: algorithm, env, runs and devices."""
+    devices = session.layout.num_devices
+    name = f"{session.config.algo} {session.config.env_id} x{session.grid.size}"
+    return name + (f" on {devices} devices" if devices > 1 else "")
+
+
+def warm_up(session: Session, state, clock: ChunkClock, plan: list[int], dispatched: float, iteration, options):
+    """After the first chunk: start the clock and, unless the chunk length is fixed, re-cut the rest of
+    the plan by the time that chunk took; returns the plan."""
+    jax.block_until_ready(state)
+    clock.start()
+    if options.chunk_iterations:
+        return plan
+    assert clock.started is not None
+    plan = plan[:1] + recut(session, plan[0], clock.started - dispatched, iteration, options.chunk_seconds)
+    clock.start()  # a new chunk length's compile is not training time
+    return plan
 
 
 def recut(session: Session, length: int, seconds: float, iteration: int, target_seconds: float) -> list[int]:
@@ -399,7 +454,11 @@ def finish(session: Session, log: MetricsLog, steps_per_second: float, iteration
     config, grid = session.config, session.grid
     hns_per_run, hns_extra = hns_summary_fields(config.env_id, log.final_returns())
     complete = iterations_done >= config.num_iterations
-    extra = {"complete": complete, "iterations_done": iterations_done, "num_iterations": config.num_iterations}
+    extra: dict[str, Any] = {
+        "complete": complete,
+        "iterations_done": iterations_done,
+        "num_iterations": config.num_iterations,
+    }
     if not complete:
         hns_per_run = {**hns_per_run, "latest_return": [None if np.isnan(x) else float(x) for x in log.latest_return]}
     probes = {name: values for name, values in log.latest_probe.items() if not np.isnan(values).all()}
@@ -472,7 +531,7 @@ def open_sinks(out: Path, grid, record: dict, options: RunOptions, purge_step: i
     """TensorBoard / W&B writers, each reading the rows appended to metrics.csv from now on."""
     from purejaxspi.lifecycle.sinks import CsvTail, TensorBoardLog, WandbLog
 
-    sinks = []
+    sinks: list[Any] = []
     if options.tensorboard:
         sinks.append(TensorBoardLog(out, grid, CsvTail(out / "metrics.csv", CSV_COLUMNS), purge_step))
     if options.wandb_project:

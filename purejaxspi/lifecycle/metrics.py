@@ -10,6 +10,7 @@ import csv
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.progress import (
@@ -221,7 +222,7 @@ def setting_summaries(
         hp = grid.runs[indices[0]].hparams.as_dict()
         finals = np.asarray(final_returns, float)[indices]
         finite = finals[np.isfinite(finals)]
-        entry = {
+        entry: dict[str, Any] = {
             "hparams": {n: hp[n] for n in varied},
             "runs": [grid.runs[r].index for r in indices],
             "seeds": [grid.runs[r].seed for r in indices],

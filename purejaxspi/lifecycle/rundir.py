@@ -30,7 +30,7 @@ RUN_OUTPUTS = (
 )
 
 
-def run_record(config_dict: dict, values: dict, seed: int, num_seeds: int, num_runs: int, varied: list) -> dict:
+def run_record(config_dict: dict, values: dict | None, seed: int, num_seeds: int, num_runs: int, varied: list) -> dict:
     """What config.json holds: everything that decides a run's numbers, plus the grid's shape."""
     return {
         "config": config_dict,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -27,7 +28,7 @@ def requested(flag: bool, environ: Mapping[str, str] = os.environ) -> bool:
 
 def settings(environ: Mapping[str, str] = os.environ) -> dict:
     """initialize()'s arguments from the variables; those unset are left to JAX's cluster detection."""
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if environ.get("JAX_COORDINATOR_ADDRESS"):
         kwargs["coordinator_address"] = environ["JAX_COORDINATOR_ADDRESS"]
     for name, key in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):

@@ -61,7 +61,7 @@ def grid_from_values(values: dict[str, list[float]], first_seed: int = 0, num_se
     if first_seed < 0:
         raise ConfigError(f"seed must be non-negative, got {first_seed}", setting="seed")
     lists = [list(values[n]) for n in HPARAM_NAMES]
-    runs = []
+    runs: list[Run] = []
     for setting in itertools.product(*lists):
         hp = HParams(**dict(zip(HPARAM_NAMES, (float(v) for v in setting))))
         for s in range(num_seeds):
