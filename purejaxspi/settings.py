@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from collections.abc import Iterator
 from typing import Any
 
@@ -96,6 +97,17 @@ def help_of(field: dataclasses.Field) -> str:
 
 def title_of(field: dataclasses.Field) -> str:
     return field.metadata["title"] or field.name
+
+
+def flagged(owner) -> list[tuple[dataclasses.Field, Any]]:
+    """(field, its type) of every setting of `owner` that has a command-line flag."""
+    hints = typing.get_type_hints(owner)
+    return [(f, hints[f.name]) for f in fields_of(owner) if flag_of(f)]
+
+
+def flag_name(field: dataclasses.Field) -> str:
+    """The flag's name of a setting that has one."""
+    return flag_of(field) or field.name
 
 
 def flag_of(field: dataclasses.Field) -> str | None:

@@ -59,3 +59,13 @@ def test_every_module_belongs_to_a_layer():
 def test_the_public_api_resolves():
     for name in purejaxspi.__all__:
         assert getattr(purejaxspi, name) is not None, name
+
+
+def test_no_function_is_longer_than_a_screen():
+    """Long functions doing several jobs are where changes go wrong: none over 80 lines."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}")
+    assert not long, long

@@ -114,10 +114,16 @@ def test_the_clipped_value_loss_changes_the_update_only_when_on():
     assert not np.allclose(plain["value_loss"], clipped["value_loss"])
 
 
+def resolve(args):
+    """The Config the parsed flags train."""
+    from purejaxspi.cli import flags
+
+    return pjs.make_config(args.env, args.algo, settings=args.settings, **flags.overrides(args)), None
+
+
 def test_preset_switches_follow_the_preset_unless_given():
     """anneal_lr and clip_value_loss are preset fields: MinAtar's preset (gymnax's recipe) keeps the rate constant
     and clips the value loss, the others anneal and do not; `--flag` / `--no-flag` override either."""
-    from purejaxspi.cli.flags import resolve
     from purejaxspi.cli.train import parse_train
 
     def switches(*argv):

@@ -379,6 +379,26 @@ def preset_table() -> list[dict]:
     return rows
 
 
+def preset_defaults(name: str) -> str:
+    """What the presets set a setting or hyperparameter to, as text: one value, or each (env family,
+    algorithm)'s."""
+
+    def show(value: Any) -> str:
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    shown = {key: show({**p.config.flat(), **p.hparams.as_dict()}[name]) for key, p in PRESETS.items()}
+    if len(set(shown.values())) == 1:
+        return f"{next(iter(shown.values()))} for every env and algorithm"
+    parts = []
+    for family in dict.fromkeys(family for family, _ in PRESETS):
+        per_algo = {algo: value for (f, algo), value in shown.items() if f == family}
+        if len(set(per_algo.values())) == 1:
+            parts.append(f"{family} {next(iter(per_algo.values()))}")
+        else:
+            parts.append(f"{family} " + ", ".join(f"{value} ({algo})" for algo, value in per_algo.items()))
+    return "; ".join(parts)
+
+
 def titles() -> dict[str, str]:
     """Every setting's and hyperparameter's short title (its presets-table column)."""
     found = {f.name: f.metadata["title"] or f.name for part in PARTS.values() for f in fields_of(part)}

@@ -141,8 +141,18 @@ BENCH_AXES = ("conv",)
 
 @dataclasses.dataclass(frozen=True)
 class BenchOptions:
-    """What `purejaxspi bench` measures besides the configs: grid sizes, mappings, devices, repeats."""
+    """Measure env steps per second of the training program for grids of runs (and sequential runs, env-only).
 
+    Takes the train command's settings; unset values come from the env's preset.
+    """
+
+    env: str = setting("Breakout-MinAtar", "Environment id (`purejaxspi envs` lists them).")
+    algos: tuple[str, ...] = setting(
+        ("deepspi",),
+        "One or more of deepspi, deepmdp, ppo (with ppo, each row reports its time per iteration vs ppo).",
+        flag="algo",
+    )
+    settings: str | None = setting(None, "Whose preset fills every unset flag, for every algo (default: each's own).")
     num_runs: tuple[int, ...] = setting((1, 4, 16), "Grid sizes to measure (seeds 0 .. R-1).")
     sequential: bool = setting(False, "Also time the same runs trained one after another with the 1-run program.")
     iterations: int = setting(2, "Training iterations per timed call.", bound="positive")
@@ -168,7 +178,7 @@ class BenchOptions:
         from purejaxspi.scale.mapping import resolve_run_mapping
 
         check_part(self)
-        for name in ("num_runs", "run_mapping"):
+        for name in ("algos", "num_runs", "run_mapping"):
             if not getattr(self, name):
                 raise ConfigError(f"{name} needs at least one value", setting=name)
         for name in ("num_runs", "devices"):
@@ -182,9 +192,19 @@ class BenchOptions:
             check_writable(self.json, "--json")
 
 
-def make_plan(configs: list[Config], values: list[dict[str, list[float]]], options: BenchOptions) -> BenchPlan:
-    """The plan of measuring every config (one env) under `options`."""
-    options.check(configs[0].env_id)
+def make_plan(options: BenchOptions, overrides: dict[str, Any]) -> BenchPlan:
+    """The plan of measuring each algorithm with every value of each bench axis (`overrides` holds the
+    axes' tuples and the other settings given), under `options`; every config takes its preset's
+    hyperparameters."""
+    from purejaxspi.algo.config import hparam_values, make_config
+
+    options.check(options.env)
+    axes = [overrides.pop(name, None) or (None,) for name in BENCH_AXES]
+    configs, values = [], []
+    for algo, *point in itertools.product(dict.fromkeys(options.algos), *map(dict.fromkeys, axes)):
+        given = {name: value for name, value in zip(BENCH_AXES, point) if value is not None}
+        configs.append(make_config(options.env, algo, settings=options.settings, **overrides, **given))
+        values.append(hparam_values(configs[-1]))
     return BenchPlan(
         tuple(configs),
         tuple(values),
@@ -416,3 +436,31 @@ def format_rows(rows: list[dict]) -> list[list[str]]:
             ]
         )
     return cells
+
+
+def bench_progress(console: Any = None, disable: bool = False):
+    """A rich bar counting a bench's compilations and timed calls."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]bench {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("compilations and timed calls"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=disable,
+    )
+
+
+def rows_table(rows: list[dict], title: str):
+    """The rows as a rich table (format_rows' cells, right-aligned)."""
+    from rich.table import Table
+
+    cells = format_rows(rows)
+    table = Table(title=title)
+    for name in cells[0]:
+        table.add_column(name, justify="right")
+    for row in cells[1:]:
+        table.add_row(*row)
+    return table

@@ -101,3 +101,20 @@ def format_info(info: dict) -> list[str]:
     )
     lines.append(f"compilation cache: {info['compilation_cache'] or 'off'}")
     return lines
+
+
+def format_presets(rows: list[dict]) -> list[str]:
+    """The presets table's lines: a column for each setting the presets differ in, then one line for
+    what every preset shares."""
+    from purejaxspi.algo.config import titles
+
+    def show(value) -> str:
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    names = {**titles(), "family": "family", "algo": "algo"}
+    varied = [n for n in rows[0] if len({show(r[n]) for r in rows}) > 1]
+    cells = [[names[n] for n in varied]] + [[show(r[n]) for n in varied] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(varied))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells]
+    same = ", ".join(f"{names[n]} {show(rows[0][n])}" for n in rows[0] if n not in varied)
+    return lines + [f"Every preset: {same}. A world model's settings apply to deepspi and deepmdp only."]

@@ -5,61 +5,23 @@ its `--help` (with each preset's default) and the resume defaults from here."""
 from __future__ import annotations
 
 import dataclasses
-import typing
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import tyro
 
-from purejaxspi.algo.config import (
-    HYPERPARAMETERS,
-    PARTS,
-    PRESETS,
-    Config,
-    hparam_values,
-    make_config,
-)
+from purejaxspi.algo.config import HYPERPARAMETERS, PARTS, preset_defaults
 from purejaxspi.lifecycle.loop import RunOptions
-from purejaxspi.settings import fields_of, flag_of, help_of
+from purejaxspi.settings import flag_name, flagged, help_of
 
 
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _declared(owner) -> list[tuple[dataclasses.Field, Any]]:
-    """(field, its type) of every setting of `owner` that has a flag."""
-    hints = typing.get_type_hints(owner)
-    return [(f, hints[f.name]) for f in fields_of(owner) if flag_of(f)]
-
-
-def _flag_name(field: dataclasses.Field) -> str:
-    return flag_of(field) or field.name
-
-
-def _show(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def by_preset(name: str) -> str:
-    """A preset-filled default as help text: one value, or the value of each (env family, algorithm)."""
-    values = {key: {**p.config.flat(), **p.hparams.as_dict()}[name] for key, p in PRESETS.items()}
-    shown = {key: _show(v) for key, v in values.items()}
-    if len(set(shown.values())) == 1:
-        return f"{next(iter(shown.values()))} for every env and algorithm"
-    parts = []
-    for family in dict.fromkeys(family for family, _ in PRESETS):
-        per_algo = {algo: value for (f, algo), value in shown.items() if f == family}
-        if len(set(per_algo.values())) == 1:
-            parts.append(f"{family} {next(iter(per_algo.values()))}")
-        else:
-            parts.append(f"{family} " + ", ".join(f"{value} ({algo})" for algo, value in per_algo.items()))
-    return "; ".join(parts)
-
-
 def _preset_arg(text: str, name: str):
     hint = "(default: the preset of the env family and algorithm)"
-    return tyro.conf.arg(help=f"{text} Default: {by_preset(name)}.", help_behavior_hint=hint)
+    return tyro.conf.arg(help=f"{text} Default: {preset_defaults(name)}.", help_behavior_hint=hint)
 
 
 def config_flags(multi: tuple[str, ...] = ()) -> list[tuple]:
@@ -67,32 +29,27 @@ def config_flags(multi: tuple[str, ...] = ()) -> list[tuple]:
     or more values."""
     flags = []
     for part in PARTS.values():
-        for field, kind in _declared(part):
+        for field, kind in flagged(part):
             text = help_of(field)
             if kind is bool:
                 text += f" ({flag(field.name)} / --no-{field.name.replace('_', '-')})"
             kind = tuple[kind, ...] if field.name in multi else kind  # type: ignore[valid-type]
             annotated = Annotated[Optional[kind], _preset_arg(text, field.name)]  # type: ignore[valid-type]  # noqa: UP045
-            flags.append((field.name, annotated, dataclasses.field(default=None)))
+            flags.append((field.name, annotated, None))
     return flags
 
 
 def hparam_flags() -> list[tuple]:
     """A flag per hyperparameter, taking one or more values (a grid's axis)."""
-    flags = []
-    for h in HYPERPARAMETERS:
-        arg = _preset_arg(h.help + " One or more values.", h.name)
-        flags.append((h.name, Annotated[Optional[tuple[float, ...]], arg], dataclasses.field(default=None)))  # noqa: UP045
-    return flags
+    values = Optional[tuple[float, ...]]  # noqa: UP045
+    return [
+        (h.name, Annotated[values, _preset_arg(f"{h.help} One or more values.", h.name)], None) for h in HYPERPARAMETERS
+    ]
 
 
 def option_flags(owner: type = RunOptions) -> list[tuple]:
-    """A flag per declared option of `owner` (RunOptions, EvalOptions, ...), under its flag name, with
-    its declared default."""
-    flags = []
-    for field, kind in _declared(owner):
-        flags.append((_flag_name(field), Annotated[kind, tyro.conf.arg(help=help_of(field))], field.default))
-    return flags
+    """A flag per declared option of `owner` (RunOptions, EvalOptions, ...), with its declared default."""
+    return [(flag_name(f), Annotated[kind, tyro.conf.arg(help=help_of(f))], f.default) for f, kind in flagged(owner)]
 
 
 def make_args(name: str, doc: str | None, fields: list[tuple], base: type = object) -> type:
@@ -103,11 +60,11 @@ def make_args(name: str, doc: str | None, fields: list[tuple], base: type = obje
 
 
 # The config tree's settings that have flags.
-SETTINGS = tuple(f.name for part in PARTS.values() for f, _ in _declared(part))
+SETTINGS = tuple(f.name for part in PARTS.values() for f, _ in flagged(part))
 # The settings and run options by their field names, and the flags that set them.
-FLAGS = {f.name: _flag_name(f) for owner in (*PARTS.values(), RunOptions) for f, _ in _declared(owner)}
+FLAGS = {f.name: flag_name(f) for owner in (*PARTS.values(), RunOptions) for f, _ in flagged(owner)}
 # Preset-filled booleans, which tyro spells `--flag {None,True,False}`: the `--flag` / `--no-flag` pair too.
-SWITCHES = tuple(f.name.replace("_", "-") for part in PARTS.values() for f, kind in _declared(part) if kind is bool)
+SWITCHES = tuple(f.name.replace("_", "-") for part in PARTS.values() for f, kind in flagged(part) if kind is bool)
 
 
 def switch_pairs(argv: list[str]) -> list[str]:
@@ -133,18 +90,14 @@ def overrides(args: Any) -> dict[str, Any]:
     return {name: getattr(args, name) for name in SETTINGS if getattr(args, name, None) is not None}
 
 
-def resolve(args: Any, **given: Any) -> tuple[Config, dict[str, list[float]]]:
-    """The Config and hyperparameter values of the flags, through the library's presets; `given`
-    replaces flags (a bench axis's value)."""
-    args = dataclasses.replace(args, **given)
-    config = make_config(args.env, args.algo, settings=args.settings, **overrides(args))
-    values = hparam_values(config, **{h.name: getattr(args, h.name, None) for h in HYPERPARAMETERS})
-    return config, values
+def hparams(args: Any) -> dict[str, Any]:
+    """The hyperparameters' values the flags give (None: the preset's)."""
+    return {h.name: getattr(args, h.name, None) for h in HYPERPARAMETERS}
 
 
 def declared_options(owner: type, args: Any, **given: Any) -> Any:
     """The `owner` options (RunOptions, EvalOptions, ...) the flags give; `given` sets the rest."""
-    fields = {f.name: getattr(args, _flag_name(f)) for f, _ in _declared(owner)}
+    fields = {f.name: getattr(args, flag_name(f)) for f, _ in flagged(owner)}
     return owner(**fields, **given)
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from purejaxspi.cli.view import print_table, show
-
 
 @dataclasses.dataclass
 class EnvsArgs:
@@ -53,15 +51,9 @@ class PresetsArgs:
 
 
 def presets_cmd(args: PresetsArgs) -> int:
-    from purejaxspi.algo.config import preset_table, titles
+    from purejaxspi.algo.config import preset_table
+    from purejaxspi.analysis.info import format_presets
 
     rows = preset_table()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    names = {**titles(), "family": "family", "algo": "algo"}
-    varied = [n for n in rows[0] if len({show(r[n]) for r in rows}) > 1]
-    print_table([[names[n] for n in varied]] + [[show(r[n]) for n in varied] for r in rows])
-    same = ", ".join(f"{names[n]} {show(rows[0][n])}" for n in rows[0] if n not in varied)
-    print(f"Every preset: {same}. A world model's settings apply to deepspi and deepmdp only.")
+    print(json.dumps(rows, indent=2) if args.json else "\n".join(format_presets(rows)))
     return 0

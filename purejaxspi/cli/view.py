@@ -1,12 +1,14 @@
-"""What the command line shows: one-line errors and their exit codes, progress, tables, closing lines."""
+"""What the command line shows: one-line errors and their exit codes, progress, tables."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from pathlib import Path
 from typing import Any, NoReturn
 
 from purejaxspi.errors import UserError
+from purejaxspi.lifecycle.report import progress_bar, progress_line, rate_and_median
+from purejaxspi.settings import setting
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -26,15 +28,13 @@ def user_message(error: UserError) -> str:
     return message
 
 
-def print_table(rows: list[list[str]]) -> None:
-    """Left-aligned columns, the first row the header."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+@dataclasses.dataclass(frozen=True)
+class Quiet:
+    quiet: bool = setting(False, "No progress output.")
 
 
-def show(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+def note(text: str) -> None:
+    print(f"purejaxspi: {text}", file=sys.stderr, flush=True)
 
 
 class ProgressView:
@@ -49,25 +49,19 @@ class ProgressView:
         self.task: Any = None
 
     def __call__(self, progress) -> None:
-        if self.notes:
-            for note in progress.notes:
-                print(f"purejaxspi: note: {note}", file=sys.stderr, flush=True)
+        for text in progress.notes if self.notes else ():
+            note(f"note: {text}")
         if not self.show:
             return
-        rate = f"{progress.steps_per_second:,.0f}" if progress.steps_per_second else "-"
-        median = f"{progress.median_return:.2f}" if progress.median_return is not None else "-"
         if not self.stream.isatty():
             if progress.chunk:
-                percent = 100 * progress.completed_steps / progress.total_steps
-                print(
-                    f"{progress.description}: {progress.completed_steps:,}/{progress.total_steps:,} env steps "
-                    f"({percent:.0f}%), {rate} steps/s, median return {median}",
-                    file=self.stream,
-                    flush=True,
-                )
+                print(progress_line(progress), file=self.stream, flush=True)
             return
+        rate, median = rate_and_median(progress)
         if self.bar is None:
-            self.bar = _bar(self.stream)
+            from rich.console import Console
+
+            self.bar = progress_bar(Console(file=self.stream))
             self.bar.start()
             self.task = self.bar.add_task(
                 progress.description, total=progress.total_steps, rate=rate, median_return=median
@@ -77,74 +71,3 @@ class ProgressView:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
-
-
-def _bar(stream):
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f} env steps"),
-        TextColumn("{task.fields[rate]} steps/s"),
-        TextColumn("median return {task.fields[median_return]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(file=stream),
-    )
-
-
-def summary_line(summary: dict, wall: float, out: Path) -> str:
-    """The closing line of a training run, its numbers rounded for reading."""
-
-    def num(x):
-        return "-" if x is None else f"{x:.2f}"
-
-    extra = ""
-    if summary.get("median_final_init_value") is not None:
-        extra = f", median final V(I) {num(summary['median_final_init_value'])}"
-    settings = [s for s in summary.get("settings", []) if s["final_return_iqm"] is not None]
-    if len(settings) > 1:  # a sweep: name its best setting
-        best = max(settings, key=lambda s: s["final_return_iqm"])
-        values = " ".join(f"{k}={v:g}" for k, v in best["hparams"].items())
-        extra += f"; best of {len(summary['settings'])} settings: {values} (IQM {num(best['final_return_iqm'])})"
-    return (
-        f"{summary['algo']} on {summary['env']}: {len(summary['runs'])} runs, median final return "
-        f"{num(summary['final_return_median'])}, IQM {num(summary['final_return_iqm'])}{extra}, "
-        f"{summary['env_steps_per_second']:,.0f} env steps/s, {wall:.0f}s wall; outputs in {out}"
-    )
-
-
-def run_with_bar(plan, description: str, quiet: bool) -> list[dict]:
-    """Run a bench plan under a bar counting its compilations and timed calls."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from purejaxspi.analysis.bench import count_steps, run_bench
-
-    columns = (
-        TextColumn("[bold]bench {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("compilations and timed calls"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), disable=quiet) as progress:
-        task = progress.add_task(description, total=count_steps(plan))
-        return run_bench(plan, lambda: progress.advance(task))
-
-
-def bench_table(rows: list[dict], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from purejaxspi.analysis.bench import format_rows
-
-    cells = format_rows(rows)
-    table = Table(title=title)
-    for name in cells[0]:
-        table.add_column(name, justify="right")
-    for row in cells[1:]:
-        table.add_row(*row)
-    Console(width=max(Console().width, 180)).print(table)  # the whole table, wrapped by the terminal if narrower

@@ -13,13 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from purejaxspi.algo.config import HPARAM_NAMES, Config
 from purejaxspi.envs.scores import human_normalised, reference_scores
@@ -240,19 +233,6 @@ def setting_summaries(
             entry[f"final_{name}_iqm"] = _json_float(iqm(np.asarray(values, float)[indices]))
         out.append(entry)
     return out
-
-
-def progress_bar() -> Progress:
-    """A rich progress bar over env steps (all runs together), with steps/s and the median return."""
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f} env steps"),
-        TextColumn("{task.fields[rate]} steps/s"),
-        TextColumn("median return {task.fields[median_return]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
 
 
 def hns_summary_fields(env_id: str, final_returns: np.ndarray) -> tuple[dict[str, list], dict[str, float | None]]:
