@@ -80,11 +80,11 @@ def test_atari_presets_are_the_authors_scripts(algo):
     world_model = config.world_model
     assert (world_model is None) == (algo == "ppo")  # CleanRL's PPO has no world model
     if algo == "deepspi":
-        assert not world_model.gradient_penalty  # computed for the plain world model only
+        assert not world_model.has_gradient_penalty  # computed for the plain world model only
         assert world_model.spectral_norm == "reference"  # the estimate the paper's numbers were obtained with
         assert world_model.transition_reduction == "sum"  # the mixture head's
     if algo == "deepmdp":
-        assert world_model.gradient_penalty and world_model.transition_reduction == "mean"  # the deterministic head
+        assert world_model.has_gradient_penalty and world_model.transition_reduction == "mean"  # the deterministic head
 
 
 def test_the_same_settings_ablation_is_one_switch():
@@ -96,7 +96,7 @@ def test_the_same_settings_ablation_is_one_switch():
     assert configs["ppo"].world_model is None
     values = [pjs.hparam_values(c) for c in configs.values()]
     assert all(v == values[0] for v in values)
-    assert configs["deepmdp"].settings == "deepspi" and not configs["deepmdp"].world_model.gradient_penalty
+    assert configs["deepmdp"].settings == "deepspi" and not configs["deepmdp"].world_model.has_gradient_penalty
     with pytest.raises(pjs.ConfigError, match="unknown settings"):
         pjs.make_config("Breakout-v5", "ppo", settings="cleanrl")
 

@@ -138,7 +138,6 @@ def test_preset_switches_follow_the_preset_unless_given():
 
 def test_train_without_flags_is_the_main_job_on_a_smoke_budget(capsys):
     from purejaxspi.algo.config import SMOKE_TEST
-    from purejaxspi.cli.flags import resolve
     from purejaxspi.cli.train import parse_train
 
     config, _ = resolve(parse_train([]))

@@ -56,7 +56,7 @@ def test_a_run_alone_equals_the_same_run_inside_a_grid(env_id, family, mapping, 
     )
     _, alone = run_grid(config, grid_values(learning_rate=[1e-3], reward_coef=[0.1]), 1, 1, 5, mapping)
     names = ("total_loss", "policy_loss", "value_loss", "reward_loss", "transition_loss", "entropy", "ratio_max")
-    if config.world_model.gradient_penalty:
+    if config.world_model.has_gradient_penalty:
         names += ("gradient_penalty",)
         assert (together["gradient_penalty"] > 0).all()
     for name in names:

@@ -156,11 +156,6 @@ class LipschitzDense(nn.Module, _SpectralMixin):
         sigma = self.sigma(kernel, self.power_iterations, self.spectral_norm) if self.spectral else 1.0
         return kernel, bias, sigma
 
-    def weights(self, in_features: int):
-        """The (normalised) kernel [in, out] and bias [out]."""
-        kernel, bias, sigma = self.raw_weights(in_features)
-        return kernel / sigma, bias
-
     def __call__(self, x):
         # (x @ W) / sigma equals x @ (W / sigma) and skips a pass over the kernel, forward and backward
         kernel, bias, sigma = self.raw_weights(x.shape[-1])

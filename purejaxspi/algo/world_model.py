@@ -59,7 +59,7 @@ class WorldModelConfig:
     )
 
     @property
-    def gradient_penalty(self) -> bool:
+    def has_gradient_penalty(self) -> bool:
         """Whether the loss carries DeepMDP's gradient penalty: the plain world model only."""
         return not self.lipschitz
 
@@ -472,7 +472,7 @@ def loss_terms(
     """The world model's per-sample loss alpha_R L_R + alpha_P L_P and, for the plain world model, DeepMDP's
     gradient penalty (its slopes taken through `sums`, computed only where it is used)."""
     penalty = None
-    if config.gradient_penalty:
+    if config.has_gradient_penalty:
         with jax.named_scope("gradient_penalty"):
             penalty = squared_slopes(sums, predictions.latent)
     inputs = objectives.WorldModelInputs(

@@ -123,17 +123,6 @@ def _logs_held(keep: bool = True):
                 logging.getLogger(record.name).handle(record)
 
 
-def latest_step(run_dir: Path) -> int | None:
-    """The newest complete checkpoint's iteration, or None (no checkpoints folder, or none finished)."""
-    if not checkpoint_dir(run_dir).is_dir():
-        return None
-    manager = open_manager(run_dir, create=False)
-    try:
-        return manager.latest_step()
-    finally:
-        manager.close()
-
-
 def all_steps(run_dir: Path) -> list[int]:
     """Every complete checkpoint's iteration, newest first (orbax's complaints about damaged ones held back:
     restoring them says what is wrong, in one line)."""

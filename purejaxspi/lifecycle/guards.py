@@ -11,8 +11,6 @@ import signal
 import threading
 from pathlib import Path
 
-import jax
-
 from purejaxspi.errors import DiskFullError, ResourceError, RunDirError
 from purejaxspi.lifecycle.rundir import LOCK_FILE
 
@@ -152,7 +150,3 @@ def check_memory(compiled, num_runs: int, devices: list) -> None:
         f"{where}; use fewer runs (--num-seeds, fewer hyperparameter values), spread them over more devices "
         f"(--devices), or shorten --chunk-iterations"
     )
-
-
-def local_devices() -> list:
-    return list(jax.local_devices())
