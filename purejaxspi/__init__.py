@@ -9,7 +9,7 @@ The public API, for notebooks and scripts (the command line is a thin layer over
     summary = pjs.train(config, grid, "runs/cartpole")                           # the whole run lifecycle
     agents = pjs.load_agents("runs/cartpole")        # every run's parameters, policy(obs, key), evaluate()
 
-    env = pjs.make_env(config.env_id, config.num_envs)
+    env = pjs.make_env(config.env_id, config.env.num_envs)
     program = pjs.make_train(config, env)            # one run's pure functions: vmap / jit them yourself
     state, metrics = jax.jit(jax.vmap(program.train))(grid.keys(), grid.hparams())
 
@@ -26,6 +26,11 @@ _EXPORTS = {
     # the algorithm: configuration and presets, one run's training program
     "Config": "purejaxspi.algo.config",
     "HParams": "purejaxspi.algo.config",
+    "EnvConfig": "purejaxspi.envs.config",
+    "PPOConfig": "purejaxspi.algo.ppo",
+    "NetworkConfig": "purejaxspi.algo.networks",
+    "WorldModelConfig": "purejaxspi.algo.world_model",
+    "RunConfig": "purejaxspi.algo.config",
     "make_config": "purejaxspi.algo.config",
     "hparam_values": "purejaxspi.algo.config",
     "preset_hparams": "purejaxspi.algo.config",

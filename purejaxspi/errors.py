@@ -15,7 +15,7 @@ class UserError(ValueError):
 class ConfigError(UserError):
     """A configuration that cannot train: unknown choices, impossible shapes, bad coefficients.
 
-    `setting` names the Config field or hyperparameter at fault (the CLI shows it as its flag).
+    `setting` names the setting or hyperparameter at fault (the CLI shows it as its flag).
     """
 
     def __init__(self, message: str, setting: str | None = None):

@@ -6,10 +6,11 @@ from pathlib import Path
 import purejaxspi
 
 PACKAGE = Path(purejaxspi.__file__).parent
-# errors, settings <- envs <- algo <- scale <- lifecycle <- analysis <- cli (envs sit beside, under, the algorithm)
+# errors, settings, host <- envs <- algo <- scale <- lifecycle <- analysis <- cli (envs sit beside, under, the algorithm)
 LAYERS = {
     "errors": 0,
     "settings": 0,
+    "host": 0,
     "data": 0,
     "envs": 1,
     "algo": 2,

@@ -188,7 +188,10 @@ class LipschitzConv(nn.Module, _SpectralMixin):
             return y / reference_sigma(kernel.reshape(-1, self.features)) + bias
         if self.spectral_norm != "exact":
             raise ValueError(f"unknown spectral norm {self.spectral_norm!r}; choose one of {', '.join(SPECTRAL_NORMS)}")
-        linear = lambda u: conv2d(u[None], kernel, 1, "SAME", self.impl)[0]  # noqa: E731
+
+        def linear(u):
+            return conv2d(u[None], kernel, 1, "SAME", self.impl)[0]
+
         start = _unit(jnp.ones(x.shape[1:], x.dtype))
         u_var = self.variable(
             "spectral", "u", lambda: operator_power_iteration(linear, start, INIT_POWER_ITERATIONS)[0]

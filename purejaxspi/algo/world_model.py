@@ -217,7 +217,10 @@ class TransitionModel(nn.Module):
     def __call__(self, z, action) -> TransitionParams:
         """The density for the taken action, means and stds as [B, K, *z]."""
         params, axis, to_latent = self.components(z, action)
-        public = lambda x: _per_component(x, axis, to_latent)  # noqa: E731
+
+        def public(x):
+            return _per_component(x, axis, to_latent)
+
         return TransitionParams(public(params.mean), public(params.std), params.logits)
 
     def sample(self, z, action, key) -> jax.Array:
@@ -304,7 +307,9 @@ class GroupedLipschitzKernels(nn.Module):
         else:
 
             def iterate(matrix, u, steps):
-                linear = lambda x: extract_patches(x[None], 2, 1, "SAME")[0] @ matrix  # noqa: E731
+                def linear(x):
+                    return extract_patches(x[None], 2, 1, "SAME")[0] @ matrix
+
                 return operator_power_iteration(linear, u, steps)
 
             start = jnp.full((self.groups, *input_shape), math.prod(input_shape) ** -0.5, kernel.dtype)

@@ -239,7 +239,10 @@ def training_program(
     trainer = shard_trainer(make_trainer(config, env, run_mapping), layout)
     hparams = layout.place(grid.hparams())
     state = jax.block_until_ready(jax.jit(trainer.init)(layout.place(grid.keys()), hparams))
-    chunk = lambda s, h: trainer.train_chunk(s, h, iterations)  # noqa: E731
+
+    def chunk(s, h):
+        return trainer.train_chunk(s, h, iterations)
+
     steps = iterations * config.batch_size * grid.size
     mapping = resolve_run_mapping(run_mapping, env.spec.family, env.spec.steps_all_runs)
     return compile_program(chunk, [(state, hparams)], steps, env), mapping
@@ -258,7 +261,10 @@ def sequential_program(config: Config, grid: RunGrid, iterations: int) -> Progra
     for r in range(grid.size):
         hp = jax.tree.map(lambda x, r=r: x[r : r + 1], hparams)
         calls.append((jax.block_until_ready(init(keys[r : r + 1], hp)), hp))
-    chunk = lambda s, h: trainer.train_chunk(s, h, iterations)  # noqa: E731
+
+    def chunk(s, h):
+        return trainer.train_chunk(s, h, iterations)
+
     return compile_program(chunk, calls, iterations * config.batch_size * grid.size, env)
 
 
@@ -354,7 +360,10 @@ def count_steps(plan: BenchPlan) -> int:
 def add_cost_ratios(rows: list[dict]) -> None:
     """Time per iteration and FLOPs per env step relative to ppo's at the same grid size, run mapping
     and device count (where ppo was measured), and the time ratio over the FLOP ratio."""
-    key = lambda r: (r["num_runs"], r["run_mapping"], r.get("devices", 1), r.get("conv"))  # noqa: E731
+
+    def key(r):
+        return (r["num_runs"], r["run_mapping"], r.get("devices", 1), r.get("conv"))
+
     ppo = {key(r): r for r in rows if r["algo"] == "ppo"}
     for row in rows:
         if key(row) not in ppo:
@@ -371,7 +380,10 @@ def add_cost_ratios(rows: list[dict]) -> None:
 
 def add_device_scaling(rows: list[dict]) -> None:
     """Throughput relative to one device's for the same grid, algo and run mapping (where one device was measured)."""
-    key = lambda r: (r["num_runs"], r["algo"], r["run_mapping"], r.get("conv"))  # noqa: E731
+
+    def key(r):
+        return (r["num_runs"], r["algo"], r["run_mapping"], r.get("conv"))
+
     one = {key(r): r["steps_per_second"] for r in rows if r.get("devices", 1) == 1}
     for row in rows:
         if key(row) in one:
@@ -409,7 +421,10 @@ def format_rows(rows: list[dict]) -> list[list[str]]:
         "device peak MB",
         "env-only steps/s",
     ]
-    fmt = lambda x, spec: "-" if x is None else format(x, spec)  # noqa: E731
+
+    def fmt(x, spec):
+        return "-" if x is None else format(x, spec)
+
     cells = [header]
     for r in rows:
         cells.append(

@@ -172,9 +172,11 @@ def normalised_finals(curves: list[RunCurve], metric: str) -> tuple[dict[str, di
     if hns is not None and all(env in hns for env in envs):
         from purejaxspi.envs.scores import human_normalised
 
-        scale = lambda env, x: _nan_if_none(human_normalised(env, x))  # noqa: E731
+        def normalised(env, x):
+            return _nan_if_none(human_normalised(env, x))
+
         return {
-            g: {e: [scale(e, x) for x in xs] for e, xs in per.items()} for g, per in finals.items()
+            g: {e: [normalised(e, x) for x in xs] for e, xs in per.items()} for g, per in finals.items()
         }, "human-normalised score"
     if len(envs) == 1:
         return finals, f"final {metric}"
@@ -185,7 +187,10 @@ def normalised_finals(curves: list[RunCurve], metric: str) -> tuple[dict[str, di
         )
         for e in envs
     }
-    scale = lambda e, x: (x - bounds[e][0]) / ((bounds[e][1] - bounds[e][0]) or 1.0)  # noqa: E731
+
+    def scale(e, x):
+        return (x - bounds[e][0]) / ((bounds[e][1] - bounds[e][0]) or 1.0)
+
     return (
         {g: {e: [scale(e, x) for x in xs] for e, xs in per.items()} for g, per in finals.items()},
         f"final {metric}, min-max normalised per env over the plotted runs",

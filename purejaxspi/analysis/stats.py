@@ -35,7 +35,7 @@ def curve_estimates(scores: np.ndarray, aggregate: str, reps: int, seed: int) ->
     from scipy.stats import trim_mean
 
     # rliable's aggregate_iqm / aggregate_mean, per bin at once (axis 0 is the runs)
-    func = (lambda s: trim_mean(s, 0.25, axis=0)) if aggregate == "iqm" else (lambda s: np.mean(s, axis=0))  # noqa: E731
+    func = (lambda s: trim_mean(s, 0.25, axis=0)) if aggregate == "iqm" else (lambda s: np.mean(s, axis=0))
     with seeded_bootstrap(seed) as random_state:
         point, interval = rly.get_interval_estimates(
             {"g": scores}, func, reps=reps, confidence_interval_size=CI, random_state=random_state
@@ -50,7 +50,7 @@ def aggregate_estimates(scores: dict[str, np.ndarray], gap_threshold: float, rep
 
     def func(s):
         return np.array(
-            [  # noqa: E731
+            [
                 metrics.aggregate_iqm(s),
                 metrics.aggregate_median(s),
                 metrics.aggregate_mean(s),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import tyro
 
@@ -34,14 +34,14 @@ def config_flags(multi: tuple[str, ...] = ()) -> list[tuple]:
             if kind is bool:
                 text += f" ({flag(field.name)} / --no-{field.name.replace('_', '-')})"
             kind = tuple[kind, ...] if field.name in multi else kind  # type: ignore[valid-type]
-            annotated = Annotated[Optional[kind], _preset_arg(text, field.name)]  # type: ignore[valid-type]  # noqa: UP045
+            annotated = Annotated[kind | None, _preset_arg(text, field.name)]  # type: ignore[valid-type]
             flags.append((field.name, annotated, None))
     return flags
 
 
 def hparam_flags() -> list[tuple]:
     """A flag per hyperparameter, taking one or more values (a grid's axis)."""
-    values = Optional[tuple[float, ...]]  # noqa: UP045
+    values = tuple[float, ...] | None
     return [
         (h.name, Annotated[values, _preset_arg(f"{h.help} One or more values.", h.name)], None) for h in HYPERPARAMETERS
     ]

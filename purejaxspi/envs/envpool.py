@@ -37,6 +37,7 @@ import jax.numpy as jnp
 from jax.experimental import io_callback
 
 from purejaxspi.envs.base import BatchedEnv, EnvSpec, LocalRuns, Timestep
+from purejaxspi.host import host_available_bytes
 
 # The paper's Atari preprocessing (envpool's defaults give 84x84 grey, 4 stacked frames, frame-skip 4,
 # fire on reset and the 27,000-step (108k-frame) time limit).
@@ -85,18 +86,6 @@ def check_seeds(run_seeds: tuple[int, ...], num_envs: int) -> None:
 # Host memory one Atari environment of a pool takes (emulator, frame stack, buffers): 1.2-1.3 MiB measured
 # for Breakout and Pong with envpool 1.2.5; the guard counts this much.
 POOL_BYTES_PER_ENV = 3 * 2**19
-
-
-def host_available_bytes() -> int | None:
-    """The host's MemAvailable, or None where /proc/meminfo cannot be read."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def check_pool_memory(total_envs: int) -> None:

@@ -34,7 +34,10 @@ class TrainedAgents:
 
     def variables(self, run: int) -> dict:
         """Run `run`'s flax variables (no run axis)."""
-        pick = lambda tree: jax.tree.map(lambda x: x[run], tree)  # noqa: E731
+
+        def pick(tree):
+            return jax.tree.map(lambda x: x[run], tree)
+
         return {"params": pick(self.params), "spectral": pick(self.spectral)}
 
     def policy(self, run: int = 0, greedy: bool = False) -> Callable[..., jax.Array]:

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from purejaxspi.errors import DiskFullError, ResourceError, RunDirError
+from purejaxspi.host import host_available_bytes
 from purejaxspi.lifecycle.rundir import LOCK_FILE
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -111,8 +112,6 @@ def available_bytes(device) -> int | None:
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and "bytes_limit" in stats:
         return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
-    from purejaxspi.envs.envpool import host_available_bytes
-
     return host_available_bytes()
 
 
