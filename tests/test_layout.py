@@ -6,7 +6,7 @@ from pathlib import Path
 import purejaxspi
 
 PACKAGE = Path(purejaxspi.__file__).parent
-# errors, settings, host <- envs <- algo <- scale <- lifecycle <- analysis <- cli (envs sit beside, under, the algorithm)
+# errors, settings, host <- envs <- algo <- scale <- lifecycle <- analysis <- cli (envs beside, under, the algorithm)
 LAYERS = {
     "errors": 0,
     "settings": 0,
