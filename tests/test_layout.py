@@ -70,3 +70,9 @@ def test_no_function_is_longer_than_a_screen():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
                 long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}")
     assert not long, long
+
+
+def test_the_command_line_stays_a_thin_layer():
+    """Flags come from the declarations and checks from the library: the CLI is at most 450 lines."""
+    lines = sum(len(path.read_text().splitlines()) for path in (PACKAGE / "cli").glob("*.py"))
+    assert lines <= 450, lines

@@ -1,9 +1,7 @@
 """`purejaxspi train | eval | plot | envs | presets | info | bench`: the command line, typed with tyro.
 
-A thin layer over the library: flags generated from the library's declarations (cli.flags), the
-API called, progress rendered (cli.view), and the library's typed errors turned into one line and
-exit code 2 (1 for a diverged run).
-"""
+A thin layer: flags generated from the library's declarations (cli.flags), the API called, and the
+library's typed errors turned into one line and exit code 2 (1 for a diverged run; cli.view)."""
 
 from __future__ import annotations
 

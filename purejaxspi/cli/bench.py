@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from purejaxspi.analysis.bench import BENCH_AXES, BenchOptions
 from purejaxspi.cli import flags
-from purejaxspi.cli.train import use_compilation_cache
 from purejaxspi.cli.view import Quiet, fail, user_message
 from purejaxspi.errors import UserError
 from purejaxspi.lifecycle.compilation_cache import CacheOptions
@@ -12,10 +11,7 @@ from purejaxspi.lifecycle.compilation_cache import CacheOptions
 BenchArgs = flags.make_args(
     "BenchArgs",
     BenchOptions.__doc__,
-    flags.option_flags(BenchOptions)
-    + flags.option_flags(Quiet)
-    + flags.option_flags(CacheOptions)
-    + flags.config_flags(multi=BENCH_AXES),
+    flags.option_flags(BenchOptions, Quiet, CacheOptions) + flags.config_flags(multi=BENCH_AXES),
 )
 
 
@@ -24,7 +20,7 @@ def bench_cmd(args) -> int:
 
     from purejaxspi.analysis.bench import bench_progress, count_steps, make_plan, rows_table, run_bench, write_rows
 
-    use_compilation_cache(args)
+    flags.declared_options(CacheOptions, args).enable()
     options = flags.declared_options(BenchOptions, args)
     try:
         plan = make_plan(options, flags.overrides(args))

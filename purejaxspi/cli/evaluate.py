@@ -9,7 +9,6 @@ from pathlib import Path
 import tyro
 
 from purejaxspi.cli import flags
-from purejaxspi.cli.train import use_compilation_cache
 from purejaxspi.cli.view import note
 from purejaxspi.errors import UserError
 from purejaxspi.lifecycle.compilation_cache import CacheOptions
@@ -22,12 +21,7 @@ class _RunDir:
     """A `purejaxspi train` output directory."""
 
 
-EvalArgs = flags.make_args(
-    "EvalArgs",
-    "Play episodes with the newest checkpoint of a training run (every run at once); writes DIR/eval.json.",
-    flags.option_flags(EvalOptions) + flags.option_flags(CacheOptions),
-    _RunDir,
-)
+EvalArgs = flags.make_args("EvalArgs", EvalOptions.__doc__, flags.option_flags(EvalOptions, CacheOptions), _RunDir)
 
 
 def eval_cmd(args) -> int:
@@ -36,7 +30,7 @@ def eval_cmd(args) -> int:
     from purejaxspi.lifecycle.evaluate import evaluate_dir
     from purejaxspi.lifecycle.report import eval_line
 
-    use_compilation_cache(args)
+    flags.declared_options(CacheOptions, args).enable()
     o = flags.declared_options(EvalOptions, args)
     try:
         with Console(stderr=True).status(f"playing {o.episodes} episodes per run in {args.run_dir}"):

@@ -4,6 +4,7 @@ its `--help` (with each preset's default) and the resume defaults from here."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,9 +48,13 @@ def hparam_flags() -> list[tuple]:
     ]
 
 
-def option_flags(owner: type = RunOptions) -> list[tuple]:
-    """A flag per declared option of `owner` (RunOptions, EvalOptions, ...), with its declared default."""
-    return [(flag_name(f), Annotated[kind, tyro.conf.arg(help=help_of(f))], f.default) for f, kind in flagged(owner)]
+def option_flags(*owners: type) -> list[tuple]:
+    """A flag per declared option of each owner (RunOptions, EvalOptions, ...), with its declared default."""
+    return [
+        (flag_name(f), Annotated[kind, tyro.conf.arg(help=help_of(f))], f.default)
+        for owner in owners
+        for f, kind in flagged(owner)
+    ]
 
 
 def make_args(name: str, doc: str | None, fields: list[tuple], base: type = object) -> type:
@@ -101,19 +106,16 @@ def declared_options(owner: type, args: Any, **given: Any) -> Any:
     return owner(**fields, **given)
 
 
-def args_from_record(cls: type, record: dict) -> Any:
+def args_from_record(cls: type, run_dir: Path) -> Any:
     """Flags holding a saved run's job: the defaults of `train --resume DIR`."""
-    from purejaxspi.lifecycle.rundir import job_of
+    from purejaxspi.lifecycle.rundir import job_of, read_record
 
     names = {f.name for f in dataclasses.fields(cls)}
-    return dataclasses.replace(cls(), **{name: v for name, v in job_of(record).items() if name in names})
+    return dataclasses.replace(cls(), **{name: v for name, v in job_of(read_record(run_dir)).items() if name in names})
 
 
 def resume_dir(argv: list[str]) -> Path | None:
     """The directory given to --resume, read before the full parse so its config can supply defaults."""
-    for i, arg in enumerate(argv):
-        if arg == "--resume" and i + 1 < len(argv):
-            return Path(argv[i + 1])
-        if arg.startswith("--resume="):
-            return Path(arg.split("=", 1)[1])
-    return None
+    reader = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    reader.add_argument("--resume", type=Path)
+    return reader.parse_known_args(argv)[0].resume

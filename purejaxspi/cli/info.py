@@ -5,16 +5,23 @@ from __future__ import annotations
 import dataclasses
 import json
 
-
-@dataclasses.dataclass
-class EnvsArgs:
-    """List every environment id, by backend."""
-
-    json: bool = False
-    """Print a JSON object {backend: [ids]} instead of a table."""
+from purejaxspi.cli import flags
+from purejaxspi.settings import setting
 
 
-def envs_cmd(args: EnvsArgs) -> int:
+@dataclasses.dataclass(frozen=True)
+class AsJson:
+    json: bool = setting(False, "Print JSON instead of text.")
+
+
+EnvsArgs = flags.make_args("EnvsArgs", "List every environment id, by backend.", flags.option_flags(AsJson))
+INFO = "Show the platform, devices, package versions, envpool's XLA step and what `auto` picks on this machine."
+InfoArgs = flags.make_args("InfoArgs", INFO, flags.option_flags(AsJson))
+PRESETS = "Print the preset of every (env family, algorithm): what `train` runs where no flag overrides it."
+PresetsArgs = flags.make_args("PresetsArgs", PRESETS, flags.option_flags(AsJson))
+
+
+def envs_cmd(args) -> int:
     from purejaxspi.envs import env_ids_by_backend
 
     ids = env_ids_by_backend()
@@ -26,15 +33,7 @@ def envs_cmd(args: EnvsArgs) -> int:
     return 0
 
 
-@dataclasses.dataclass
-class InfoArgs:
-    """Show the platform, devices, package versions, envpool's XLA step and what `auto` picks on this machine."""
-
-    json: bool = False
-    """Print a JSON object instead of lines."""
-
-
-def info_cmd(args: InfoArgs) -> int:
+def info_cmd(args) -> int:
     from purejaxspi.analysis.info import format_info, machine_info
 
     info = machine_info()
@@ -42,15 +41,7 @@ def info_cmd(args: InfoArgs) -> int:
     return 0
 
 
-@dataclasses.dataclass
-class PresetsArgs:
-    """Print the preset of every (env family, algorithm): what `train` runs where no flag overrides it."""
-
-    json: bool = False
-    """Print every setting of every preset as JSON instead of a table."""
-
-
-def presets_cmd(args: PresetsArgs) -> int:
+def presets_cmd(args) -> int:
     from purejaxspi.algo.config import preset_table
     from purejaxspi.analysis.info import format_presets
 

@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 
 from purejaxspi.algo.config import SMOKE_TEST
 from purejaxspi.cli import flags
-from purejaxspi.cli.view import ProgressView, Quiet, fail, note, user_message
+from purejaxspi.cli.view import Quiet, fail, note, user_message
 from purejaxspi.errors import NonFiniteLossError, RunInterrupted, UserError
 from purejaxspi.lifecycle.compilation_cache import CacheOptions
 from purejaxspi.lifecycle.job import Job
 from purejaxspi.lifecycle.loop import RunOptions
 
+OPTIONS = (Job, Quiet, RunOptions, CacheOptions)
 TrainArgs = flags.make_args(
-    "TrainArgs",
-    Job.__doc__,
-    flags.option_flags(Job)
-    + flags.option_flags(Quiet)
-    + flags.config_flags()
-    + flags.hparam_flags()
-    + flags.option_flags(RunOptions)
-    + flags.option_flags(CacheOptions),
+    "TrainArgs", Job.__doc__, flags.option_flags(*OPTIONS) + flags.config_flags() + flags.hparam_flags()
 )
 
 
@@ -33,37 +28,28 @@ def parse_train(argv: list[str]):
         job = f"{Job.algo} on {Job.env}, {Job.num_seeds} seeds on a smoke test's budget ({budget})"
         note(f"the main job: {job}; pass flags to run the preset (`purejaxspi train --help`)")
         return dataclasses.replace(TrainArgs(), **SMOKE_TEST)
-    resume, defaults = flags.resume_dir(argv), None
-    if resume is not None:
-        from purejaxspi.lifecycle.rundir import read_record
-
-        try:
-            defaults = flags.args_from_record(TrainArgs, read_record(resume))
-        except (UserError, TypeError) as e:
-            fail(f"--resume {resume}: {e}")
+    resume = flags.resume_dir(argv)
+    try:
+        defaults = flags.args_from_record(TrainArgs, resume) if resume is not None else None
+    except (UserError, TypeError) as e:
+        fail(f"--resume {resume}: {e}")
     return flags.parse(TrainArgs, argv, "purejaxspi train", defaults)
-
-
-def use_compilation_cache(args) -> None:
-    from purejaxspi.lifecycle import compilation_cache
-
-    compilation_cache.enable(wanted=getattr(args, "compilation_cache", None))
 
 
 def train_cmd(args) -> int:
     from purejaxspi.lifecycle.job import prepare
     from purejaxspi.lifecycle.loop import train
-    from purejaxspi.lifecycle.report import stopped_line, summary_line
+    from purejaxspi.lifecycle.report import ProgressPrinter, stopped_line, summary_line
     from purejaxspi.scale import distributed
 
-    use_compilation_cache(args)
+    flags.declared_options(CacheOptions, args).enable()
     job, options = flags.declared_options(Job, args), flags.declared_options(RunOptions, args)
     try:
         config, grid, options, out = prepare(job, flags.overrides(args), flags.hparams(args), options)
     except UserError as e:
         fail(user_message(e))
     writer = distributed.is_writer()
-    view, start = ProgressView(not args.quiet and writer, notes=writer), time.perf_counter()
+    view, start = ProgressPrinter(not args.quiet and writer, sys.stderr if writer else None), time.perf_counter()
     try:
         summary = train(config, grid, out, options, view)
     except UserError as e:

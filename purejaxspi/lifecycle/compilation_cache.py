@@ -33,6 +33,9 @@ class CacheOptions:
         "~/.cache/purejaxspi/jax, or turns it off).",
     )
 
+    def enable(self) -> Path | None:
+        return enable(wanted=self.compilation_cache)
+
 
 def default_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "purejaxspi" / "jax"

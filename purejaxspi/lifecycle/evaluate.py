@@ -286,7 +286,7 @@ def _hns(env_id: str):
 
 @dataclasses.dataclass(frozen=True)
 class EvalOptions:
-    """How `purejaxspi eval` plays a run directory's newest checkpoint."""
+    """Play episodes with the newest checkpoint of a training run (every run at once); writes DIR/eval.json."""
 
     episodes: int = setting(10, "Episodes per run (played in parallel, one per env).", bound="positive")
     greedy: bool = setting(False, "Act by the argmax of the policy instead of sampling from it.")

@@ -1,8 +1,10 @@
-"""What a run reports in words, for whoever shows it: the progress line of a log, the progress bar's
-columns on a terminal, and the closing lines. Nothing here prints."""
+"""What a run reports in words: the progress line of a log, the progress bar on a terminal, and the
+closing lines. `ProgressPrinter` writes progress to the streams its caller hands it (the command
+line's stdout and stderr); the rest returns text."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +83,37 @@ def eval_line(report: dict, episodes: int, greedy: bool, max_steps: int, run_dir
         + f"; wrote {run_dir / 'eval.json'}"
         + (f" and {len(videos)} videos in {videos[0].parent}" if videos else "")
     )
+
+
+class ProgressPrinter:
+    """A run's progress on `stream`: a rich bar on a terminal, plain lines (one per chunk) otherwise;
+    notes (a resume, emulators restarted) go to `notes` (stderr) even when progress is not shown."""
+
+    def __init__(self, show: bool, notes: Any = sys.stderr, stream: Any = None):
+        self.show, self.notes, self.stream = show, notes, stream or sys.stdout
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __call__(self, progress) -> None:
+        for text in progress.notes if self.notes else ():
+            print(f"purejaxspi: note: {text}", file=self.notes, flush=True)
+        if not self.show:
+            return
+        if not self.stream.isatty():
+            if progress.chunk:
+                print(progress_line(progress), file=self.stream, flush=True)
+            return
+        rate, median = rate_and_median(progress)
+        if self.bar is None:
+            from rich.console import Console
+
+            self.bar = progress_bar(Console(file=self.stream))
+            self.bar.start()
+            self.task = self.bar.add_task(
+                progress.description, total=progress.total_steps, rate=rate, median_return=median
+            )
+        self.bar.update(self.task, completed=progress.completed_steps, rate=rate, median_return=median)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
