@@ -26,8 +26,13 @@ def test_a_short_run_reproduces_its_golden_metrics(name, env_id, algo, overrides
     if config.world_model is not None:
         unreported = {"gradient_penalty"} if config.world_model.lipschitz else set()
     assert set(metrics) == set(golden) - unreported
+    # The exactly normalised Lipschitz layers' power iteration runs through the operator form (the
+    # transpose by jax.vjp, the norm as a square root of a sum) since the golden runs were recorded:
+    # those programs equal them to float rounding, the others reproduce them exactly.
+    wm = config.world_model
+    rounding = wm is not None and wm.lipschitz and wm.spectral_norm == "exact"
+    rtol, atol = (1e-4, 1e-6) if rounding else (2e-6, 1e-7)
     for metric, recorded in sorted(golden.items()):
         if metric in unreported:
             continue
-        # the same program on the same machine: equal to float32 rounding
-        np.testing.assert_allclose(metrics[metric], recorded, rtol=2e-6, atol=1e-7, err_msg=f"{name}: {metric}")
+        np.testing.assert_allclose(metrics[metric], recorded, rtol=rtol, atol=atol, err_msg=f"{name}: {metric}")

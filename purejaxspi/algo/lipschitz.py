@@ -18,7 +18,6 @@ ways (`SPECTRAL_NORMS`):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -31,28 +30,14 @@ REFERENCE_POWER_ITERATIONS = 2
 _EPS = 1e-12
 
 
-def _normalize(x):
-    return x / (jnp.linalg.norm(x) + _EPS)
+def _unit(x):
+    return x / (jnp.sqrt(jnp.sum(x * x)) + _EPS)
 
 
 def power_iteration(matrix: jax.Array, u: jax.Array, num_iterations: int = 1):
-    """Refine the top right-singular vector estimate `u` of `matrix` [in, out]; returns (u, v, sigma)."""
-    with jax.named_scope("power_iteration"):
-        return _matrix_power_iteration(matrix, u, num_iterations)
-
-
-def _matrix_power_iteration(matrix, u, num_iterations):
-    for _ in range(max(num_iterations, 1)):
-        v = _normalize(matrix @ u)
-        u = _normalize(matrix.T @ v)
-    u = jax.lax.stop_gradient(u)
-    v = jax.lax.stop_gradient(v)
-    sigma = v @ matrix @ u
-    return u, v, sigma
-
-
-def _unit(x):
-    return x / (jnp.sqrt(jnp.sum(x * x)) + _EPS)
+    """Refine the top right-singular vector estimate `u` of `matrix` [in, out]; returns (u, v, sigma):
+    the operator power iteration of the matrix's linear map."""
+    return operator_power_iteration(lambda x: matrix @ x, u, num_iterations)
 
 
 def operator_power_iteration(linear, u: jax.Array, num_iterations: int = 1):
@@ -72,6 +57,17 @@ def _operator_power_iteration(linear, u, num_iterations):
     u = jax.lax.stop_gradient(u)
     v = jax.lax.stop_gradient(v)
     return u, v, jnp.sum(v * linear(u))
+
+
+def refreshed_sigma(module, start, iterate, name: str = "u") -> jax.Array:
+    """The spectral norm estimate of a layer from its persistent vector (flax collection "spectral",
+    `start()` when created): `iterate(u)` returns (u, v, sigma), and the refined `u` is kept only when
+    that collection is mutable, i.e. during training updates."""
+    u_var = module.variable("spectral", name, start)
+    u, _, sigma = iterate(u_var.value)
+    if module.is_mutable_collection("spectral") and not module.is_initializing():
+        u_var.value = u
+    return sigma
 
 
 # Iterations that converge a convolution's vector when the layer is created, so the first updates
@@ -121,21 +117,17 @@ def kernel_init(spectral_norm: str, gain: float, column_axis: int = -1):
 
 
 class _SpectralMixin:
-    variable: Any  # provided by nn.Module, which every user of the mixin is
-    is_mutable_collection: Any
-    is_initializing: Any
-
     def sigma(self, matrix: jax.Array, num_iterations: int, spectral_norm: str, name: str = "u") -> jax.Array:
         """The estimate of the largest singular value of `matrix` [in, out] by `spectral_norm`."""
         if spectral_norm == "reference":
             return reference_sigma(matrix)
         if spectral_norm != "exact":
             raise ValueError(f"unknown spectral norm {spectral_norm!r}; choose one of {', '.join(SPECTRAL_NORMS)}")
-        u_var = self.variable("spectral", name, lambda: _normalize(jnp.ones((matrix.shape[-1],), matrix.dtype)))
-        u, _, sigma = power_iteration(matrix, u_var.value, num_iterations)
-        if self.is_mutable_collection("spectral") and not self.is_initializing():
-            u_var.value = u
-        return sigma
+
+        def start():
+            return _unit(jnp.ones((matrix.shape[-1],), matrix.dtype))
+
+        return refreshed_sigma(self, start, lambda u: power_iteration(matrix, u, num_iterations), name)
 
 
 class LipschitzDense(nn.Module, _SpectralMixin):
@@ -193,10 +185,9 @@ class LipschitzConv(nn.Module, _SpectralMixin):
             return conv2d(u[None], kernel, 1, "SAME", self.impl)[0]
 
         start = _unit(jnp.ones(x.shape[1:], x.dtype))
-        u_var = self.variable(
-            "spectral", "u", lambda: operator_power_iteration(linear, start, INIT_POWER_ITERATIONS)[0]
+        sigma = refreshed_sigma(
+            self,
+            lambda: operator_power_iteration(linear, start, INIT_POWER_ITERATIONS)[0],
+            lambda u: operator_power_iteration(linear, u, self.power_iterations),
         )
-        u, _, sigma = operator_power_iteration(linear, u_var.value, self.power_iterations)
-        if self.is_mutable_collection("spectral") and not self.is_initializing():
-            u_var.value = u
         return y / sigma + bias

@@ -28,6 +28,7 @@ from purejaxspi.algo.lipschitz import (
     kernel_init,
     operator_power_iteration,
     reference_sigma,
+    refreshed_sigma,
 )
 from purejaxspi.settings import Hyperparameter, setting
 
@@ -313,12 +314,11 @@ class GroupedLipschitzKernels(nn.Module):
                 return operator_power_iteration(linear, u, steps)
 
             start = jnp.full((self.groups, *input_shape), math.prod(input_shape) ** -0.5, kernel.dtype)
-            u_var = self.variable(
-                "spectral", "u", lambda: jax.vmap(lambda m, u: iterate(m, u, INIT_POWER_ITERATIONS)[0])(kernel, start)
+            sigma = refreshed_sigma(
+                self,
+                lambda: jax.vmap(lambda m, u: iterate(m, u, INIT_POWER_ITERATIONS)[0])(kernel, start),
+                lambda us: jax.vmap(lambda m, u: iterate(m, u, self.power_iterations))(kernel, us),
             )
-            u, _, sigma = jax.vmap(lambda m, u: iterate(m, u, self.power_iterations))(kernel, u_var.value)
-            if self.is_mutable_collection("spectral") and not self.is_initializing():
-                u_var.value = u
         return kernel / sigma[:, None, None], bias
 
 
