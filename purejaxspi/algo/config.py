@@ -26,7 +26,7 @@ from purejaxspi.algo.networks import ENCODER_CHOICES, NetworkConfig, network_for
 from purejaxspi.algo.world_model import WorldModelConfig
 from purejaxspi.envs.config import EnvConfig
 from purejaxspi.errors import ConfigError
-from purejaxspi.settings import Hyperparameter, check_part, check_value, fields_of, leaves, setting
+from purejaxspi.settings import Hyperparameter, check_part, check_value, fields_of, leaves, setting, title_of
 
 ALGOS = ("deepspi", "deepmdp", "ppo")
 
@@ -401,5 +401,5 @@ def preset_defaults(name: str) -> str:
 
 def titles() -> dict[str, str]:
     """Every setting's and hyperparameter's short title (its presets-table column)."""
-    found = {f.name: f.metadata["title"] or f.name for part in PARTS.values() for f in fields_of(part)}
+    found = {f.name: title_of(f) for part in PARTS.values() for f in fields_of(part)}
     return {**found, **{h.name: h.title or h.name for h in HYPERPARAMETERS}}

@@ -12,6 +12,10 @@ from typing import Annotated, Any
 import tyro
 
 from purejaxspi.algo.config import HYPERPARAMETERS, PARTS, preset_defaults
+from purejaxspi.analysis.bench import BenchOptions
+from purejaxspi.analysis.figures import PlotOptions
+from purejaxspi.lifecycle.evaluate import EvalOptions
+from purejaxspi.lifecycle.job import Job
 from purejaxspi.lifecycle.loop import RunOptions
 from purejaxspi.settings import flag_name, flagged, help_of
 
@@ -64,10 +68,10 @@ def make_args(name: str, doc: str | None, fields: list[tuple], base: type = obje
     return cls
 
 
-# The config tree's settings that have flags.
 SETTINGS = tuple(f.name for part in PARTS.values() for f, _ in flagged(part))
-# The settings and run options by their field names, and the flags that set them.
-FLAGS = {f.name: flag_name(f) for owner in (*PARTS.values(), RunOptions) for f, _ in flagged(owner)}
+# Every declared setting and option by its field name, and the flag that sets it (for error lines).
+OWNERS = (*PARTS.values(), RunOptions, Job, EvalOptions, PlotOptions, BenchOptions)
+FLAGS = {f.name: flag_name(f) for owner in OWNERS for f, _ in flagged(owner)}
 # Preset-filled booleans, which tyro spells `--flag {None,True,False}`: the `--flag` / `--no-flag` pair too.
 SWITCHES = tuple(f.name.replace("_", "-") for part in PARTS.values() for f, kind in flagged(part) if kind is bool)
 
