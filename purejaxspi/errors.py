@@ -70,13 +70,14 @@ class DiskFullError(UserError):
 
 
 class RunInterrupted(RuntimeError):
-    """SIGINT or SIGTERM stopped training at a chunk boundary, after a checkpoint; `--resume` continues."""
+    """SIGINT or SIGTERM stopped training at a chunk boundary, after a checkpoint (or before training
+    began, with nothing to save); `--resume` continues."""
 
-    def __init__(self, signum: int, iteration: int, out):
+    def __init__(self, signum: int, iteration: int, out, saved: bool = True):
         import signal
 
         self.signum, self.iteration, self.out = signum, iteration, out
+        where = f"at iteration {iteration}, checkpoint saved" if saved else f"at iteration {iteration}, before training"
         super().__init__(
-            f"stopped by {signal.Signals(signum).name} at iteration {iteration}, checkpoint saved; "
-            f"`purejaxspi train --resume {out}` continues"
+            f"stopped by {signal.Signals(signum).name} {where}; `purejaxspi train --resume {out}` continues"
         )

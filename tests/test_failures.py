@@ -26,6 +26,8 @@ def test_an_atari_pool_too_large_for_memory_is_refused_before_it_is_made(tmp_pat
             "Breakout-v5",
             "--num-envs",
             "1000000",
+            "--budget",
+            "preset",
             "--num-seeds",
             "1",
             "--out",

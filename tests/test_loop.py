@@ -1,5 +1,5 @@
-"""The host loop: chunk plans that resume where a run stopped, chunks re-cut by time without changing
-a run's metrics; memory that does not grow with run length."""
+"""The host loop: chunks sized by time from the first iteration without changing a run's metrics; memory
+that does not grow with run length."""
 
 import subprocess
 import sys
@@ -7,31 +7,25 @@ import sys
 import pytest
 
 import purejaxspi as pjs
-from purejaxspi.lifecycle.chunks import chunk_plan, timed_chunk_size
+from purejaxspi.lifecycle.chunks import METRICS_BUFFER_BYTES, chunk_capacity, next_chunk
 
 
-def test_chunk_plan_covers_the_rest_of_a_run_with_the_run_s_own_chunk_size():
-    assert chunk_plan(10, 3) == [3, 3, 3, 1]
-    assert chunk_plan(10, 3, start=4) == [3, 3]
-    assert chunk_plan(10, 3, start=10) == []
-    assert chunk_plan(100, 0, start=97) == [3]  # default size: a twentieth of the whole run
-    assert sum(chunk_plan(41, 0, start=7)) == 34
+def test_a_chunk_holds_the_fixed_length_or_what_the_metrics_buffer_holds():
+    assert chunk_capacity(100, 7, row_bytes=100) == 7
+    assert chunk_capacity(5, 7, row_bytes=100) == 5  # never more than the run
+    assert chunk_capacity(10**9, 0, row_bytes=1000) == METRICS_BUFFER_BYTES // 1000
+    assert chunk_capacity(40, 0, row_bytes=1000) == 40
 
 
-def test_a_chunk_far_over_the_target_time_is_cut_to_it_and_one_near_it_is_kept():
-    # 100 iterations ran in 50 s against a 10 s target: 20 iterations a chunk from now on
-    assert timed_chunk_size(100, 50.0, 10.0, remaining=1900, compile_seconds=5.0) == 20
-    assert timed_chunk_size(100, 50.0, 10.0, remaining=7, compile_seconds=5.0) == 7  # never past the run's end
-    assert timed_chunk_size(1, 50.0, 10.0, remaining=100, compile_seconds=5.0) == 1  # one iteration is the floor
-    for seconds in (1.5, 10.0, 19.0):  # within [target / 10, 2 x target]: no new compile
-        assert timed_chunk_size(100, seconds, 10.0, remaining=1900, compile_seconds=5.0) == 100
-
-
-def test_short_chunks_grow_only_when_the_rest_of_the_run_repays_the_compile():
-    # 10 iterations in 0.1 s: the rest (1,000 iterations, 10 s) is under 30 compiles of 1 s, so kept ...
-    assert timed_chunk_size(10, 0.1, 10.0, remaining=1000, compile_seconds=1.0) == 10
-    # ... while 100,000 iterations (1,000 s) repay it: 1,000 iterations (10 s) a chunk
-    assert timed_chunk_size(10, 0.1, 10.0, remaining=100_000, compile_seconds=1.0) == 1000
+def test_the_first_chunk_is_one_iteration_and_the_next_ones_last_the_target_time():
+    assert next_chunk(1000, 500, False, None, 10.0) == 1  # no pace yet: one iteration
+    assert next_chunk(1000, 500, False, 0.5, 10.0) == 20  # 0.5 s an iteration: 20 make 10 s
+    assert next_chunk(1000, 500, False, 30.0, 10.0) == 1  # one iteration is the floor
+    assert next_chunk(1000, 500, False, 1e-6, 10.0) == 500  # the buffer's capacity is the ceiling
+    assert next_chunk(7, 500, False, 0.01, 10.0) == 7  # never past the run's end
+    assert next_chunk(1000, 8, True, None, 10.0) == 8  # a fixed length from the start
+    assert next_chunk(3, 8, True, 0.5, 10.0) == 3
+    assert next_chunk(0, 8, False, 0.5, 10.0) == 0
 
 
 @pytest.mark.slow
@@ -39,10 +33,10 @@ def test_chunks_re_cut_by_time_train_the_same_run(tmp_path):
     config = pjs.make_config("CartPole-v1", "ppo", num_envs=4, num_steps=32, total_timesteps=40 * 128)
     grid = pjs.make_grid(config, num_seeds=2)
     reports = []
-    # a first chunk of 2 iterations (a twentieth of 40) runs far over a 0.1 ms target: the rest in chunks of 1
+    # every chunk runs far over a 0.1 ms target: 40 chunks of one iteration, against a run in chunks of 3
     pjs.train(config, grid, tmp_path / "timed", pjs.RunOptions(chunk_seconds=1e-4), on_progress=reports.append)
-    assert [r.chunk for r in reports] == list(range(1 + 1 + 38))
-    pjs.train(config, grid, tmp_path / "fixed", pjs.RunOptions(chunk_iterations=2))
+    assert [r.chunk for r in reports] == list(range(1 + 40))
+    pjs.train(config, grid, tmp_path / "fixed", pjs.RunOptions(chunk_iterations=3))
 
     def rows(name):
         return sorted((tmp_path / name / "metrics.csv").read_text().splitlines())

@@ -136,12 +136,32 @@ def test_preset_switches_follow_the_preset_unless_given():
     assert switches("--env", "CartPole-v1", "--anneal-lr", "False", "--clip-value-loss") == (False, True)
 
 
-def test_train_without_flags_is_the_main_job_on_a_smoke_budget(capsys):
-    from purejaxspi.algo.config import SMOKE_TEST
-    from purejaxspi.cli.train import parse_train
+def planned(*argv):
+    """What `purejaxspi train ARGV` would train: its Config and number of runs."""
+    from purejaxspi.cli import flags
+    from purejaxspi.cli.train import RunOptions, parse_train
+    from purejaxspi.lifecycle.job import Job, prepare
 
-    config, _ = resolve(parse_train([]))
-    assert (config.run.total_timesteps, config.env.num_envs, config.ppo.num_steps) == tuple(SMOKE_TEST.values())
-    assert "main job" in capsys.readouterr().err
-    preset, _ = resolve(parse_train(["--env", "Breakout-MinAtar"]))  # any flag: the preset's own budget
-    assert preset.run.total_timesteps == pjs.make_config("Breakout-MinAtar").run.total_timesteps == 10_000_000
+    args = parse_train(list(argv))
+    job, options = flags.declared_options(Job, args), flags.declared_options(RunOptions, args)
+    prepared = prepare(job, flags.overrides(args), flags.hparams(args), options)
+    return prepared.config, prepared.grid.size
+
+
+def test_output_flags_never_change_what_trains_and_the_budget_is_asked_for_by_name(tmp_path):
+    from purejaxspi.algo.config import SMOKE_TEST
+
+    main_job = planned()
+    smoke = (SMOKE_TEST["total_timesteps"], SMOKE_TEST["num_envs"], SMOKE_TEST["num_steps"])
+    assert (main_job[0].run.total_timesteps, main_job[0].env.num_envs, main_job[0].ppo.num_steps) == smoke
+    for outputs in (["--out", str(tmp_path / "x")], ["--quiet"], ["--tensorboard"], ["--budget", "smoke"]):
+        assert planned(*outputs) == main_job, outputs
+    preset, runs = planned("--budget", "preset")
+    assert preset == pjs.make_config("Breakout-MinAtar") and runs == main_job[1]
+    assert preset.run.total_timesteps == 10_000_000
+    # --total-timesteps is the budget on the preset's batch shape
+    given, _ = planned("--total-timesteps", "50000")
+    assert given == pjs.make_config("Breakout-MinAtar", total_timesteps=50_000)
+    # an explicit batch shape stays on the smoke budget
+    shaped, _ = planned("--num-envs", "8")
+    assert (shaped.run.total_timesteps, shaped.env.num_envs) == (SMOKE_TEST["total_timesteps"], 8)

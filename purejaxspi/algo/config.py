@@ -247,9 +247,36 @@ PRESETS: dict[tuple[str, str], Preset] = {
 }
 
 
-# The main job's budget (`purejaxspi train` with no flags): the default env and algorithm's preset on a
-# CPU smoke test's budget (16 seeds in a few minutes on 2 cores); the presets are sized for real runs.
+# The smoke budget, the command line's default: the preset on a budget that 16 seeds train in about a
+# minute on a 2-core CPU; the presets themselves are sized for real runs (hours there).
 SMOKE_TEST = {"total_timesteps": 24_576, "num_envs": 32, "num_steps": 32}
+BUDGETS = ("smoke", "preset")
+
+
+def budget_settings(budget: str | None, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """`settings` with the budget's: "smoke" (the default) fills SMOKE_TEST's settings left unset,
+    "preset" keeps the preset's; an explicit total_timesteps is the budget itself (with the preset's
+    batch shape) and excludes a named one."""
+    if budget is not None and budget not in BUDGETS:
+        raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}", setting="budget")
+    if "total_timesteps" in settings:
+        if budget is not None:
+            raise ConfigError(
+                "budget and --total-timesteps both set how long each run trains; give one", setting="budget"
+            )
+        return dict(settings)
+    if budget == "preset":
+        return dict(settings)
+    return {**SMOKE_TEST, **settings}
+
+
+def budget_name(budget: str | None, settings: Mapping[str, Any], preset_steps: int) -> str:
+    """Where a run's budget came from, in words (the line printed before it trains)."""
+    if "total_timesteps" in settings:
+        return "--total-timesteps"
+    if budget == "preset":
+        return "the preset's budget"
+    return f"the smoke budget; `--budget preset` trains the preset's {preset_steps:,}"
 
 
 def preset_name(env_id: str) -> str:

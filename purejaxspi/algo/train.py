@@ -189,6 +189,21 @@ def train_chunk(learner: Learner, state: RunState, hp: HParams, num_iterations: 
     return jax.lax.scan(lambda s, _: iteration(learner, s, hp), state, None, num_iterations)
 
 
+def train_steps(learner: Learner, state: RunState, hp: HParams, count, capacity: int):
+    """`count` iterations (a traced integer, at most `capacity`): one executable for every chunk length,
+    so the host sizes each chunk by time without a compile. Returns (state, metrics {name: [capacity]}),
+    whose rows from `count` on are zeros."""
+    shapes = jax.eval_shape(lambda s: iteration(learner, s, hp)[1], state)
+    rows = jax.tree.map(lambda m: jnp.zeros((capacity,) + m.shape, m.dtype), shapes)
+
+    def body(i, carry):
+        state, rows = carry
+        state, metrics = iteration(learner, state, hp)
+        return state, jax.tree.map(lambda r, m: r.at[i].set(m), rows, metrics)
+
+    return jax.lax.fori_loop(0, count, body, (state, rows))
+
+
 def train(learner: Learner, key, hp: HParams):
     return train_chunk(learner, init_run(learner, key, hp), hp, learner.config.num_iterations)
 
@@ -252,6 +267,7 @@ class RunProgram(NamedTuple):
 
     init(key, hp) -> RunState
     train_chunk(state, hp, num_iterations) -> (state, metrics {name: [num_iterations]})
+    train_steps(state, hp, count, capacity) -> (state, metrics {name: [capacity]}), `count` traced
     train(key, hp) -> (state, metrics {name: [config.num_iterations]})
     pieces: the iteration's pieces, for counting its work
     """
@@ -260,6 +276,7 @@ class RunProgram(NamedTuple):
     agent: Agent
     init: Callable
     train_chunk: Callable
+    train_steps: Callable
     train: Callable
     pieces: IterationPieces
 
@@ -285,6 +302,7 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
         learner.agent,
         functools.partial(init_run, learner),
         functools.partial(train_chunk, learner),
+        functools.partial(train_steps, learner),
         functools.partial(train, learner),
         pieces,
     )

@@ -35,6 +35,11 @@ class PlotOptions:
     highlight: tuple[float, ...] = setting(
         (), "With --heatmap: X Y values of cells whose curves are drawn too (pairs, e.g. 0.01 0.0005)."
     )
+    labels: tuple[str, ...] = setting(
+        (),
+        "Legend names of the compared settings, in the order the run directories first show them (default: the "
+        "algorithm and the fewest settings that tell them apart).",
+    )
 
     def check(self) -> None:
         check_part(self)
@@ -44,6 +49,12 @@ class PlotOptions:
             raise PlotError("--highlight takes pairs of values (X Y), one pair per cell")
         if self.highlight and self.heatmap is None:
             raise PlotError("--highlight needs --heatmap X Y")
+        if self.labels and self.heatmap is not None:
+            raise PlotError("--labels names the compared settings of a plot; a heatmap names its cells by X and Y")
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise PlotError(f"--out {self.out}: cannot create its folder: {e.strerror or e}") from None
         for path in (self.out, self.out.with_suffix(".json")):
             check_writable(path, "--out")
 
@@ -54,6 +65,8 @@ def draw(run_dirs: list[Path], options: PlotOptions) -> str:
     from purejaxspi.analysis.sweep import heatmap
 
     options.check()
+    if not run_dirs:
+        raise PlotError("give one or more `purejaxspi train` output directories to plot")
     o, written = options, f"wrote {options.out} and {options.out.with_suffix('.json')}"
     try:
         if o.heatmap is not None:
@@ -61,7 +74,7 @@ def draw(run_dirs: list[Path], options: PlotOptions) -> str:
             sweep = heatmap(run_dirs, o.out, *o.heatmap, o.metric, o.aggregate, o.bins, o.reps, o.seed, pairs)
             cells = sum(len(p["cells"]) for p in sweep["panels"])
             return f"{cells} cells in {len(sweep['panels'])} heatmap(s): {written}"
-        summary = plot(run_dirs, o.out, o.metric, o.aggregate, o.bins, o.reps, o.seed, o.gap_threshold)
+        summary = plot(run_dirs, o.out, o.metric, o.aggregate, o.bins, o.reps, o.seed, o.gap_threshold, o.labels)
     except OSError as e:
         raise PlotError(f"--out {o.out}: cannot write the plot: {e.strerror or e}") from None
     return f"{len(summary['groups'])} settings over {len(summary['envs'])} env(s): {written}"

@@ -107,24 +107,48 @@ def read_run_dirs(run_dirs: list[Path], metric: str) -> list[RunCurve]:
 
 
 def label_groups(curves: list[RunCurve], ignore: frozenset[str] = frozenset()) -> list[str]:
-    """Name each run's group by the algorithm and the settings that vary among the runs of its env
-    (except those in `ignore`, e.g. a heatmap's two axes).
+    """Name each run's group by the algorithm and the fewest settings that tell the groups of its env
+    apart (except those in `ignore`, e.g. a heatmap's two axes).
 
-    Settings that differ only between envs (a family preset's num_envs or learning rate) do not split
+    A setting joins the name only where it splits groups that the algorithm and the settings before
+    it (hyperparameters first) leave together: comparing two algorithms' presets names the algorithms,
+    not every setting their presets differ in. Settings that differ only between envs do not split
     groups, so the same grid run on several games forms one group per setting across the games.
     """
-    varied_in = {}
+    named_in = {}
     for env in {c.env for c in curves}:
         members = [c for c in curves if c.env == env]
         keys = sorted({k for c in members for k in c.settings} - {"algo"} - set(ignore))
-        varied_in[env] = [k for k in keys if len({json.dumps(c.settings.get(k)) for c in members}) > 1]
+        keys.sort(key=lambda k: not k.startswith("hp_"))
+        named: list[str] = []
+        for k in keys:
+            if count_groups(members, named + [k]) > count_groups(members, named):
+                named.append(k)
+        named_in[env] = named
     for c in curves:
         parts = [str(c.settings.get("algo", "?"))]
-        for k in varied_in[c.env]:
+        for k in named_in[c.env]:
             value = c.settings.get(k)
             parts.append(f"{k.removeprefix('hp_')}={value:g}" if isinstance(value, float) else f"{k}={value}")
         c.label = " ".join(parts)
     return list(dict.fromkeys(c.label for c in curves))
+
+
+def count_groups(curves: list[RunCurve], names: list[str]) -> int:
+    """How many groups the algorithm and the settings `names` split `curves` into."""
+    return len({json.dumps([c.settings.get(k) for k in ("algo", *names)]) for c in curves})
+
+
+def relabel(curves: list[RunCurve], labels: tuple[str, ...]) -> None:
+    """Give the groups (in the order they first appear) the user's `labels`; PlotError if the counts differ."""
+    groups = list(dict.fromkeys(c.label for c in curves))
+    if len(labels) != len(groups):
+        raise PlotError(
+            f"--labels gives {len(labels)} names for {len(groups)} settings ({'; '.join(groups)}); give one each"
+        )
+    names = dict(zip(groups, labels))
+    for c in curves:
+        c.label = names[c.label]
 
 
 def binned(curve: RunCurve, edges: np.ndarray) -> np.ndarray:
@@ -220,14 +244,18 @@ def plot(
     reps: int = 2000,
     seed: int = 0,
     gap_threshold: float | None = None,
+    labels: tuple[str, ...] = (),
 ) -> dict:
-    """Draw the figure into `out` and write the numbers next to it (`out` with .json); returns them."""
+    """Draw the figure into `out` and write the numbers next to it (`out` with .json); returns them.
+    `labels` name the compared settings in order (default: what differs between them)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     curves = unique_curves(read_run_dirs(run_dirs, metric))
+    if labels:
+        relabel(curves, labels)
     groups = list(dict.fromkeys(c.label for c in curves))
     envs = sorted({c.env for c in curves})
     colours = {g: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(groups)}

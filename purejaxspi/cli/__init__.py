@@ -24,7 +24,13 @@ def commands() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    from purejaxspi.cli.view import interrupts_end_in_one_line
+
+    with interrupts_end_in_one_line():
+        return run_command(sys.argv[1:] if argv is None else argv)
+
+
+def run_command(argv: list[str]) -> int:
     if argv and argv[0] in ("train", "bench", "info"):
         from purejaxspi.scale.devices import use_every_core
 

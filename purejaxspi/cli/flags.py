@@ -5,7 +5,10 @@ its `--help` (with each preset's default) and the resume defaults from here."""
 from __future__ import annotations
 
 import argparse
+import ast
+import contextlib
 import dataclasses
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -91,7 +94,61 @@ def switch_pairs(argv: list[str]) -> list[str]:
 
 
 def parse(cls: type, argv: list[str], prog: str, default: Any = None) -> Any:
-    return tyro.cli(cls, args=switch_pairs(argv), prog=prog, description=cls.__doc__, default=default)
+    """The flags of `argv`; a value tyro cannot read ends in one line naming the flag and what it expects."""
+    from purejaxspi.cli.view import fail
+
+    try:
+        with _plain_value_errors():
+            return tyro.cli(cls, args=switch_pairs(argv), prog=prog, description=cls.__doc__, default=default)
+    except _BadValue as e:
+        fail(f"{e} (`{prog} --help`)")
+
+
+class _BadValue(Exception):
+    pass
+
+
+def expected(metavar: str) -> str:
+    """What a flag takes, from tyro's metavar without the optional's `{None}|` and the brackets."""
+    text = re.sub(r"^\{None\}\||\|\{None\}$", "", metavar)
+    for left, right in ("{}", "[]"):
+        if text.startswith(left) and text.endswith(right):
+            text = text[1:-1]
+    return text
+
+
+def bad_value_line(flag: str, metavar: str, message: str) -> str:
+    """`--flag expects WHAT, got: VALUES` from tyro's instantiation message."""
+    given = re.search(r"from (\[.*?\])\.", message) or re.search(r"'([^']*)'", message)
+    if given is None:
+        return f"{flag} expects {expected(metavar)}"
+    try:
+        values = ast.literal_eval(given.group(1))
+    except (ValueError, SyntaxError):
+        values = given.group(1)
+    shown = " ".join(values) if isinstance(values, list) else str(values)
+    return f"{flag} expects {expected(metavar)}, got: {shown}"
+
+
+@contextlib.contextmanager
+def _plain_value_errors():
+    """tyro's box for a value it cannot read names the union's types and markup; say it in one line.
+
+    tyro's parse-error hook is private (tyro._errors), so without it tyro's own box stands."""
+    errors = getattr(tyro, "_errors", None)
+    if errors is None or not hasattr(errors, "on_parse_error"):
+        yield
+        return
+
+    def hook(event):
+        argument = getattr(event, "argument", None)
+        if isinstance(event, errors.InstantiationFailure) and argument is not None:
+            lowered = argument.lowered
+            flag = "/".join(lowered.name_or_flags) or str(lowered.metavar)
+            raise _BadValue(bad_value_line(flag, str(lowered.metavar), event.message))
+
+    with errors.on_parse_error(hook):
+        yield
 
 
 def overrides(args: Any) -> dict[str, Any]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
 
-from purejaxspi.algo.config import SMOKE_TEST
 from purejaxspi.cli import flags
 from purejaxspi.cli.view import Quiet, fail, note, user_message
 from purejaxspi.errors import NonFiniteLossError, RunInterrupted, UserError
@@ -22,12 +20,8 @@ TrainArgs = flags.make_args(
 
 
 def parse_train(argv: list[str]):
-    """The flags; none at all is the main job (the smoke test), `--resume DIR` takes DIR's as defaults."""
-    if not argv:
-        budget = ", ".join(f"{k} {v:,}" for k, v in SMOKE_TEST.items())
-        job = f"{Job.algo} on {Job.env}, {Job.num_seeds} seeds on a smoke test's budget ({budget})"
-        note(f"the main job: {job}; pass flags to run the preset (`purejaxspi train --help`)")
-        return dataclasses.replace(TrainArgs(), **SMOKE_TEST)
+    """The flags (with none, the main job: the default env and algorithm on the smoke budget);
+    `--resume DIR` takes DIR's as defaults."""
     resume = flags.resume_dir(argv)
     try:
         defaults = flags.args_from_record(TrainArgs, resume) if resume is not None else None
@@ -36,22 +30,31 @@ def parse_train(argv: list[str]):
     return flags.parse(TrainArgs, argv, "purejaxspi train", defaults)
 
 
+def stop_now(code: int) -> None:
+    """A second signal: the line is out; leave the terminal usable and end the process."""
+    if sys.stdout.isatty():
+        sys.stdout.write("\x1b[?25h\n")  # the progress bar hides the cursor
+        sys.stdout.flush()
+    os._exit(code)
+
+
 def train_cmd(args) -> int:
     from purejaxspi.lifecycle.job import prepare
     from purejaxspi.lifecycle.loop import train
-    from purejaxspi.lifecycle.report import ProgressPrinter, stopped_line, summary_line
+    from purejaxspi.lifecycle.report import ProgressPrinter, plan_line, stopped_line, summary_line
     from purejaxspi.scale import distributed
 
     flags.declared_options(CacheOptions, args).enable()
     job, options = flags.declared_options(Job, args), flags.declared_options(RunOptions, args)
     try:
-        config, grid, options, out = prepare(job, flags.overrides(args), flags.hparams(args), options)
+        config, grid, options, out, budget = prepare(job, flags.overrides(args), flags.hparams(args), options)
     except UserError as e:
         fail(user_message(e))
     writer = distributed.is_writer()
     view, start = ProgressPrinter(not args.quiet and writer, sys.stderr if writer else None), time.perf_counter()
+    view.say(("resuming " if job.resume else "training ") + plan_line(config, grid.size, budget, out))
     try:
-        summary = train(config, grid, out, options, view)
+        summary = train(config, grid, out, options, view, on_signal=note if writer else None, exit_now=stop_now)
     except UserError as e:
         view.close()
         note(f"error: {user_message(e)}")

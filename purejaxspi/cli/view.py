@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import signal
 import sys
 from typing import NoReturn
 
@@ -34,3 +37,20 @@ class Quiet:
 
 def note(text: str) -> None:
     print(f"purejaxspi: {text}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def interrupts_end_in_one_line():
+    """SIGINT / SIGTERM outside training (imports, parsing, evaluation, plots) end the process at once in
+    one line, exit 128 + signal, no traceback; training answers them itself (lifecycle.guards.StopSignals)."""
+
+    def stop(signum, frame):
+        print(f"purejaxspi: stopped by {signal.Signals(signum).name}", file=sys.stderr, flush=True)
+        os._exit(128 + signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

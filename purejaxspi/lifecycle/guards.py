@@ -9,6 +9,8 @@ import errno
 import os
 import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from purejaxspi.errors import DiskFullError, ResourceError, RunDirError
@@ -82,28 +84,111 @@ def disk_full_as(what: str, out: Path, iteration: int | None):
 
 
 class StopSignals:
-    """Within the block, the first SIGINT or SIGTERM is recorded (`signum`) instead of killing the
-    process, so the loop can checkpoint at the next chunk boundary; a second one interrupts at once."""
+    """SIGINT and SIGTERM while a run is prepared and trained.
 
-    def __init__(self):
+    The first is recorded (`signum`) for the loop to stop at the next chunk boundary with a checkpoint,
+    and `announce`d at once: a thread reads each signal from the interpreter's wakeup pipe, so the line
+    comes even while the main thread waits on a compile or the device, where Python's own handlers
+    would wait with it. A second signal stops at once: with `exit_now` the thread calls it with 128 +
+    the signal (the last checkpoint stays intact, as saves are atomic); without it the main thread gets
+    a KeyboardInterrupt when it next runs Python, as an interactive session expects.
+
+    `expect(seconds)` states when the chunk in flight should end, and `saved(iteration)` the newest
+    checkpoint; the announcements say both.
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        announce: Callable[[str], None] | None = None,
+        exit_now: Callable[[int], None] | None = None,
+    ):
+        self.out, self.announce, self.exit_now = out, announce, exit_now
         self.signum: int | None = None
-        self._previous = {}
+        self.deadline: float | None = None  # time.monotonic() when the chunk in flight should end
+        self.checkpoint: int | None = None  # the iteration of the newest checkpoint
+        self._previous: dict = {}
+        self._pipe: tuple[int, int] | None = None
+        self._wakeup = -1
+
+    def expect(self, seconds: float | None) -> None:
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+
+    def saved(self, iteration: int) -> None:
+        self.checkpoint = iteration
+
+    def first_words(self, signum: int) -> str:
+        name = signal.Signals(signum).name
+        again = "a second Ctrl-C" if signum == signal.SIGINT else f"a second {name}"
+        if self.deadline is None:
+            return f"{name}: stopping before training starts (nothing trained yet); {again} stops now"
+        left = max(0.0, self.deadline - time.monotonic())
+        return (
+            f"{name}: stopping after the chunk in flight (about {left:.0f} s), then saving a checkpoint; "
+            f"{again} stops now"
+        )
+
+    def last_words(self, signum: int) -> str:
+        name = signal.Signals(signum).name
+        kept = (
+            f"the checkpoint at iteration {self.checkpoint} is intact"
+            if self.checkpoint
+            else "no checkpoint yet, so it starts from iteration 0"
+        )
+        return f"{name} again: stopped now; {kept}: `purejaxspi train --resume {self.out}` continues"
+
+    def _received(self, signum: int) -> None:
+        if self.signum is None:
+            self.signum = signum
+            if self.announce:
+                self.announce(self.first_words(signum))
+            return
+        if self.exit_now:
+            if self.announce:
+                self.announce(self.last_words(signum))
+            self.exit_now(128 + signum)
 
     def _handle(self, signum, frame):
-        if self.signum is not None:  # asked twice: stop now
+        if self._pipe is not None:  # the thread answered it already
+            return
+        if self.signum is not None and not self.exit_now:
             signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
             raise KeyboardInterrupt
-        self.signum = signum
+        self._received(signum)
+
+    def _watch(self, read_end: int) -> None:
+        while True:
+            try:
+                data = os.read(read_end, 16)
+            except OSError:
+                data = b""
+            if not data:
+                os.close(read_end)
+                return
+            for signum in data:
+                if signum in (signal.SIGINT, signal.SIGTERM):
+                    self._received(signum)
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        if self.announce or self.exit_now:
+            read_end, write_end = os.pipe()
+            os.set_blocking(write_end, False)
+            self._pipe = (read_end, write_end)
+            self._wakeup = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+            threading.Thread(target=self._watch, args=(read_end,), daemon=True, name="purejaxspi-signals").start()
         return self
 
     def __exit__(self, *exc):
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+        if self._pipe is not None:
+            signal.set_wakeup_fd(self._wakeup)
+            os.close(self._pipe[1])  # the thread reads end-of-file and ends
+            self._pipe = None
         return False
 
 

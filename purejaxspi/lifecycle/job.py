@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from purejaxspi.algo.config import Config, hparam_values, make_config
+from purejaxspi.algo.config import BUDGETS, Config, budget_name, budget_settings, hparam_values, make_config
 from purejaxspi.errors import ConfigError
 from purejaxspi.lifecycle.loop import RunOptions
 from purejaxspi.lifecycle.rundir import default_run_dir
@@ -22,12 +22,21 @@ class Job:
 
     Every hyperparameter flag takes one or more values; the grid is their product times the seeds.
     Unset values come from the env's preset (vector, MinAtar, Atari, the gridworld): see each flag.
-    With no flags at all it runs the main job, a smoke test: the default env and algorithm's preset
-    on 24,576 env steps per run (32 envs x 32 steps).
+    Each run trains the smoke budget (24,576 env steps, 32 envs x 32 steps: a minute on a 2-core CPU)
+    unless --budget preset or --total-timesteps says otherwise; output flags never change what trains.
+    SIGTERM or Ctrl-C: the chunk in flight (seconds) ends, a checkpoint is saved, exit 128 + signal;
+    a second Ctrl-C stops at once, keeping the last checkpoint; --resume DIR continues.
     """
 
     env: str = setting("Breakout-MinAtar", "Environment id (`purejaxspi envs` lists them).")
     algo: str = setting("deepspi", "deepspi, deepmdp or ppo.")
+    budget: str | None = setting(
+        None,
+        "How long each run trains: smoke (the default: 24,576 env steps on 32 envs x 32 steps, a check that "
+        "everything runs) or preset (the preset's budget and batch shape, e.g. 10M env steps on MinAtar: hours on "
+        "a CPU). --total-timesteps N instead trains N env steps per run on the preset's batch shape.",
+        choices=BUDGETS,
+    )
     settings: str | None = setting(
         None,
         "Whose preset fills every unset flag: deepspi, deepmdp or ppo (default: the algorithm's own, as the paper "
@@ -48,20 +57,30 @@ class Job:
     )
 
 
-def prepare(
-    job: Job, settings: dict[str, Any], hparams: dict[str, Any], options: RunOptions
-) -> tuple[Config, RunGrid, RunOptions, Path]:
-    """The job's Config (the preset, then `settings`), its grid (`hparams`' values x the seeds), its
-    options and its run directory, every input checked first (typed errors, one line each); joins
-    the other processes where the job is distributed."""
+class Prepared(NamedTuple):
+    """A job resolved: what trains, how, where, and where its budget came from (in words)."""
+
+    config: Config
+    grid: RunGrid
+    options: RunOptions
+    out: Path
+    budget: str | None  # None for a resumed run, whose budget is its own
+
+
+def prepare(job: Job, settings: dict[str, Any], hparams: dict[str, Any], options: RunOptions) -> Prepared:
+    """The job's Config (the preset, the budget, then `settings`), its grid (`hparams`' values x the
+    seeds), its options and its run directory, every input checked first (typed errors, one line
+    each); joins the other processes where the job is distributed."""
     options = dataclasses.replace(options, resume=job.resume is not None)
     options.check()
     if job.resume and job.out and job.out.resolve() != job.resume.resolve():
         raise ConfigError(f"--resume {job.resume} continues that directory; drop --out {job.out}")
-    config = make_config(job.env, job.algo, settings=job.settings, **settings)
+    preset_steps = make_config(job.env, job.algo, settings=job.settings).run.total_timesteps
+    budget = None if job.resume else budget_name(job.budget, settings, preset_steps)
+    config = make_config(job.env, job.algo, settings=job.settings, **budget_settings(job.budget, settings))
     grid = grid_from_values(hparam_values(config, **hparams), job.seed, job.num_seeds)
     if distributed.requested(job.distributed):
         distributed.initialize()
     if job.out is None and job.resume is None and distributed.process_count() > 1:
         raise ConfigError("with several processes give --out: each process would name its own default directory")
-    return config, grid, options, job.resume or job.out or default_run_dir(job.env, job.algo)
+    return Prepared(config, grid, options, job.resume or job.out or default_run_dir(job.env, job.algo), budget)

@@ -24,9 +24,9 @@ import jax
 import numpy as np
 
 from purejaxspi.algo.config import Config
-from purejaxspi.errors import ConfigError, NonFiniteLossError, RunDirError, RunInterrupted
+from purejaxspi.errors import ConfigError, NonFiniteLossError, RunDirError, RunInterrupted, UserError
 from purejaxspi.lifecycle import checkpoint, guards
-from purejaxspi.lifecycle.chunks import chunk_plan, timed_chunk_size
+from purejaxspi.lifecycle.chunks import chunk_capacity, next_chunk
 from purejaxspi.lifecycle.metrics import (
     CSV_COLUMNS,
     MetricsLog,
@@ -68,15 +68,13 @@ class RunOptions:
     keep_checkpoints: int = setting(3, "How many of the newest checkpoints to keep.", bound="positive")
     chunk_iterations: int = setting(
         0,
-        "Iterations per compiled chunk between host updates (0: a twentieth of the run, then about "
-        "--chunk-seconds each).",
+        "Iterations per compiled chunk between host updates (0: sized by time, see --chunk-seconds).",
         bound="nonnegative",
     )
     chunk_seconds: float = setting(
         10.0,
-        "With --chunk-iterations 0: the rest of the run is re-cut to chunks of about this many seconds when the "
-        "first chunk took over twice as long, or under a tenth as long with the rest long enough to repay a "
-        "compile.",
+        "With --chunk-iterations 0: the first chunk is one iteration, each later one about this many seconds "
+        "(progress, checkpoints and a stop on SIGINT / SIGTERM wait for the chunk in flight).",
         bound="positive",
     )
     tensorboard: bool = setting(
@@ -120,9 +118,10 @@ class Progress(NamedTuple):
     chunk: int
     completed_steps: int  # env steps of all runs so far
     total_steps: int
-    steps_per_second: float | None
+    steps_per_second: float | None  # env steps of all runs per second, as measured so far
     median_return: float | None
     notes: tuple[str, ...] = ()  # things worth telling the user (a resume, a restart of emulators)
+    num_runs: int = 1
 
 
 def first_nonfinite(metrics: dict[str, np.ndarray]) -> tuple[int, int] | None:
@@ -140,10 +139,12 @@ def training_record(config: Config, grid: RunGrid) -> dict:
     return run_record(config.flat(), grid.values, grid.first_seed, grid.num_seeds, grid.size, list(grid.varied()))
 
 
-def prepare_out_dir(out: Path, record: dict, options: RunOptions) -> None:
+def prepare_out_dir(out: Path, record: dict, options: RunOptions) -> bool:
     """Refuse an `out` that would lose another run's files or does not match the run resumed; clear
-    the previous outputs on `overwrite`. Raises RunDirError before anything in `out` changes."""
+    the previous outputs on `overwrite`. Raises RunDirError before anything in `out` changes; returns
+    whether `out` was created."""
     check_out_dir(out, options.resume, options.overwrite)
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -159,55 +160,53 @@ def prepare_out_dir(out: Path, record: dict, options: RunOptions) -> None:
     if options.overwrite and distributed.is_writer():
         clear_run_outputs(out)
     distributed.barrier("purejaxspi: run directory ready")
+    return created
 
 
 @dataclasses.dataclass
 class Session:
-    """The program of a run (compiled ahead of time, one executable per chunk length) and where its outputs go."""
+    """The program of a run, compiled ahead of time (one executable for every chunk length up to
+    `capacity`), and where its outputs go."""
 
     config: Config
     grid: RunGrid
     layout: RunLayout
     env: Any
     init: Callable
-    jitted_chunk: Any  # jax.jit's wrapped function: lowered and compiled per chunk length
+    program: Any  # the compiled chunk: (state, hparams, count) -> (state, metrics [R, capacity])
+    capacity: int
     keys: Any
     hparams: Any
     out: Path
     writer: bool
-    compiled: dict = dataclasses.field(default_factory=dict)
-    compile_seconds: float = 0.0  # the longest compile of a chunk so far
 
-    def chunk(self, num_iterations: int):
-        """The executable of a chunk of `num_iterations`; the first one compiled is checked against free
-        memory (ResourceError) before any state is allocated."""
-        if num_iterations not in self.compiled:
-            began = time.perf_counter()
-            abstract = jax.eval_shape(self.init, self.keys, self.hparams)
-            abstract = jax.tree.map(
-                lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.layout.sharding), abstract
-            )
-            compiled = self.jitted_chunk.lower(abstract, self.hparams, num_iterations).compile()
-            if not self.compiled:
-                local = [d for d in self.layout.mesh.devices.flat if d.process_index == jax.process_index()]
-                guards.check_memory(compiled, self.grid.size, local)
-            self.compiled[num_iterations] = compiled
-            self.compile_seconds = max(self.compile_seconds, time.perf_counter() - began)
-        return self.compiled[num_iterations]
+    def run(self, state, count: int):
+        """`count` iterations (at most `capacity`) from `state`: (state, metrics {name: [R, capacity]}),
+        the rows from `count` on unwritten."""
+        return self.program(state, self.hparams, np.int32(count))
 
 
-def build_session(config: Config, grid: RunGrid, out: Path, num_devices: int | None) -> Session:
-    """The grid's layout over devices, the env and the jitted, sharded program."""
+def build_session(config: Config, grid: RunGrid, out: Path, options: RunOptions) -> Session:
+    """The grid's layout over devices, the env and the sharded chunk program, compiled and checked
+    against free memory (ResourceError) before any state is allocated."""
     from purejaxspi.envs import env_for
     from purejaxspi.scale.mapping import make_trainer
 
-    layout = make_layout(grid.size, num_devices)
+    layout = make_layout(grid.size, options.num_devices)
     env = env_for(config.env, None, tuple(r.seed for r in grid.runs), layout.local_runs())
     trainer = shard_trainer(make_trainer(config, env), layout)
     init = jax.jit(trainer.init)
-    train_chunk = jax.jit(trainer.train_chunk, static_argnums=2, donate_argnums=0)
+    row_bytes = 4 * len(CSV_COLUMNS) * layout.padded_runs
+    capacity = chunk_capacity(config.num_iterations, options.chunk_iterations, row_bytes)
     keys, hparams = layout.place(grid.keys()), layout.place(grid.hparams())
-    return Session(config, grid, layout, env, init, train_chunk, keys, hparams, out, distributed.is_writer())
+    abstract = jax.eval_shape(init, keys, hparams)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=layout.sharding), abstract)
+    chunk = jax.jit(trainer.train_steps, static_argnums=3, donate_argnums=0)
+    count = jax.ShapeDtypeStruct((), np.int32)
+    program = chunk.lower(abstract, hparams, count, capacity).compile()
+    local = [d for d in layout.mesh.devices.flat if d.process_index == jax.process_index()]
+    guards.check_memory(program, grid.size, local)
+    return Session(config, grid, layout, env, init, program, capacity, keys, hparams, out, distributed.is_writer())
 
 
 class Start(NamedTuple):
@@ -219,7 +218,7 @@ class Start(NamedTuple):
     notes: tuple[str, ...]
 
 
-def init_or_restore(session: Session, record: dict, resume: bool) -> Start:
+def init_or_restore(session: Session, resume: bool) -> Start:
     """A fresh state, or the newest checkpoint's (raising CheckpointError when it does not fit)."""
     config, grid, layout, out = session.config, session.grid, session.layout, session.out
     metrics_path = out / "metrics.csv"
@@ -230,9 +229,6 @@ def init_or_restore(session: Session, record: dict, resume: bool) -> Start:
         scratch_log = MetricsLog(Path(os.devnull), config, grid)  # the accumulators' shapes, no file
         scratch_log.close()
         restored = checkpoint.restore_latest(out, template, checkpoint.cursor(scratch_log))
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume and session.writer:
-        (out / "config.json").write_text(json.dumps(record, indent=2) + "\n")
     start_iteration = restored.iteration if restored else 0
     append = resume and metrics_path.is_file()
     if append and session.writer:
@@ -264,29 +260,34 @@ def init_or_restore(session: Session, record: dict, resume: bool) -> Start:
     return Start(state, log, iteration, timed_steps, timed_seconds, notes)
 
 
-class ChunkResult(NamedTuple):
-    position: int  # the chunk's place in the plan
-    length: int
-    first_iteration: int
-    metrics: Any  # on the device until read
-
-
 @dataclasses.dataclass
 class ChunkClock:
-    """The run's timing: the first chunk (compilation, warm-up) is left out, the rest is timed."""
+    """The run's pace: every chunk after the first is timed (the first, one iteration, pays the first
+    call's costs, so it alone stands for the pace only until a second chunk ends)."""
 
     steps_per_iteration: int
-    warm_end: int  # the iteration the first chunk ends at
-    started: float | None = None
+    steps: float = 0.0  # env steps of all runs in the timed chunks
+    seconds: float = 0.0
+    first: tuple[float, float] | None = None  # (env steps, seconds) of the first chunk
+    latest: float | None = None  # seconds an iteration took in the latest chunk
 
-    def start(self) -> None:
-        self.started = time.perf_counter()
+    def add(self, length: int, seconds: float) -> None:
+        steps = length * self.steps_per_iteration
+        if self.first is None:
+            self.first = (steps, seconds)
+        else:
+            self.steps, self.seconds = self.steps + steps, self.seconds + seconds
+        self.latest = seconds / length
 
-    def so_far(self, done: int) -> tuple[float, float]:
-        """(env steps, seconds) timed up to iteration `done`."""
-        if self.started is None:
-            return 0.0, 0.0
-        return (done - self.warm_end) * self.steps_per_iteration, time.perf_counter() - self.started
+    def so_far(self) -> tuple[float, float]:
+        """(env steps, seconds) timed so far: the chunks after the first, or the first alone."""
+        if self.seconds > 0 or self.first is None:
+            return self.steps, self.seconds
+        return self.first
+
+    def rate(self) -> float | None:
+        steps, seconds = self.so_far()
+        return steps / seconds if steps > 0 and seconds > 0 else None
 
 
 @dataclasses.dataclass
@@ -301,30 +302,31 @@ class ChunkReader:
     description: str
 
     def progress(self, chunk: int, done: int, notes: tuple[str, ...] = ()) -> None:
-        steps, seconds = self.clock.so_far(done)
         finite = self.log.latest_return[~np.isnan(self.log.latest_return)]
+        per_iteration = self.clock.steps_per_iteration
         self.on_progress(
             Progress(
                 self.description,
                 chunk,
-                done * self.clock.steps_per_iteration,
-                self.session.config.num_iterations * self.clock.steps_per_iteration,
-                steps / seconds if steps > 0 and seconds > 0 else None,
+                done * per_iteration,
+                self.session.config.num_iterations * per_iteration,
+                self.clock.rate(),
                 float(np.median(finite)) if finite.size else None,
                 notes,
+                self.session.grid.size,
             )
         )
 
-    def read(self, result: ChunkResult, saved_iteration: int) -> tuple[int, int] | None:
-        """Write a chunk's rows (up to a non-finite loss) and report; returns that loss's (run, iteration)."""
-        metrics = self.session.layout.gather(result.metrics)  # [R, length] on every process, padding dropped
-        bad = first_nonfinite(metrics)
+    def read(self, metrics, first_iteration: int, length: int, saved_iteration: int) -> tuple[int, int] | None:
+        """Write a chunk's rows (up to a non-finite loss); returns that loss's (run, iteration)."""
+        rows = self.session.layout.gather(metrics)  # [R, capacity] on every process, padding dropped
+        rows = {name: values[:, :length] for name, values in rows.items()}
+        bad = first_nonfinite(rows)
         with guards.disk_full_as("metrics.csv", self.session.out, saved_iteration):
-            self.log.write_chunk(metrics, result.first_iteration, None if bad is None else bad[1] + 1)
+            self.log.write_chunk(rows, first_iteration, None if bad is None else bad[1] + 1)
             for sink in self.sinks:
                 sink.update()
-        self.progress(result.position + 1, result.first_iteration + result.length)
-        return None if bad is None else (bad[0], result.first_iteration + bad[1])
+        return None if bad is None else (bad[0], first_iteration + bad[1])
 
 
 @dataclasses.dataclass
@@ -335,6 +337,7 @@ class Saver:
     options: RunOptions
     start: Start
     manager: Any
+    stop: guards.StopSignals
     saved_iteration: int
     last_save: float
     save_seconds: float = 0.0
@@ -347,13 +350,14 @@ class Saver:
         return bool(every) or time.monotonic() - self.last_save >= interval
 
     def save(self, state, iteration: int, clock: ChunkClock) -> None:
-        steps, seconds = clock.so_far(iteration)
+        steps, seconds = clock.steps, clock.seconds
         start = self.start
         cursor = checkpoint.cursor(start.log, iteration, start.timed_steps + steps, start.timed_seconds + seconds)
         began = time.monotonic()
         with guards.disk_full_as("a checkpoint", self.session.out, self.saved_iteration):
             checkpoint.save(self.manager, iteration, self.session.layout.unpad(state), cursor)
         self.saved_iteration, self.last_save, self.save_seconds = iteration, time.monotonic(), time.monotonic() - began
+        self.stop.saved(iteration)
 
 
 def run_chunks(
@@ -362,59 +366,58 @@ def run_chunks(
     options: RunOptions,
     sinks: list,
     on_progress: Callable[[Progress], None],
+    stop: guards.StopSignals,
     deadline: float | None = None,
 ) -> tuple[float, float, tuple[int, int] | None, int]:
-    """Train the remaining chunks; returns (timed steps, timed seconds, (run, iteration) of a non-finite
-    loss or None, iterations done). Past `deadline` (time.monotonic()) it checkpoints at the next chunk
-    boundary and returns early.
+    """Train the rest of the run chunk by chunk; returns (timed steps, timed seconds, (run, iteration)
+    of a non-finite loss or None, iterations done). Past `deadline` (time.monotonic()) it checkpoints at
+    the next chunk boundary and returns early.
 
-    JAX dispatch is asynchronous: each chunk is dispatched before the host writes the previous chunk's
-    metrics, so the host's work overlaps the device's. A checkpoint needs the state of its chunk
-    boundary, so a chunk that ends with one is read and saved before the next is dispatched. The
-    timing leaves out the first chunk (warm-up). Raises RunInterrupted after the checkpoint of the
-    boundary that follows a SIGINT / SIGTERM.
+    After each chunk the host writes its metrics, reports progress and, when due, saves a checkpoint;
+    chunks are sized by the pace of the one before (`chunks.next_chunk`). Raises RunInterrupted after
+    the checkpoint of the boundary that follows a SIGINT / SIGTERM (`stop`), or at once when one came
+    before the first chunk.
     """
-    plan = chunk_plan(session.config.num_iterations, options.chunk_iterations, start.iteration)
-    clock = ChunkClock(session.config.batch_size * session.grid.size, start.iteration + (plan[0] if plan else 0))
+    config = session.config
+    clock = ChunkClock(config.batch_size * session.grid.size)
     reader = ChunkReader(session, start.log, sinks, on_progress, clock, describe(session))
     reader.progress(0, start.iteration, start.notes)
-    state, iteration, failure = start.state, start.iteration, None
+    state, iteration, failure, chunk = start.state, start.iteration, None, 0
     manager = checkpoint.open_manager(session.out, keep=options.keep_checkpoints)
-    saver = Saver(session, options, start, manager, start.iteration, time.monotonic())
+    saver = Saver(session, options, start, manager, stop, start.iteration, time.monotonic())
+    stop.saved(start.iteration)
     try:
-        for length in dict.fromkeys(plan):
-            session.chunk(length)  # compiled (and checked against free memory) before anything runs
-        with guards.StopSignals() as stop:
-            pending: ChunkResult | None = None
-            index = 0
-            while index < len(plan):
-                length, dispatched = plan[index], time.perf_counter()
-                state, metrics = session.chunk(length)(state, session.hparams)
-                current, iteration = ChunkResult(index, length, iteration, metrics), iteration + length
-                if pending is not None:  # the host's work on the previous chunk, while this one runs
-                    failure = reader.read(pending, saver.saved_iteration)
-                    if failure is not None:
-                        break
-                pending = current
-                if clock.started is None:
-                    plan = warm_up(session, state, clock, plan, dispatched, iteration, options)
-                index += 1
-                last = index == len(plan)
-                timed_out = deadline is not None and time.monotonic() >= deadline and not last
-                if not (last or stop.signum is not None or timed_out or saver.due(index)):
-                    continue
-                failure, pending = reader.read(pending, saver.saved_iteration), None
-                if failure is not None:
-                    break
+        while iteration < config.num_iterations:
+            if stop.signum is not None:
+                raise RunInterrupted(stop.signum, iteration, session.out, saved=False)
+            length = next_chunk(
+                config.num_iterations - iteration,
+                session.capacity,
+                bool(options.chunk_iterations),
+                clock.latest,
+                options.chunk_seconds,
+            )
+            stop.expect(length * clock.latest if clock.latest else options.chunk_seconds)
+            began = time.perf_counter()
+            state, metrics = session.run(state, length)
+            failure = reader.read(metrics, iteration, length, saver.saved_iteration)  # waits for the chunk
+            clock.add(length, time.perf_counter() - began)
+            iteration, chunk = iteration + length, chunk + 1
+            reader.progress(chunk, iteration)
+            if failure is not None:
+                break
+            last = iteration >= config.num_iterations
+            timed_out = deadline is not None and time.monotonic() >= deadline and not last
+            if last or stop.signum is not None or timed_out or saver.due(chunk):
                 saver.save(state, iteration, clock)
-                if stop.signum is not None and not last:
-                    raise RunInterrupted(stop.signum, iteration, session.out)
-                if distributed.agree(int(timed_out)):  # every process stops at the same boundary
-                    break
+            if stop.signum is not None and not last:
+                raise RunInterrupted(stop.signum, iteration, session.out)
+            if distributed.agree(int(timed_out)):  # every process stops at the same boundary
+                break
     finally:
+        stop.expect(None)
         manager.close()
-    steps, seconds = clock.so_far(iteration)
-    return start.timed_steps + steps, start.timed_seconds + seconds, failure, iteration
+    return start.timed_steps + clock.so_far()[0], start.timed_seconds + clock.so_far()[1], failure, iteration
 
 
 def describe(session: Session) -> str:
@@ -422,30 +425,6 @@ def describe(session: Session) -> str:
     devices = session.layout.num_devices
     name = f"{session.config.algo} {session.config.env_id} x{session.grid.size}"
     return name + (f" on {devices} devices" if devices > 1 else "")
-
-
-def warm_up(session: Session, state, clock: ChunkClock, plan: list[int], dispatched: float, iteration, options):
-    """After the first chunk: start the clock and, unless the chunk length is fixed, re-cut the rest of
-    the plan by the time that chunk took; returns the plan."""
-    jax.block_until_ready(state)
-    clock.start()
-    if options.chunk_iterations:
-        return plan
-    assert clock.started is not None
-    plan = plan[:1] + recut(session, plan[0], clock.started - dispatched, iteration, options.chunk_seconds)
-    clock.start()  # a new chunk length's compile is not training time
-    return plan
-
-
-def recut(session: Session, length: int, seconds: float, iteration: int, target_seconds: float) -> list[int]:
-    """The plan for the iterations after `iteration`, cut by the time the first chunk of `length` took
-    (every process takes process 0's cut), with any new chunk length compiled."""
-    remaining = session.config.num_iterations - iteration
-    size = distributed.agree(timed_chunk_size(length, seconds, target_seconds, remaining, session.compile_seconds))
-    plan = chunk_plan(session.config.num_iterations, size, iteration)
-    for new_length in dict.fromkeys(plan):
-        session.chunk(new_length)
-    return plan
 
 
 def finish(session: Session, log: MetricsLog, steps_per_second: float, iterations_done: int) -> dict:
@@ -480,15 +459,19 @@ def train(
     out: Path | str,
     options: RunOptions = RunOptions(),
     on_progress: Callable[[Progress], None] | None = None,
+    on_signal: Callable[[str], None] | None = None,
+    exit_now: Callable[[int], None] | None = None,
 ) -> dict:
     """Train the grid of runs (`scale.grid.make_grid`) into `out` and return its summary (summary.json).
 
     Writes config.json, metrics.csv (chunk by chunk), checkpoints and summary.json into `out`;
     `options` sets resume, overwrite, checkpointing, sinks and devices; `on_progress` is called
-    before the first chunk and after each one.
+    before the first chunk and after each one. A first SIGINT / SIGTERM ends the chunk in flight and
+    raises RunInterrupted after a checkpoint; `on_signal` hears each signal at once, in words, and
+    `exit_now(code)` (if given) ends the process on a second one (guards.StopSignals).
 
-    Raises RunDirError / CheckpointError / DeviceError (one line) before anything in `out` changes,
-    and NonFiniteLossError (after writing the metrics so far and the summary) if training diverges.
+    Raises RunDirError / CheckpointError / DeviceError / ResourceError (one line) leaving `out` as it
+    was, and NonFiniteLossError (after writing the metrics so far and the summary) if training diverges.
     """
     out = Path(out)
     options.check()
@@ -499,32 +482,66 @@ def train(
     check_run_seeds(config.env_id, tuple(r.seed for r in grid.runs), config.env.num_envs)
     record = training_record(config, grid)
     make_layout(1, options.num_devices)  # the device count is possible (DeviceError)
-    prepare_out_dir(out, record, options)
-    with guards.run_dir_lock(out, enabled=distributed.is_writer()):
-        session = build_session(config, grid, out, options.num_devices)
-        session.chunk(chunk_plan(config.num_iterations, options.chunk_iterations)[0])  # ResourceError before allocating
-        with guards.disk_full_as("config.json and metrics.csv", out, None):
-            start = init_or_restore(session, record, options.resume)
-        purge_step = start.iteration * config.batch_size if options.resume else None
-        sinks = open_sinks(out, session.grid, record, options, purge_step) if session.writer else []
-        wall = time.perf_counter()
+    with guards.StopSignals(out, on_signal, exit_now) as stop:
+        created = prepare_out_dir(out, record, options)
         try:
-            timed_steps, timed_seconds, failure, done = run_chunks(
-                session, start, options, sinks, on_progress, deadline
-            )
-        finally:
-            for sink in sinks:
-                sink.close()
-            start.log.close()
-        wall = time.perf_counter() - wall
-        total = config.num_iterations * config.batch_size * session.grid.size
-        sps = timed_steps / timed_seconds if timed_seconds else total / max(wall, 1e-9)
-        with guards.disk_full_as("summary.json", out, done if failure is None else None):
-            summary = finish(session, start.log, sps, done)
+            with guards.run_dir_lock(out, enabled=distributed.is_writer()):
+                session, start = open_run(config, grid, out, record, options)
+                summary, failure = train_session(session, start, record, options, on_progress, stop, deadline)
+        except UserError:
+            if created and not any(out.iterdir()):
+                out.rmdir()
+            raise
     if failure is not None:
         run, iteration = failure
         raise NonFiniteLossError(run, session.grid.runs[run].seed, iteration, out / "metrics.csv")
     return summary
+
+
+def open_run(config: Config, grid: RunGrid, out: Path, record: dict, options: RunOptions) -> tuple[Session, Start]:
+    """config.json first (a signal from here on leaves a directory `--resume` continues), then the
+    compiled program and the starting state; a fresh run's config.json goes again if either fails."""
+    fresh = not options.resume and distributed.is_writer()
+    if fresh:
+        with guards.disk_full_as("config.json", out, None):
+            (out / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+    try:
+        session = build_session(config, grid, out, options)
+        with guards.disk_full_as("metrics.csv", out, None):
+            return session, init_or_restore(session, options.resume)
+    except UserError:
+        if fresh:
+            (out / "config.json").unlink(missing_ok=True)
+        raise
+
+
+def train_session(
+    session: Session,
+    start: Start,
+    record: dict,
+    options: RunOptions,
+    on_progress: Callable[[Progress], None],
+    stop: guards.StopSignals,
+    deadline: float | None,
+) -> tuple[dict, tuple[int, int] | None]:
+    """The chunks from `start`, then summary.json: (the summary, a non-finite loss's (run, iteration) or None)."""
+    config, out = session.config, session.out
+    purge_step = start.iteration * config.batch_size if options.resume else None
+    sinks = open_sinks(out, session.grid, record, options, purge_step) if session.writer else []
+    wall = time.perf_counter()
+    try:
+        timed_steps, timed_seconds, failure, done = run_chunks(
+            session, start, options, sinks, on_progress, stop, deadline
+        )
+    finally:
+        for sink in sinks:
+            sink.close()
+        start.log.close()
+    wall = time.perf_counter() - wall
+    total = config.num_iterations * config.batch_size * session.grid.size
+    sps = timed_steps / timed_seconds if timed_seconds else total / max(wall, 1e-9)
+    with guards.disk_full_as("summary.json", out, done if failure is None else None):
+        return finish(session, start.log, sps, done), failure
 
 
 def open_sinks(out: Path, grid, record: dict, options: RunOptions, purge_step: int | None) -> list:

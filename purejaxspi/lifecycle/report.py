@@ -5,38 +5,75 @@ line's stdout and stderr); the rest returns text."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn
 
 
-def rate_and_median(progress) -> tuple[str, str]:
+def duration(seconds: float | None) -> str:
+    """H:MM:SS (M:SS under an hour; days spelled out), or "-" when unknown."""
+    if seconds is None or seconds != seconds or seconds == float("inf"):
+        return "-"
+    whole = int(round(seconds))
+    days, whole = divmod(whole, 86_400)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours}:{minutes:02d}:{secs:02d}" if hours or days else f"{minutes}:{secs:02d}"
+    return f"{days} d {clock}" if days else clock
+
+
+def eta_seconds(progress) -> float | None:
+    """Seconds left at the pace measured so far."""
+    if not progress.steps_per_second:
+        return None
+    return (progress.total_steps - progress.completed_steps) / progress.steps_per_second
+
+
+def steps_per_run(progress) -> str:
+    runs = max(1, progress.num_runs)
+    return f"{progress.completed_steps // runs:,}/{progress.total_steps // runs:,} env steps per run"
+
+
+def progress_line(progress, elapsed: float) -> str:
+    """One chunk's plain line (a log file's progress): elapsed time, env steps per run and in all,
+    the pace (env steps of all runs per second), the time left and the median return."""
     rate = f"{progress.steps_per_second:,.0f}" if progress.steps_per_second else "-"
     median = f"{progress.median_return:.2f}" if progress.median_return is not None else "-"
-    return rate, median
-
-
-def progress_line(progress) -> str:
-    """One chunk's plain line (a log file's progress)."""
-    rate, median = rate_and_median(progress)
-    percent = 100 * progress.completed_steps / progress.total_steps
+    percent = 100 * progress.completed_steps / max(1, progress.total_steps)
     return (
-        f"{progress.description}: {progress.completed_steps:,}/{progress.total_steps:,} env steps "
-        f"({percent:.0f}%), {rate} steps/s, median return {median}"
+        f"{progress.description}: {duration(elapsed)} elapsed, {steps_per_run(progress)} "
+        f"({progress.completed_steps:,} in all, {percent:.0f}%), {rate} steps/s, "
+        f"ETA {duration(eta_seconds(progress))}, median return {median}"
+    )
+
+
+def plan_line(config, num_runs: int, budget: str | None, out: Path) -> str:
+    """What a run will train, said before it compiles: runs, env steps per run and the budget's origin."""
+    origin = f" ({budget})" if budget else ""
+    return (
+        f"{config.algo} on {config.env_id}: {num_runs} runs x {config.num_iterations * config.batch_size:,} env "
+        f"steps{origin} into {out}; compiling"
+    )
+
+
+def estimate_line(progress, elapsed: float) -> str:
+    """The wall time a run will take, once its first chunk is timed."""
+    rate = progress.steps_per_second
+    return (
+        f"first chunk done after {duration(elapsed)}: about {duration(eta_seconds(progress))} to go at "
+        f"{rate:,.0f} env steps/s (all runs)"
     )
 
 
 def progress_bar(console: Any = None) -> Progress:
-    """A rich progress bar over env steps (all runs together), with steps/s and the median return."""
+    """A rich progress bar with the time left first, so a narrow terminal keeps it."""
     return Progress(
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f} env steps"),
-        TextColumn("{task.fields[rate]} steps/s"),
-        TextColumn("median return {task.fields[median_return]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        BarColumn(bar_width=12),
+        TextColumn("{task.percentage:>3.0f}% ETA {task.fields[eta]} ({task.fields[elapsed]} elapsed)"),
+        TextColumn("{task.fields[steps]} env steps/run, {task.fields[rate]} steps/s, return {task.fields[median]}"),
         console=console,
     )
 
@@ -86,34 +123,57 @@ def eval_line(report: dict, episodes: int, greedy: bool, max_steps: int, run_dir
 
 
 class ProgressPrinter:
-    """A run's progress on `stream`: a rich bar on a terminal, plain lines (one per chunk) otherwise;
+    """A run's progress on `stream` (stdout): a rich bar on a terminal, plain lines (one per chunk)
+    otherwise, and in words what will train and, once the first chunk is timed, how long it will take;
     notes (a resume, emulators restarted) go to `notes` (stderr) even when progress is not shown."""
 
     def __init__(self, show: bool, notes: Any = sys.stderr, stream: Any = None):
         self.show, self.notes, self.stream = show, notes, stream or sys.stdout
+        self.started = time.monotonic()
         self.bar: Any = None
         self.task: Any = None
 
+    def note(self, text: str) -> None:
+        if self.notes:
+            print(f"purejaxspi: {text}", file=self.notes, flush=True)
+
+    def say(self, text: str) -> None:
+        """A line of progress in words (what will train, the time it will take), with the progress."""
+        if self.show:
+            target = self.bar.console if self.bar is not None else None
+            if target is not None:
+                target.print(f"purejaxspi: {text}", markup=False, highlight=False)
+            else:
+                print(f"purejaxspi: {text}", file=self.stream, flush=True)
+
     def __call__(self, progress) -> None:
-        for text in progress.notes if self.notes else ():
-            print(f"purejaxspi: note: {text}", file=self.notes, flush=True)
+        for text in progress.notes:
+            self.note(f"note: {text}")
         if not self.show:
             return
+        elapsed = time.monotonic() - self.started
+        if progress.chunk == 1 and progress.completed_steps < progress.total_steps and progress.steps_per_second:
+            self.say(estimate_line(progress, elapsed))
         if not self.stream.isatty():
             if progress.chunk:
-                print(progress_line(progress), file=self.stream, flush=True)
+                print(progress_line(progress, elapsed), file=self.stream, flush=True)
             return
-        rate, median = rate_and_median(progress)
+        fields = {
+            "eta": duration(eta_seconds(progress)),
+            "elapsed": duration(elapsed),
+            "steps": f"{progress.completed_steps // max(1, progress.num_runs):,}",
+            "rate": f"{progress.steps_per_second:,.0f}" if progress.steps_per_second else "-",
+            "median": f"{progress.median_return:.2f}" if progress.median_return is not None else "-",
+        }
         if self.bar is None:
             from rich.console import Console
 
             self.bar = progress_bar(Console(file=self.stream))
             self.bar.start()
-            self.task = self.bar.add_task(
-                progress.description, total=progress.total_steps, rate=rate, median_return=median
-            )
-        self.bar.update(self.task, completed=progress.completed_steps, rate=rate, median_return=median)
+            self.task = self.bar.add_task(progress.description, total=progress.total_steps, **fields)
+        self.bar.update(self.task, completed=progress.completed_steps, **fields)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+            self.bar = None

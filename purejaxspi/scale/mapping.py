@@ -31,6 +31,8 @@ class Trainer(NamedTuple):
 
     init(keys [R], hparams [R]) -> RunState [R]
     train_chunk(state [R], hparams [R], num_iterations) -> (state [R], metrics {name: [R, num_iterations]})
+    train_steps(state [R], hparams [R], count, capacity) -> (state [R], metrics {name: [R, capacity]}), the
+        first `count` rows written (`count` may be traced: one program for every chunk length)
     train(keys [R], hparams [R]) -> (state [R], metrics {name: [R, config.num_iterations]})
     """
 
@@ -38,6 +40,7 @@ class Trainer(NamedTuple):
     agent: Any
     init: Callable
     train_chunk: Callable
+    train_steps: Callable
     train: Callable
 
 
@@ -81,12 +84,15 @@ def map_runs(program: RunProgram, env: BatchedEnv, run_mapping: str = "auto") ->
     def train_chunk(states, hparams, num_iterations: int):
         return map_over_runs(lambda s, h: program.train_chunk(s, h, num_iterations), states, hparams, mapping)
 
+    def train_steps(states, hparams, count, capacity: int):
+        return map_over_runs(lambda s, h: program.train_steps(s, h, count, capacity), states, hparams, mapping)
+
     init = jax.vmap(program.init)
 
     def train(keys, hparams):
         return train_chunk(init(keys, hparams), hparams, program.config.num_iterations)
 
-    return Trainer(program.config, program.agent, init, train_chunk, train)
+    return Trainer(program.config, program.agent, init, train_chunk, train_steps, train)
 
 
 def make_trainer(config: Config, env: BatchedEnv, run_mapping: str = "auto") -> Trainer:

@@ -147,7 +147,10 @@ def shard_trainer(trainer, layout: RunLayout):
     def train_chunk(states, hparams, num_iterations: int):
         return layout.shard(lambda s, h: trainer.train_chunk(s, h, num_iterations))(states, hparams)
 
+    def train_steps(states, hparams, count, capacity: int):
+        return layout.shard(lambda s, h: trainer.train_steps(s, h, count, capacity))(states, hparams)
+
     def train(keys, hparams):
         return train_chunk(init(keys, hparams), hparams, trainer.config.num_iterations)
 
-    return trainer._replace(init=init, train_chunk=train_chunk, train=train)
+    return trainer._replace(init=init, train_chunk=train_chunk, train_steps=train_steps, train=train)
