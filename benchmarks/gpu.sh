@@ -105,7 +105,7 @@ for algo in ppo deepmdp deepspi; do
 done
 
 # ---- e. the memory guard: refused with the device's own figures, exit 2 -------------------------------
-stage guard "$T_GUARD" bash -c "$RUN purejaxspi train --env CartPole-v1 --num-seeds 100000 --num-envs 1024 \
+stage guard "$T_GUARD" bash -c "$RUN purejaxspi train --env CartPole-v1 --budget preset --num-seeds 100000 --num-envs 1024 \
   --out '$OUT/runs/guard' --quiet 2> '$OUT/guard.txt'; test \$? -eq 2"
 
 $RUN python benchmarks/gpu_report.py "$OUT" --dry-run-flag "$DRY"

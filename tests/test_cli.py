@@ -64,6 +64,33 @@ def test_info_reports_the_machine_and_what_auto_picks():
     assert cli("info").stdout.startswith("platform: cpu")
 
 
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("train", "--num-seeds", "x"), "--num-seeds expects INT, got: x"),
+        (("train", "--learning-rate", "fast"), "--learning-rate expects FLOAT [FLOAT ...], got: fast"),
+        (("train", "--budget", "forever"), "unknown budget 'forever'; choose one of smoke, preset"),
+        (("train", "--budget", "preset", "--total-timesteps", "1000"), "--budget and --total-timesteps both"),
+        (("eval", "runs/none", "--episodes", "many"), "--episodes expects INT, got: many"),
+        (("plot", "runs/none", "--heatmap", "learning_rate"), "--heatmap expects STR STR, got: learning_rate"),
+        (("plot", "runs/none", "--bins", "1.5"), "--bins expects INT, got: 1.5"),
+        (("plot",), "give one or more `purejaxspi train` output directories"),
+        (("bench", "--num-runs", "some"), "--num-runs expects INT [INT ...], got: some"),
+        (("bench", "--iterations", "-"), "--iterations expects INT"),
+        (("presets", "--json", "1"), "unrecognized"),
+        (("envs", "--family", "x", "y"), "unrecognized"),
+    ],
+)
+def test_usage_errors_are_short_and_plain_for_every_command(args, expected):
+    result = cli(*args)
+    assert result.returncode == 2, result.stderr
+    text = result.stderr.strip()
+    assert expected.lower() in text.lower(), text
+    assert len(text.splitlines()) <= 6, text  # one line, or tyro's small box for an unknown flag
+    for noise in ("Traceback", "[bold]", "{None}", "no type matching", "NoneType"):
+        assert noise not in text, text
+
+
 def test_unknown_command_exits_2():
     result = cli("fly")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1

@@ -1,6 +1,8 @@
 """Failures a user can cause end in one line with nothing already written lost: signals, a second
 writer, a grid too large for memory, a full disk; and a run is the same when run again."""
 
+import json
+import random
 import resource
 import signal
 import subprocess
@@ -73,7 +75,9 @@ def stop_with(signum, out):
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 128 + signum, err
-    assert len(err.strip().splitlines()) == 1 and "checkpoint saved" in err and "--resume" in err
+    acknowledged, stopped = err.strip().splitlines()  # at once, then when the checkpoint is saved
+    assert "stopping after the chunk in flight" in acknowledged
+    assert "checkpoint saved" in stopped and "--resume" in stopped
     saved = sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
     assert saved and 3 <= saved[-1] < ITERATIONS
     assert not (out / "summary.json").exists()
@@ -152,3 +156,123 @@ def test_the_same_command_twice_writes_bitwise_identical_metrics(tmp_path):
     for name in ("a", "b"):
         assert cli("train", *args, "--out", str(tmp_path / name)).returncode == 0
     assert (tmp_path / "a" / "metrics.csv").read_bytes() == (tmp_path / "b" / "metrics.csv").read_bytes()
+
+
+# A multi-chunk run of about 10-20 s on the 2-core CPU, in chunks of about half a second.
+GRACE_RUN = (
+    "--env",
+    "CartPole-v1",
+    "--algo",
+    "ppo",
+    "--num-seeds",
+    "2",
+    "--num-envs",
+    "4",
+    "--num-steps",
+    "16",
+    "--total-timesteps",
+    str(400 * 64),
+    "--chunk-seconds",
+    "0.5",
+    "--quiet",
+)
+GRACE_SECONDS = 30  # a scheduler's grace between SIGTERM and SIGKILL
+
+
+def test_sigterm_at_a_random_moment_then_sigkill_after_the_grace_resumes_to_the_uninterrupted_run(tmp_path):
+    began = time.monotonic()
+    assert cli("train", *GRACE_RUN, "--out", str(tmp_path / "whole")).returncode == 0
+    whole_seconds = time.monotonic() - began
+    moment = random.uniform(0.0, 0.9 * whole_seconds)
+    out = tmp_path / "stopped"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "purejaxspi.cli", "train", *GRACE_RUN, "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(moment)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"still running {GRACE_SECONDS} s after SIGTERM at {moment:.1f} s: {err}")
+    context = f"SIGTERM at {moment:.1f} s of {whole_seconds:.1f} s: {err}"
+    assert proc.returncode in (0, 128 + signal.SIGTERM), context
+    assert "Traceback" not in err, context
+    if proc.returncode:
+        # a signal before the run directory was made leaves nothing: the job is started again
+        again = ("--resume", str(out)) if (out / "config.json").is_file() else (*GRACE_RUN, "--out", str(out))
+        resumed = cli("train", *again, "--quiet")
+        assert resumed.returncode == 0, (context, resumed.stderr)
+    assert rows_of(out) == rows_of(tmp_path / "whole"), context
+
+
+def test_a_second_ctrl_c_stops_at_once_in_one_line_keeping_the_last_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    # iterations of about 0.1 s in chunks of about 20 s: the first stop would wait for the chunk
+    args = ("--env", "CartPole-v1", "--algo", "ppo", "--num-seeds", "2", "--num-envs", "64", "--num-steps", "128")
+    budget = ("--total-timesteps", str(64 * 128 * 300), "--chunk-seconds", "20", "--checkpoint-every", "1")
+    cmd = [sys.executable, "-m", "purejaxspi.cli", "train", *args, *budget, "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_rows(proc, out, iterations=1)  # the first chunk (one iteration) is written and saved
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 5, err
+    assert proc.returncode == 128 + signal.SIGINT, err
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and len(lines) == 2, err
+    assert "stopping after the chunk in flight" in lines[0] and "a second Ctrl-C stops now" in lines[0]
+    assert "SIGINT again: stopped now" in lines[1] and "--resume" in lines[1]
+    saved = sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
+    assert saved and f"checkpoint at iteration {saved[-1]} is intact" in lines[1]
+    resumed = cli("train", "--resume", str(out), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "summary.json").read_text())["complete"]
+
+
+def test_ctrl_c_while_compiling_leaves_a_directory_resume_starts_from_iteration_0(tmp_path):
+    out = tmp_path / "run"
+    proc = start(out)
+    deadline = time.monotonic() + 120
+    while not (out / "config.json").is_file() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)  # config.json comes before the compile, so this lands in it (or just before)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT and "Traceback" not in err, err
+    assert "stopping before training starts" in err and "before training;" in err, err
+    assert not (out / "checkpoints").is_dir() or not any(p.name.isdigit() for p in (out / "checkpoints").iterdir())
+    resumed = cli("train", "--resume", str(out), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert iterations_written(out) == ITERATIONS
+
+
+def test_the_first_progress_line_of_an_hours_long_run_comes_within_a_minute(tmp_path):
+    """Deep SPI on the MinAtar preset's real budget (8 runs x 10M env steps: about 2.4 hours on this CPU)
+    prints its plan at once, its time estimate and first progress line within a minute, and stops on
+    SIGTERM."""
+    began = time.monotonic()
+    args = ("train", "--budget", "preset", "--num-seeds", "8", "--out", str(tmp_path / "run"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "purejaxspi.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    plan = proc.stdout.readline()
+    first = proc.stdout.readline()  # the estimate after the first chunk
+    progress = proc.stdout.readline()
+    seconds = time.monotonic() - began
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert "8 runs x 9,994,240 env steps (the preset's budget)" in plan, (plan, err)
+    assert "to go at" in first and "elapsed" in progress and "ETA" in progress, (first, progress, err)
+    assert seconds < 60, (seconds, first)
+    assert proc.returncode == 128 + signal.SIGTERM, err

@@ -23,6 +23,8 @@ def test_deepspi_learns_cartpole(tmp_path):
             "deepspi",
             "--num-seeds",
             "4",
+            "--budget",
+            "preset",
             "--out",
             str(out),
             "--quiet",

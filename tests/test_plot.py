@@ -28,6 +28,21 @@ def test_groups_are_named_by_what_differs():
     assert label_groups(curves) == ["ppo learning_rate=0.001", "ppo learning_rate=0.003"]
 
 
+def test_two_algorithms_presets_are_named_by_the_algorithm_alone():
+    """Presets differ in many settings at once; the names say only what tells the groups apart."""
+
+    def run(algo, seed, **settings):
+        return RunCurve("E", {"algo": algo, **settings}, seed, np.ones(1), np.ones(1), np.ones(1))
+
+    deepspi = {"num_envs": 128, "num_steps": 8, "reward_coef": 0.1, "hp_learning_rate": 0.001}
+    ppo = {"num_envs": 8, "num_steps": 128, "reward_coef": 0.0, "hp_learning_rate": 0.001}
+    curves = [run("deepspi", s, **deepspi) for s in (0, 1)] + [run("ppo", s, **ppo) for s in (0, 1)]
+    assert label_groups(curves) == ["deepspi", "ppo"]
+    # a learning-rate sweep inside each algorithm: the rate joins, the preset's co-varying settings do not
+    swept = curves + [run("ppo", 0, **{**ppo, "hp_learning_rate": 0.003})]
+    assert label_groups(swept) == ["deepspi learning_rate=0.001", "ppo learning_rate=0.001", "ppo learning_rate=0.003"]
+
+
 def test_final_score_weights_iterations_by_their_episodes_as_the_summary_does():
     # 20 iterations of 10 steps: the final window is the last two; 3 episodes of mean 1, then 1 of mean 5
     steps = np.arange(1, 21) * 10.0
@@ -57,7 +72,7 @@ def _as_other_algo(src, dst, algo, shift):
 @pytest.mark.slow
 def test_plot_draws_curves_and_aggregates_for_two_algorithms(trained_run, tmp_path):
     _as_other_algo(trained_run, tmp_path / "better", "deepmdp", 1000.0)
-    out = tmp_path / "fig.png"
+    out = tmp_path / "new" / "folder" / "fig.png"  # made, as train --out makes its own
     result = cli("plot", str(trained_run), str(tmp_path / "better"), "--out", str(out), "--reps", "300")
     assert result.returncode == 0, result.stderr
     assert out.stat().st_size > 20_000 and out.read_bytes()[:4] == b"\x89PNG"
@@ -73,6 +88,12 @@ def test_plot_draws_curves_and_aggregates_for_two_algorithms(trained_run, tmp_pa
     )
     # every shifted seed beats every original seed
     assert numbers["probability_of_improvement"]["deepspi  >  deepmdp"]["point"] == 0.0
+    named = tmp_path / "named.png"
+    args = ("plot", str(trained_run), str(tmp_path / "better"), "--reps", "100", "--out", str(named))
+    assert cli(*args, "--labels", "ours", "shifted").returncode == 0
+    assert set(json.loads(named.with_suffix(".json").read_text())["groups"]) == {"ours", "shifted"}
+    one = cli(*args, "--labels", "ours")
+    assert one.returncode == 2 and "--labels gives 1 names for 2 settings" in one.stderr
 
 
 @pytest.mark.slow
