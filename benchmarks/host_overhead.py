@@ -1,8 +1,9 @@
 """How much the host costs a run: `train`'s steady-state env steps/s against `bench`'s for the same program.
 
 `bench` times the compiled training program alone (iterations per call, median of repeats); `train`
-adds everything around it: metrics to the host, CSV rows, progress, checkpoints. Both leave out the
-first (compiling) chunk. Run it on an otherwise idle machine.
+adds everything around it: metrics to the host, CSV rows, progress, checkpoints. `train` leaves out
+its first chunk (one iteration) and `bench` its compile, so both time the same iterations: the rest of
+the run, in one call for `bench`. Run it on an otherwise idle machine.
 
     uv run python benchmarks/host_overhead.py            # writes benchmarks/results/host_overhead.json
 """
@@ -20,7 +21,6 @@ import tyro
 import purejaxspi as pjs
 from purejaxspi.algo.config import hparam_values
 from purejaxspi.analysis.bench import BenchPlan, run_bench
-from purejaxspi.lifecycle.chunks import chunk_plan
 
 RESULTS = Path(__file__).parent / "results"
 # (env, algo, shape overrides, runs, env steps per run): CartPole as purejaxrl's PPO runs it (4 x 128,
@@ -45,9 +45,9 @@ def measure(env_id: str, algo: str, shape: dict, steps: int, runs: int) -> dict:
         start = time.perf_counter()
         summary = pjs.train(config, grid, Path(tmp) / "run")
         wall = time.perf_counter() - start
-    chunk = chunk_plan(config.num_iterations, 0)[0]  # the iterations of train's first chunk (kept at these sizes)
+    rest = max(1, config.num_iterations - 1)  # the iterations train times: all after its first
     plan = BenchPlan(
-        (config,), (hparam_values(config),), (runs,), iterations=chunk, repeats=3, env_only=False, devices=(None,)
+        (config,), (hparam_values(config),), (runs,), iterations=rest, repeats=3, env_only=False, devices=(None,)
     )
     (row,) = run_bench(plan)
     return {
