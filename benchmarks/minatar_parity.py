@@ -145,6 +145,10 @@ VARIANTS = {
     ),
     "preset-gamma0.99": of_preset("the preset, gamma 0.99", hparams={"gamma": 0.99}),
     "preset-anneal": of_preset("the preset, lr 1e-3 annealed linearly to 0", {"anneal_lr": True}),
+    "preset-terminate": of_preset(
+        "the preset with gymnax-blines' time-limit rule: the bootstrap zeroed at the 1,000-step limit",
+        {"truncation": "terminate"},
+    ),
 }
 
 
@@ -197,7 +201,7 @@ def config_and_grid(args: Args, name: str):
 def stale(entry: dict, args: Args, name: str) -> bool:
     """Whether a stored entry was trained with other settings than the variant now names."""
     config, grid = config_and_grid(args, name)
-    now = dataclasses.asdict(config)
+    now = config.flat()
     hparams = {k: v[0] for k, v in grid.values.items()}
     return any(entry["config"].get(k, v) != v for k, v in now.items()) or any(
         not math.isclose(entry["hparams"][k], v, rel_tol=1e-6) for k, v in hparams.items()

@@ -17,6 +17,8 @@ from purejaxspi.algo import objectives, world_model
 from purejaxspi.algo.networks import Agent, policy_value
 from purejaxspi.settings import Hyperparameter, setting
 
+TRUNCATION_RULES = ("bootstrap", "terminate")
+
 
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
@@ -40,6 +42,14 @@ class PPOConfig:
         "Skip an iteration's remaining update epochs once an epoch ends with its last minibatch's approximate "
         "KL above this (CleanRL's rule; 0: never).",
         bound="nonnegative",
+    )
+    truncation: str = setting(
+        "bootstrap",
+        "At a time limit: bootstrap (GAE values the true final observation, as at any non-terminal step) or "
+        "terminate (the bootstrap zeroed as at a termination: gymnax-blines' and the paper's scripts' rule). "
+        "Either way the lambda-trace is cut there.",
+        choices=TRUNCATION_RULES,
+        title="trunc",
     )
 
     @property

@@ -113,18 +113,21 @@ def rollout(learner: Learner, state: RunState) -> tuple[RunState, Transition]:
 
 
 def advantages(learner: Learner, state: RunState, traj: Transition, hp: HParams):
-    """GAE with V(s') of each transition's true successor: (advantages, returns) [T, N]."""
+    """GAE with V(s') of each transition's true successor: (advantages, returns) [T, N]. A time limit
+    bootstraps from it or, under the `terminate` rule, does not (PPOConfig.truncation)."""
     ts = traj.timestep
     flat_next = ts.next_obs.reshape((-1,) + ts.next_obs.shape[2:])
     _, next_values = policy_value(learner.agent, variables_of(state), flat_next)
     next_values = next_values.reshape(ts.reward.shape)
+    # the learning episode's end cuts the trace (with episodic lives, Atari's life loss too)
+    done = jnp.logical_or(ts.terminated, ts.truncated)
+    no_bootstrap = done if learner.config.ppo.truncation == "terminate" else ts.terminated
     return objectives.gae(
         ts.reward,
         traj.value,
         next_values,
-        ts.terminated.astype(jnp.float32),
-        # the learning episode's end cuts the trace (with episodic lives, Atari's life loss too)
-        jnp.logical_or(ts.terminated, ts.truncated).astype(jnp.float32),
+        no_bootstrap.astype(jnp.float32),
+        done.astype(jnp.float32),
         hp.gamma,
         hp.gae_lambda,
     )
