@@ -19,6 +19,11 @@ sys.dont_write_bytecode = False
 # (tests/test_compilation_cache.py turns one on in its own folder).
 os.environ["PUREJAXSPI_COMPILATION_CACHE"] = "off"
 
+# Atari comes through envpool, an optional dependency with wheels for some platforms only: where it is
+# absent the package runs every pure-JAX env, and the tests that need Atari say so and skip.
+HAS_ENVPOOL = importlib.util.find_spec("envpool") is not None
+needs_envpool = pytest.mark.skipif(not HAS_ENVPOOL, reason="Atari needs envpool, which is not installed here")
+
 SMALL_RUN = (
     "--env",
     "CartPole-v1",
@@ -117,3 +122,25 @@ def trained_run(tmp_path_factory):
 def pytest_collection_modifyitems(items):
     """Slow tests first, so the workers share them out and the suite does not end on one of them."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+class FirstBatch(NamedTuple):
+    learner: Any
+    state: Any  # after the rollout
+    batch: dict  # the rollout as the update's batch
+    hp: Any
+
+
+def first_batch(config, seed: int = 0) -> FirstBatch:
+    """One run's first rollout of `config` as the update sees it: the state and the flat batch."""
+    import jax
+
+    import purejaxspi as pjs
+    from purejaxspi.algo import train
+
+    learner = train.make_learner(config, pjs.make_env(config.env_id, config.env.num_envs))
+    hp = jax.tree.map(lambda x: x[0], pjs.make_grid(config).hparams())
+    state = train.init_run(learner, jax.random.PRNGKey(seed), hp)
+    state, traj = train.rollout(learner, state)
+    adv, returns = train.advantages(learner, state, traj, hp)
+    return FirstBatch(learner, state, train.flat_batch(learner, traj, adv, returns), hp)

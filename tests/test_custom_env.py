@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import needs_envpool
 
 import purejaxspi as pjs
 
@@ -55,6 +56,7 @@ def test_bad_custom_envs_are_refused_in_one_line():
         pjs.make_config(pjs.EnvDef("Corridor-3d", "voxels", (LENGTH,), 2, corridor_reset, corridor_step))
 
 
+@needs_envpool
 def test_an_atari_program_called_without_vmap_is_refused():
     """One pool serving 2 runs cannot be stepped by one run's actions."""
     config = pjs.make_config("Breakout-v5", "ppo", num_envs=2, num_steps=2, total_timesteps=4)

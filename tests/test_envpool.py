@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import preset_values
+from conftest import needs_envpool, preset_values
 
 from purejaxspi.algo.config import Config
 from purejaxspi.envs import check_env_id, env_ids_by_backend, family_of, make_env
@@ -18,6 +18,8 @@ from purejaxspi.envs import scores as hns
 from purejaxspi.lifecycle.metrics import hns_summary_fields
 from purejaxspi.scale.grid import grid_from_values
 from purejaxspi.scale.mapping import make_trainer
+
+pytestmark = needs_envpool
 
 GAME = "Breakout-v5"
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SMALL_RUN, cli
+from conftest import SMALL_RUN, cli, needs_envpool
 from test_guards import NO_BYTECODE, limit_file_size
 
 
@@ -18,6 +18,7 @@ def one_line(result):
     return lines[0]
 
 
+@needs_envpool
 def test_an_atari_pool_too_large_for_memory_is_refused_before_it_is_made(tmp_path):
     line = one_line(
         cli(

@@ -3,6 +3,8 @@
 import ast
 from pathlib import Path
 
+import pytest
+
 import purejaxspi
 
 PACKAGE = Path(purejaxspi.__file__).parent
@@ -58,8 +60,19 @@ def test_every_module_belongs_to_a_layer():
 
 
 def test_the_public_api_resolves():
+    """Each public name is the package's own object of that name (not a stand-in), and an unknown one
+    is an AttributeError."""
+    import inspect
+
     for name in purejaxspi.__all__:
-        assert getattr(purejaxspi, name) is not None, name
+        obj = getattr(purejaxspi, name)
+        module = inspect.getmodule(obj)
+        assert module is not None and module.__name__.startswith("purejaxspi."), name
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__name__ == name and getattr(module, name) is obj, name
+    assert sorted(set(purejaxspi.__all__)) == sorted(purejaxspi.__all__)
+    with pytest.raises(AttributeError):
+        purejaxspi.no_such_name  # noqa: B018
 
 
 def test_no_function_is_longer_than_a_screen():

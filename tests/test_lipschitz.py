@@ -110,6 +110,11 @@ def test_spectral_vectors_only_update_when_mutable():
     variables = {**variables, "params": {**variables["params"], "kernel": kernel}}
     _, upd = layer.apply(variables, x, mutable=["spectral"])
     assert not np.allclose(upd["spectral"]["u"], variables["spectral"]["u"])
+    # not mutable (evaluation, acting): no write is attempted (flax refuses one to an immutable collection),
+    # and the output divides by the estimate from the stored vector, so it moves when that vector does
+    before = layer.apply(variables, x)
+    after = layer.apply({**variables, **upd}, x)
+    assert not np.allclose(before, after)
 
 
 def test_group_sort_sorts_pairs_and_preserves_norm():

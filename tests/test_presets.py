@@ -4,6 +4,7 @@
 an algorithm under another's settings."""
 
 import pytest
+from conftest import needs_envpool
 
 import purejaxspi as pjs
 from purejaxspi.algo.config import HPARAM_NAMES, PRESETS, preset_table
@@ -69,6 +70,7 @@ SCRIPTS = {
 }
 
 
+@needs_envpool
 @pytest.mark.parametrize("algo", list(SCRIPTS))
 def test_atari_presets_are_the_authors_scripts(algo):
     config = pjs.make_config("Breakout-v5", algo)
@@ -87,6 +89,7 @@ def test_atari_presets_are_the_authors_scripts(algo):
         assert world_model.has_gradient_penalty and world_model.transition_reduction == "mean"  # the deterministic head
 
 
+@needs_envpool
 def test_the_same_settings_ablation_is_one_switch():
     """All three under Deep SPI's settings: only where the world model's loss enters differs."""
     configs = {a: pjs.make_config("Breakout-v5", a, settings="deepspi") for a in SCRIPTS}

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import cli
+from conftest import cli, needs_envpool
 
 from purejaxspi.scale import distributed
 from purejaxspi.scale.sharding import make_layout, pad_index, padded_size
@@ -228,6 +228,7 @@ print("frames", frames.shape)
 """
 
 
+@needs_envpool
 def test_atari_runs_sharded_over_two_devices_step_one_pool_per_device():
     # each device's pool holds its own 2 slots' games; together they play what one pool of the 3 runs plays
     result = subprocess.run(

@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 import pytest
-from conftest import algo_loss, cli
+from conftest import algo_loss, cli, needs_envpool
 from test_objectives import HP, hand_terms, tiny_inputs
 
 import purejaxspi as pjs
@@ -37,6 +37,7 @@ def test_advantage_normalisation_off_uses_the_raw_advantages():
     assert float(raw.policy_loss) != pytest.approx(float(normalised.policy_loss))
 
 
+@needs_envpool
 def test_atari_reward_clip_and_episodic_life_reach_the_pool():
     from purejaxspi.envs.envpool import make_pool
 
@@ -109,9 +110,35 @@ def test_the_switches_are_flags(tmp_path):
 
 
 def test_the_clipped_value_loss_changes_the_update_only_when_on():
-    plain, clipped = run_metrics(), run_metrics(clip_value_loss=True)
-    assert np.all(np.isfinite(clipped["value_loss"]))
-    assert not np.allclose(plain["value_loss"], clipped["value_loss"])
+    """Against numpy on the first minibatch: off, 0.5 E[(V - R)^2] whatever the rollout's values; on, the
+    clipped form around them (gymnax-blines' and CleanRL's rule)."""
+    from conftest import first_batch
+
+    from purejaxspi.algo import ppo
+    from purejaxspi.algo.networks import policy_value
+
+    def value_loss_of(config, shift):
+        learner, state, batch, hp = first_batch(config)
+        if "value" in batch:
+            batch = {**batch, "value": batch["value"] + shift}  # the rollout's values, moved away
+        terms, _ = ppo.minibatch_loss(learner.updater, state.params, state.spectral, batch, hp, state.key)[1]
+        _, value = policy_value(learner.agent, {"params": state.params, "spectral": state.spectral}, batch["obs"])
+        return float(terms.value_loss), np.asarray(value), batch, hp
+
+    base = dict(num_envs=4, num_steps=16, total_timesteps=64)
+    off = pjs.make_config("CartPole-v1", "ppo", **base)
+    on = pjs.make_config("CartPole-v1", "ppo", clip_value_loss=True, **base)
+    loss, value, batch, _ = value_loss_of(off, 0.0)
+    returns = np.asarray(batch["returns"])
+    np.testing.assert_allclose(loss, 0.5 * np.mean((value - returns) ** 2), rtol=1e-5)
+    assert "value" not in batch  # off: the rollout's values are not even carried
+    for shift in (0.0, 1.0):
+        loss, value, batch, hp = value_loss_of(on, shift)
+        old = np.asarray(batch["value"])
+        clipped = old + np.clip(value - old, -hp.clip_coef, hp.clip_coef)
+        expected = 0.5 * np.mean(np.maximum((value - returns) ** 2, (clipped - returns) ** 2))
+        np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    assert loss > 0.5 * np.mean((value - returns) ** 2) * 1.01  # moved values: the clipped term binds
 
 
 def resolve(args):
