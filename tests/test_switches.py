@@ -132,7 +132,7 @@ def test_the_clipped_value_loss_changes_the_update_only_when_on():
     returns = np.asarray(batch["returns"])
     np.testing.assert_allclose(loss, 0.5 * np.mean((value - returns) ** 2), rtol=1e-5)
     assert "value" not in batch  # off: the rollout's values are not even carried
-    for shift in (0.0, 1.0):
+    for shift in (0.0, -1.0):  # returns lie above the values here: old values moved down make the clip bind
         loss, value, batch, hp = value_loss_of(on, shift)
         old = np.asarray(batch["value"])
         clipped = old + np.clip(value - old, -hp.clip_coef, hp.clip_coef)
