@@ -7,8 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import needs_envpool
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, needs_envpool]  # its stages include Atari's bench
 
 ROOT = Path(__file__).parents[1]
 
