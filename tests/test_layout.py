@@ -8,11 +8,13 @@ import pytest
 import purejaxspi
 
 PACKAGE = Path(purejaxspi.__file__).parent
-# errors, settings, host <- envs <- algo <- scale <- lifecycle <- analysis <- cli (envs beside, under, the algorithm)
+# errors, settings, host, versions <- envs <- algo <- scale <- lifecycle <- analysis <- cli
+# (envs beside, under, the algorithm)
 LAYERS = {
     "errors": 0,
     "settings": 0,
     "host": 0,
+    "versions": 0,
     "data": 0,
     "envs": 1,
     "algo": 2,

@@ -63,6 +63,7 @@ def machine_info() -> dict:
     from purejaxspi.algo.conv import resolve_conv
     from purejaxspi.lifecycle import compilation_cache
     from purejaxspi.scale.mapping import resolve_run_mapping
+    from purejaxspi.versions import jax_range
 
     backend = jax.default_backend()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -72,6 +73,7 @@ def machine_info() -> dict:
         "devices": device_rows(),
         "python": host_platform.python_version(),
         "packages": package_versions(),
+        "jax_range": jax_range()._asdict(),
         "host_cores": cores,
         "envpool_xla": envpool_xla(backend),
         "auto": {
@@ -91,6 +93,9 @@ def format_info(info: dict) -> list[str]:
         memory = f", {d['memory_bytes'] / 2**30:.1f} GiB" if d["memory_bytes"] else ""
         lines.append(f"  device {d['id']}: {d['kind']} ({d['platform']}, process {d['process']}{memory})")
     lines.append("packages: " + ", ".join(f"{k} {v or '-'}" for k, v in info["packages"].items()))
+    found = info["jax_range"]
+    verdict = {True: "inside", False: "OUTSIDE", None: "unknown"}[found["inside"]]
+    lines.append(f"jax {found['version'] or '-'}: tested range {found['tested'] or 'unknown'} ({verdict})")
     xla = info["envpool_xla"]
     lines.append(f"envpool XLA step on {info['platform']}: {'yes' if xla['available'] else 'no'} ({xla['detail']})")
     auto = info["auto"]

@@ -35,6 +35,11 @@ def run_command(argv: list[str]) -> int:
         from purejaxspi.scale.devices import use_every_core
 
         use_every_core()
+    if argv and argv[0] in ("train", "bench", "eval"):
+        from purejaxspi.versions import jax_range, warning_line
+
+        if line := warning_line(jax_range()):
+            print(f"purejaxspi: warning: {line}", file=sys.stderr)
     from purejaxspi.cli import flags, train
     from purejaxspi.cli.view import fail
 

@@ -132,9 +132,8 @@ def bad_value_line(flag: str, metavar: str, message: str) -> str:
 
 @contextlib.contextmanager
 def _plain_value_errors():
-    """tyro's box for a value it cannot read names the union's types and markup; say it in one line.
-
-    tyro's parse-error hook is private (tyro._errors), so without it tyro's own box stands."""
+    """tyro's box for a value it cannot read names the union's types and markup: one line instead, through
+    tyro's private parse-error hook (tyro._errors); without it, tyro's own box stands."""
     errors = getattr(tyro, "_errors", None)
     if errors is None or not hasattr(errors, "on_parse_error"):
         yield
