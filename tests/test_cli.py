@@ -59,7 +59,8 @@ def test_info_reports_the_machine_and_what_auto_picks():
     assert info["platform"] == "cpu" and len(info["devices"]) == info["host_cores"]  # one CPU device per core, as train
     assert info["packages"]["jax"] and bool(info["packages"]["envpool"]) == HAS_ENVPOOL
     assert info["envpool_xla"]["available"] is HAS_ENVPOOL
-    assert info["auto"] == {"run_mapping": {"vector": "vmap", "minatar": "map", "atari": "vmap"}, "conv": "patches"}
+    run_mapping = {"vector": "vmap", "minatar": "map", "atari": "vmap"}
+    assert info["auto"] == {"run_mapping": run_mapping, "conv": "patches", "envpool_interface": "xla"}
     assert info["compilation_cache"] is None  # the tests turn it off
     assert cli("info").stdout.startswith("platform: cpu")
 

@@ -61,6 +61,7 @@ def machine_info() -> dict:
     import jax
 
     from purejaxspi.algo.conv import resolve_conv
+    from purejaxspi.envs.envpool import resolve_interface
     from purejaxspi.lifecycle import compilation_cache
     from purejaxspi.scale.mapping import resolve_run_mapping
     from purejaxspi.versions import jax_range
@@ -79,6 +80,7 @@ def machine_info() -> dict:
         "auto": {
             "run_mapping": {family: resolve_run_mapping("auto", family, family == "atari") for family in FAMILIES},
             "conv": resolve_conv("auto", backend),
+            "envpool_interface": resolve_interface("auto", backend),
         },
         "compilation_cache": str(cache) if cache else None,
     }
@@ -102,7 +104,7 @@ def format_info(info: dict) -> list[str]:
     lines.append(
         "auto run mapping: "
         + ", ".join(f"{k} {v}" for k, v in auto["run_mapping"].items())
-        + f"; auto conv: {auto['conv']}"
+        + f"; auto conv: {auto['conv']}; auto envpool interface: {auto['envpool_interface']}"
     )
     lines.append(f"compilation cache: {info['compilation_cache'] or 'off'}")
     return lines

@@ -6,6 +6,8 @@ import dataclasses
 
 from purejaxspi.settings import setting
 
+ENVPOOL_INTERFACES = ("auto", "xla", "callback")
+
 
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
@@ -29,6 +31,21 @@ class EnvConfig:
         families=("atari",),
     )
 
+    envpool_interface: str = setting(
+        "auto",
+        "Atari: how the program steps envpool's pool: xla (envpool's XLA step inside the program), callback (its "
+        "Python send/recv through one io_callback a step) or auto (xla on a CPU, where it is tested; callback "
+        "elsewhere). Both give the same games.",
+        choices=ENVPOOL_INTERFACES,
+        families=("atari",),
+        title="envpool",
+    )
+
     def options(self) -> dict:
         """The backend options of `make_env` (what a backend other than Atari leaves at its defaults)."""
-        return {"stochastic": self.stochastic, "reward_clip": self.reward_clip, "episodic_life": self.episodic_life}
+        return {
+            "stochastic": self.stochastic,
+            "reward_clip": self.reward_clip,
+            "episodic_life": self.episodic_life,
+            "interface": self.envpool_interface,
+        }

@@ -34,9 +34,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.experimental import io_callback
 
 from purejaxspi.envs.base import BatchedEnv, EnvSpec, LocalRuns, Timestep
+from purejaxspi.envs.config import ENVPOOL_INTERFACES
 from purejaxspi.host import host_available_bytes
 
 # The paper's Atari preprocessing (envpool's defaults give 84x84 grey, 4 stacked frames, frame-skip 4,
@@ -177,6 +179,68 @@ def pool_calls(pool):
     return reset, step
 
 
+# The fields of envpool's info that the env reads, and their dtypes as the pool hands them back.
+INFO_FIELDS = {"reward": np.float32, "terminated": np.int32, "lives": np.int32, "elapsed_step": np.int32}
+
+
+def callback_calls(pool):
+    """`reset()` and `step(handle, action [B])` of one pool through its Python `send` / `recv`, one host
+    round trip a step (as envpool's XLA handler makes on an accelerator anyway). The handle is a
+    counter threaded through the calls, so each waits for the one before it."""
+    num_envs = pool.config["num_envs"]
+    space = pool.observation_space
+    outputs = (
+        jax.ShapeDtypeStruct((), np.int32),
+        (
+            jax.ShapeDtypeStruct((num_envs, *space.shape), space.dtype),
+            jax.ShapeDtypeStruct((num_envs,), np.float32),
+            jax.ShapeDtypeStruct((num_envs,), np.bool_),
+            jax.ShapeDtypeStruct((num_envs,), np.bool_),
+            {name: jax.ShapeDtypeStruct((num_envs,), dtype) for name, dtype in INFO_FIELDS.items()},
+        ),
+    )
+
+    def received(handle):
+        obs, reward, terminated, truncated, info = pool.recv()
+        info = {name: np.asarray(info[name], dtype) for name, dtype in INFO_FIELDS.items()}
+        arrays = (np.asarray(obs), np.asarray(reward, np.float32), np.asarray(terminated, bool))
+        return np.int32(handle + 1), (*arrays, np.asarray(truncated, bool), info)
+
+    def host_reset():
+        pool.async_reset()
+        return received(0)
+
+    def host_step(handle, action):
+        pool.send(np.asarray(action, np.int32))
+        return received(int(handle))
+
+    def reset():
+        handle, out = io_callback(host_reset, outputs)
+        return handle, _pool_step(out)
+
+    def step(handle, action):
+        handle, out = io_callback(host_step, outputs, handle, action.astype(jnp.int32))
+        return handle, _pool_step(out)
+
+    return reset, step
+
+
+def resolve_interface(interface: str, platform: str | None = None) -> str:
+    """The pool's interface for "auto": envpool's XLA step on a CPU, where it is tested; the Python
+    callback elsewhere, until the XLA step is verified there (envpool's GPU handler aborted with recent
+    jax upstream). Raises ConfigError for an unknown name."""
+    if interface not in ENVPOOL_INTERFACES:
+        from purejaxspi.errors import ConfigError
+
+        raise ConfigError(
+            f"unknown envpool interface {interface!r}; choose one of {', '.join(ENVPOOL_INTERFACES)}",
+            setting="envpool_interface",
+        )
+    if interface != "auto":
+        return interface
+    return "xla" if (platform or jax.default_backend()) == "cpu" else "callback"
+
+
 def on_this_device(calls: dict[int, tuple], which: int, axis_name: str | None, axis_size: int):
     """Call number `which` of the pool of the device running the program.
 
@@ -196,7 +260,12 @@ def on_this_device(calls: dict[int, tuple], which: int, axis_name: str | None, a
 
 
 def pool_functions(
-    pools: dict[int, object], num_runs: int, num_envs: int, axis_name: str | None = None, axis_size: int = 1
+    pools: dict[int, object],
+    num_runs: int,
+    num_envs: int,
+    axis_name: str | None = None,
+    axis_size: int = 1,
+    interface: str = "xla",
 ):
     """`reset_pool(key)` and `step_pool(handle, action)` for one run, batched over runs by custom_vmap.
 
@@ -205,7 +274,8 @@ def pool_functions(
     pool once with all num_runs * N environments. Called without vmap, the pool must serve one run
     (ConfigError otherwise: one run's actions cannot drive the others' environments).
     """
-    calls = {position: pool_calls(pool) for position, pool in pools.items()}
+    make_calls = callback_calls if interface == "callback" else pool_calls
+    calls = {position: make_calls(pool) for position, pool in pools.items()}
     flat_reset = on_this_device(calls, 0, axis_name, axis_size)
     flat_step = on_this_device(calls, 1, axis_name, axis_size)
 
@@ -272,6 +342,7 @@ def make(
     stochastic: bool = False,
     reward_clip: bool = True,
     episodic_life: bool = True,
+    interface: str = "auto",
 ) -> BatchedEnv:
     """A BatchedEnv of `num_envs` Atari games per run, for the grid whose runs have `run_seeds` (in order).
 
@@ -288,7 +359,10 @@ def make(
     runs_per_pool = len(local_runs.runs[0])
     num_actions = int(next(iter(pools.values())).action_space.n)
     spec = EnvSpec(env_id, "envpool", "atari", (84, 84, 4), num_actions, steps_all_runs=True)
-    reset_pool, step_pool = pool_functions(pools, runs_per_pool, num_envs, local_runs.axis_name, local_runs.axis_size)
+    interface = resolve_interface(interface)
+    reset_pool, step_pool = pool_functions(
+        pools, runs_per_pool, num_envs, local_runs.axis_name, local_runs.axis_size, interface
+    )
     all_legal = jnp.ones((num_envs, num_actions), bool)
 
     def reset(key):
