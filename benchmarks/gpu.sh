@@ -9,6 +9,8 @@
 #   bash benchmarks/gpu.sh --dry-run     # every stage on the CPU at tiny sizes: same code paths, same outputs
 #   OUT=DIR bash benchmarks/gpu.sh       # where it writes (default benchmarks/results/gpu, or a temp dir dry)
 #   SYNC=0 bash benchmarks/gpu.sh        # use the environment as it is (no `uv sync --extra cuda`)
+#   bash benchmarks/gpu.sh --wheelhouse DIR   # an offline node: pip installs DIR (scripts/wheelhouse.sh)
+#                                        # beside PYTHON's own jax (default python3); no uv, no index
 #
 # Stages, most valuable first: 0 setup and `purejaxspi info`; a. a 2-run CartPole train; b. bench
 # (CartPole ppo/deepspi at 1, 16, 256 runs; Breakout-MinAtar ppo/deepspi on the conv trunk with the
@@ -20,15 +22,33 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 DRY=0
-if [[ "${1:-}" == "--dry-run" ]]; then DRY=1; fi
+WHEELHOUSE=""
+while (( $# )); do
+  case $1 in
+    --dry-run) DRY=1 ;;
+    --wheelhouse) WHEELHOUSE=${2:?--wheelhouse needs a folder (scripts/wheelhouse.sh makes it)}; shift ;;
+    *) echo "gpu.sh: unknown argument $1 (--dry-run, --wheelhouse DIR)" >&2; exit 2 ;;
+  esac
+  shift
+done
 if [[ $DRY == 1 ]]; then OUT=${OUT:-$(mktemp -d)/gpu-dry-run}; else OUT=${OUT:-benchmarks/results/gpu}; fi
 mkdir -p "$OUT"
 # a compilation cache of the campaign's own, so the cached stage measures this machine's compiles
 export PUREJAXSPI_COMPILATION_CACHE=${PUREJAXSPI_COMPILATION_CACHE:-$OUT/jax-cache}
 : > "$OUT/stages.jsonl"
-command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
 export PYTHONUNBUFFERED=1
-RUN="uv run --no-sync"
+if [[ -n $WHEELHOUSE ]]; then
+  # an offline node: the wheelhouse's packages into OUT/site, beside the node's own jax (PYTHON's)
+  PYTHON=${PYTHON:-python3}
+  SITE="$OUT/site"
+  export PYTHONPATH="$SITE/lib/python$($PYTHON -c 'import sys; print("%d.%d" % sys.version_info[:2])')/site-packages${PYTHONPATH:+:$PYTHONPATH}"
+  RUN="$PYTHON -m"
+  PY="$PYTHON"
+else
+  command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+  RUN="uv run --no-sync"
+  PY="uv run --no-sync python"
+fi
 
 # stage NAME SECONDS COMMAND...: run under a time limit, log to OUT/NAME.log, record the outcome
 stage() {
@@ -73,7 +93,10 @@ else
 fi
 
 # ---- 0. setup and the machine ----------------------------------------------------------------------
-if [[ ${SYNC:-1} == 1 ]]; then stage setup "$T_SETUP" $SETUP; fi
+if [[ -n $WHEELHOUSE ]]; then
+  SETUP="$PYTHON -m pip install --quiet --no-index --find-links $WHEELHOUSE --prefix $SITE purejaxspi"
+fi
+if [[ ${SYNC:-1} == 1 || -n $WHEELHOUSE ]]; then stage setup "$T_SETUP" $SETUP; fi
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
   nvidia-smi 2>/dev/null | grep -o "CUDA Version: [0-9.]*" || true; } > "$OUT/card.txt"
 stage info "$T_INFO" bash -c "$RUN purejaxspi info --json > '$OUT/info.json'"
@@ -108,5 +131,5 @@ done
 stage guard "$T_GUARD" bash -c "$RUN purejaxspi train --env CartPole-v1 --budget preset --num-seeds 100000 --num-envs 1024 \
   --out '$OUT/runs/guard' --quiet 2> '$OUT/guard.txt'; test \$? -eq 2"
 
-$RUN python benchmarks/gpu_report.py "$OUT" --dry-run-flag "$DRY"
+$PY benchmarks/gpu_report.py "$OUT" --dry-run-flag "$DRY"
 echo "report: $OUT/report.md"

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The wheels an offline GPU node needs, collected where a package index is reachable:
+#
+#   bash scripts/wheelhouse.sh DIR                       # CPython 3.12, manylinux x86_64 (the defaults)
+#   PYTHON_VERSION=3.11 bash scripts/wheelhouse.sh DIR   # another target
+#
+# Every dependency the lock pins, as wheels for the target, except jax, jaxlib, the CUDA libraries and
+# what jax itself brings (numpy, scipy, ml_dtypes, opt_einsum): a GPU node has its own. envpool and
+# its assets are repacked with their Atari parts only (scripts/repack_envpool.py), and the project's own wheel is
+# built. On the node: `pip install --no-index --find-links DIR purejaxspi` in an environment with jax
+# (benchmarks/gpu.sh --wheelhouse DIR does it).
+set -euo pipefail
+OUT=${1:?usage: bash scripts/wheelhouse.sh DIR}
+PYTHON_VERSION=${PYTHON_VERSION:-3.12}
+GLIBC=${GLIBC:-28}  # the node's glibc minor version (2.28: RHEL 8 and later)
+ARCH=${ARCH:-x86_64}
+INDEX_URL=${INDEX_URL:-https://pypi.org/simple}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$OUT"
+
+# jax's own and the node's; the other suites' assets and envpool's rendering are not used by Atari
+brought='jax|jaxlib|jax-cuda12-plugin|jax-cuda12-pjrt|nvidia-[a-z0-9-]+|numpy|scipy|ml-dtypes|opt-einsum'
+unused='envpool-assets-mujoco[a-z-]*|glfw|types-protobuf'
+requirements=$(mktemp)
+(cd "$ROOT" && uv export --frozen --no-hashes --no-emit-project --no-dev --quiet) \
+  | grep -v '^ *#' | grep -v -E "^($brought|$unused)==" > "$requirements"
+
+# pip takes a wheel only for a platform named exactly: every manylinux tag the node's glibc accepts
+platforms=()
+for minor in $(seq "$GLIBC" -1 17); do platforms+=(--platform "manylinux_2_${minor}_$ARCH"); done
+platforms+=(--platform "manylinux2014_$ARCH" --platform "manylinux2010_$ARCH" --platform "manylinux1_$ARCH")
+python3 -m pip download --isolated --quiet --no-deps --prefer-binary \
+  --python-version "$PYTHON_VERSION" "${platforms[@]}" --index-url "$INDEX_URL" \
+  -r "$requirements" -d "$OUT"
+rm -f "$requirements"
+# a package published as source only (rliable) must build to a pure-Python wheel, or it cannot go
+for sdist in "$OUT"/*.tar.gz "$OUT"/*.zip; do
+  [[ -e $sdist ]] || continue
+  python3 -m pip wheel --isolated --quiet --no-deps --index-url "$INDEX_URL" -w "$OUT" "$sdist"
+  rm "$sdist"
+done
+if ls "$OUT"/*.whl | grep -v -E -- "-(py3|py2.py3)-none-any\.whl$|-cp${PYTHON_VERSION/./}-|-abi3-" | grep -q .; then
+  echo "wheelhouse: wheels for another Python than $PYTHON_VERSION:" >&2
+  ls "$OUT"/*.whl | grep -v -E -- "-(py3|py2.py3)-none-any\.whl$|-cp${PYTHON_VERSION/./}-|-abi3-" >&2
+  exit 1
+fi
+python3 "$ROOT/scripts/repack_envpool.py" "$OUT"/envpool-*.whl "$OUT"/envpool_assets-*.whl
+(cd "$ROOT" && uv build --wheel --quiet --out-dir "$OUT")
+echo "wheelhouse $OUT: $(ls "$OUT" | wc -l) wheels, $(du -sh "$OUT" | cut -f1)"
