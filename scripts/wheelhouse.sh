@@ -17,6 +17,8 @@ ARCH=${ARCH:-x86_64}
 INDEX_URL=${INDEX_URL:-https://pypi.org/simple}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$OUT"
+# pip downloads for another platform; a python without pip (a uv venv) borrows uv's
+if python3 -m pip --version >/dev/null 2>&1; then PIP=(python3 -m pip); else PIP=(uvx --quiet pip); fi
 
 # jax's own and the node's; the other suites' assets and envpool's rendering are not used by Atari
 brought='jax|jaxlib|jax-cuda12-plugin|jax-cuda12-pjrt|nvidia-[a-z0-9-]+|numpy|scipy|ml-dtypes|opt-einsum'
@@ -29,14 +31,14 @@ requirements=$(mktemp)
 platforms=()
 for minor in $(seq "$GLIBC" -1 17); do platforms+=(--platform "manylinux_2_${minor}_$ARCH"); done
 platforms+=(--platform "manylinux2014_$ARCH" --platform "manylinux2010_$ARCH" --platform "manylinux1_$ARCH")
-python3 -m pip download --isolated --quiet --no-deps --prefer-binary \
+"${PIP[@]}" download --isolated --quiet --no-deps --prefer-binary \
   --python-version "$PYTHON_VERSION" "${platforms[@]}" --index-url "$INDEX_URL" \
   -r "$requirements" -d "$OUT"
 rm -f "$requirements"
 # a package published as source only (rliable) must build to a pure-Python wheel, or it cannot go
 for sdist in "$OUT"/*.tar.gz "$OUT"/*.zip; do
   [[ -e $sdist ]] || continue
-  python3 -m pip wheel --isolated --quiet --no-deps --index-url "$INDEX_URL" -w "$OUT" "$sdist"
+  "${PIP[@]}" wheel --isolated --quiet --no-deps --index-url "$INDEX_URL" -w "$OUT" "$sdist"
   rm "$sdist"
 done
 if ls "$OUT"/*.whl | grep -v -E -- "-(py3|py2.py3)-none-any\.whl$|-cp${PYTHON_VERSION/./}-|-abi3-" | grep -q .; then

@@ -22,6 +22,7 @@ LAYERS = {
     "lifecycle": 4,
     "analysis": 5,
     "cli": 6,
+    "__main__": 6,  # `python -m purejaxspi`: the command line
 }
 
 
