@@ -94,7 +94,8 @@ fi
 
 # ---- 0. setup and the machine ----------------------------------------------------------------------
 if [[ -n $WHEELHOUSE ]]; then
-  SETUP="$PYTHON -m pip install --quiet --no-index --find-links $WHEELHOUSE --prefix $SITE purejaxspi"
+  # --no-deps: the wheelhouse is the training path's packages, not every one its dependencies declare
+  SETUP="$PYTHON -m pip install --quiet --no-index --no-deps --prefix $SITE $(echo "$WHEELHOUSE"/*.whl)"
 fi
 if [[ ${SYNC:-1} == 1 || -n $WHEELHOUSE ]]; then stage setup "$T_SETUP" $SETUP; fi
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"

@@ -3,18 +3,23 @@
 Every (game, algorithm) pair trains all its seeds in one call of the training program, then plays
 `--eval-episodes` episodes per seed with the final policy (actions sampled from it): a seed's final
 return is their mean. (Freeway's episodes last 2,500 steps, longer than a CPU budget gives each of
-the 32 training envs, so the training episodes alone would leave it without a score.) The script
-reports, per game, the IQM of the final return over seeds with a 95% bootstrap CI; the rliable
+the 32 training envs, so the training episodes alone would leave it without a score.) As each pair
+finishes, one line goes to the record, `OUT/minatar_<budget>.runs.jsonl`: its seeds' returns, final
+transition losses, binned learning curves and times. The tables and the figure are drawn from the
+record alone: per game, the IQM of the final return over seeds with a 95% bootstrap CI; the rliable
 aggregates (IQM, median, mean, optimality gap) of scores normalised per game to [random policy,
-gymnax's published PPO score at 10M steps]; and the paper's second claim, Deep SPI's final
-transition loss against DeepMDP's at the same coefficients, paired by (game, seed) and tested with a
-Wilcoxon signed-rank test. Writes `benchmarks/results/minatar_<budget>.json` and `.png`.
+gymnax's published PPO score at 10M steps] and rliable's probability of improvement; the paper's
+second claim, Deep SPI's final transition loss against DeepMDP's at the same coefficients, paired by
+(game, seed) and tested with a Wilcoxon signed-rank test; and the time per game. Writes
+`OUT/minatar_<budget>.json` and `.png`.
 
     uv run python benchmarks/minatar.py                      # CPU: 16 seeds x 65,536 steps per run
-    uv run python benchmarks/minatar.py --budget 10000000    # GPU: the 10M-step budget
+    uv run python benchmarks/minatar.py --budget 10000000 --no-table   # GPU: 10M steps, record only
+    uv run python benchmarks/minatar.py --budget 10000000 --table-only # anywhere: table the record
 
-A finished (game, algorithm) directory under `--runs` is read back instead of trained again, and an
-interrupted one resumes from its last checkpoint, so the command can be rerun after a stop.
+A rerun trains only the pairs the record lacks, so several short accelerator sessions complete the
+five games when each brings its record back. A finished (game, algorithm) directory under `--runs` is
+read back instead of trained again, and an interrupted one resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -87,6 +93,12 @@ class Args:
     """Evaluation episodes per seed with the final policy."""
     eval_max_steps: int = 10_000
     """Cap on an evaluation episode's length (Freeway's last 2,500 steps)."""
+    no_table: bool = False
+    """Train, evaluate and record only (an accelerator node without the analysis packages); table later
+    with --table-only."""
+    table_only: bool = False
+    """Table and draw what the record holds (OUT/minatar_<budget>.runs.jsonl), training nothing: the
+    games an accelerator recorded, read back on any machine."""
 
 
 # ---- measuring -------------------------------------------------------------------------------------
@@ -228,14 +240,13 @@ def final_metric(run_dir: Path, metric: str) -> tuple[list[float], list]:
 # ---- the figure ------------------------------------------------------------------------------------
 
 
-def plot(results: dict, curves: dict, path: Path, reps: int):
+def plot(results: dict, records: dict, path: Path, reps: int):
     """Learning curves per game; normalised aggregates; transition losses of DeepMDP vs Deep SPI."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from purejaxspi.analysis.plot import binned
     from purejaxspi.analysis.stats import curve_estimates
 
     games, algos = results["games"], results["algos"]
@@ -246,9 +257,9 @@ def plot(results: dict, curves: dict, path: Path, reps: int):
     for ax, game in zip(axes, games):
         drawn_any = False
         for algo in algos:
-            runs = curves[game][algo]
-            edges = np.linspace(0.0, max(c.steps.max() for c in runs), min(40, len(runs[0].steps)) + 1)
-            matrix = np.stack([binned(c, edges) for c in runs])
+            curve = records[game, algo]["curve"]
+            edges = np.asarray(curve["edges"])
+            matrix = np.array([[np.nan if v is None else v for v in row] for row in curve["returns"]])
             drawn = ~np.isnan(matrix).any(axis=0)
             if not drawn.any():
                 continue
@@ -373,89 +384,135 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-# ---- the whole benchmark ---------------------------------------------------------------------------
+# ---- the record: one line per (game, algorithm), appended as each finishes -------------------------
 
 
-def main(args: Args) -> dict:
-    import jax
-    from rliable import metrics
+def record_path(out: Path, budget: int) -> Path:
+    return out / f"minatar_{budget}.runs.jsonl"
 
-    from purejaxspi.algo.config import ALGOS as KNOWN_ALGOS
-    from purejaxspi.analysis.stats import aggregate_estimates
-    from purejaxspi.envs import UnknownEnvError, check_env_id, family_of
 
-    for game in args.games:
-        try:
-            check_env_id(game)
-        except UnknownEnvError as e:
-            fail(str(e))
-        if family_of(game) != "minatar":
-            fail(f"{game} is not a MinAtar game")
-    for algo in args.algos:
-        if algo not in KNOWN_ALGOS:
-            fail(f"unknown algo {algo!r}; choose from {', '.join(KNOWN_ALGOS)}")
-    if args.eval_episodes < 1 or args.eval_max_steps < 1:
-        fail("--eval-episodes and --eval-max-steps must be positive")
-    if args.num_seeds < 2:
-        fail("--num-seeds must be at least 2 for confidence intervals")
+def read_records(path: Path) -> dict[tuple[str, str], dict]:
+    """The record's lines by (game, algorithm); a later line for the same pair replaces an earlier one."""
+    records: dict[tuple[str, str], dict] = {}
+    if path.is_file():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by a kill: that pair runs again
+                print(f"{path}:{number}: an unreadable line, left out")
+                continue
+            records[record["game"], record["algo"]] = record
+    return records
 
-    on_cpu = jax.default_backend() == "cpu"
-    budget = args.budget or (CPU_BUDGET if on_cpu else ACCELERATOR_BUDGET)
-    density = args.density or (None if on_cpu else "mixture")
-    start = time.perf_counter()
-    summaries = {game: {} for game in args.games}
-    for game in args.games:
-        for algo in args.algos:
-            run_dir = args.runs / f"{budget}-{density or 'preset'}" / f"{game}-{algo}"
-            summaries[game][algo] = train_pair(game, algo, args, budget, density, run_dir)
-            summaries[game][algo]["run_dir"] = str(run_dir)
 
-    first = next(iter(summaries[args.games[0]].values()))
-    config = json.loads((Path(first["run_dir"]) / "config.json").read_text())["config"]
-    densities = {
-        algo: json.loads((Path(summaries[args.games[0]][algo]["run_dir"]) / "config.json").read_text())["config"][
-            "density"
-        ]
-        for algo in args.algos
-    }
-    results: dict = {
-        "games": list(args.games),
-        "algos": list(args.algos),
-        "num_seeds": args.num_seeds,
+def setting_key(args: Args, budget: int, density: str | None) -> dict:
+    """What makes two records comparable: a record holds one key."""
+    return {
         "budget": budget,
-        "density": config["density"],
-        "densities": densities,
-        "backend": jax.default_backend(),
-        "confidence": CI,
-        "bootstrap_reps": args.reps,
+        "num_seeds": args.num_seeds,
+        "density": density or "preset",
         "eval_episodes": args.eval_episodes,
         "eval_max_steps": args.eval_max_steps,
+    }
+
+
+def binned_curves(curves: list, bins: int = 40) -> dict:
+    """Each seed's training return in env-step bins (NaN where no episode had ended yet), small enough to
+    travel in the record, so a figure can be drawn where the run directories are not."""
+    from purejaxspi.analysis.plot import binned
+
+    edges = np.linspace(0.0, max(c.steps.max() for c in curves), min(bins, len(curves[0].steps)) + 1)
+    matrix = np.stack([binned(c, edges) for c in curves])
+    return {"edges": edges.tolist(), "returns": [[None if np.isnan(v) else float(v) for v in row] for row in matrix]}
+
+
+def measure_pair(game: str, algo: str, args: Args, key: dict, random_return: float, runs: Path) -> dict:
+    """Train (or read back, or resume) one (game, algorithm), evaluate its final policies; its record line."""
+    import jax
+
+    density = None if key["density"] == "preset" else key["density"]
+    run_dir = runs / f"{key['budget']}-{key['density']}" / f"{game}-{algo}"
+    began = time.perf_counter()
+    summary = train_pair(game, algo, args, key["budget"], density, run_dir)
+    trained = time.perf_counter()
+    returns = evaluate_pair(run_dir, args.eval_episodes, args.eval_max_steps)
+    config = json.loads((run_dir / "config.json").read_text())["config"]
+    _, curves = final_metric(run_dir, "episodic_return")
+    return {
+        "game": game,
+        "algo": algo,
+        "key": key,
+        "transition_density": config["density"] if algo != "ppo" else None,
+        "random_return": random_return,
+        "final_return": returns,
+        # the training episodes that ended in the last 10% of env steps (summary.json's final_return)
+        "training_final_return": [r["final_return"] for r in summary["runs"]],
+        "final_transition_loss": final_metric(run_dir, "transition_loss")[0] if algo != "ppo" else None,
+        "env_steps_per_second": summary["env_steps_per_second"],
+        # wall time of this call (compile, training, evaluation); a pair read back from its directory
+        # costs next to nothing, so env_steps_per_second is the comparable figure
+        "train_seconds": trained - began,
+        "eval_seconds": time.perf_counter() - trained,
+        "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind} x{jax.device_count()}",
+        "curve": binned_curves(curves),
+        "config": config,
+        "run_dir": str(run_dir),
+    }
+
+
+def append_record(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ---- tables from the record ------------------------------------------------------------------------
+
+
+def tabulate(records: dict[tuple[str, str], dict], games: list[str], algos: list[str], reps: int) -> dict:
+    """Per-game IQMs with CIs, rliable's aggregates and probabilities of improvement, final transition
+    losses and times, from the record's lines alone (no run directory is read)."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    from purejaxspi.analysis.stats import aggregate_estimates, seeded_bootstrap
+
+    first = records[games[0], algos[0]]
+    results: dict = {
+        "games": games,
+        "algos": algos,
+        "num_seeds": first["key"]["num_seeds"],
+        "budget": first["key"]["budget"],
+        "density": first["key"]["density"],
+        "densities": {a: records[games[0], a]["transition_density"] for a in algos},
+        "devices": sorted({r["device"] for r in records.values()}),
+        "confidence": CI,
+        "bootstrap_reps": reps,
+        "eval_episodes": first["key"]["eval_episodes"],
+        "eval_max_steps": first["key"]["eval_max_steps"],
         "ppo_reference_10m": PPO_REFERENCE_10M,
         "per_game": {},
     }
-    curves: dict = {}
-    for game in args.games:
-        entry = {
-            "random_return": random_policy_return(game, args.random_steps),
-            "final_return": {},
-            "training_final_return": {},
-            "final_transition_loss": {},
+    for game in games:
+        pairs = {a: records[game, a] for a in algos}
+        entry: dict = {
+            "random_return": pairs[algos[0]]["random_return"],
+            "final_return": {a: [math.nan if v is None else v for v in r["final_return"]] for a, r in pairs.items()},
+            "training_final_return": {a: r["training_final_return"] for a, r in pairs.items()},
+            "final_transition_loss": {
+                a: r["final_transition_loss"] for a, r in pairs.items() if r["final_transition_loss"] is not None
+            },
+            "env_steps_per_second": {a: r["env_steps_per_second"] for a, r in pairs.items()},
+            "seconds": {a: r["train_seconds"] + r["eval_seconds"] for a, r in pairs.items()},
             "iqm": {},
-            "env_steps_per_second": {},
         }
-        curves[game] = {}
-        for algo in args.algos:
-            summary = summaries[game][algo]
-            returns = evaluate_pair(Path(summary["run_dir"]), args.eval_episodes, args.eval_max_steps)
-            entry["final_return"][algo] = returns
-            # the training episodes that ended in the last 10% of env steps (summary.json's final_return)
-            entry["training_final_return"][algo] = [r["final_return"] for r in summary["runs"]]
-            point, low, high = iqm_with_ci(np.asarray(returns), args.reps)
+        for algo in algos:
+            point, low, high = iqm_with_ci(np.asarray(entry["final_return"][algo]), reps)
             entry["iqm"][algo] = {"point": point, "ci": [low, high]}
-            entry["env_steps_per_second"][algo] = summary["env_steps_per_second"]
-            _, curves[game][algo] = final_metric(Path(summary["run_dir"]), "episodic_return")
-            if algo != "ppo":
-                entry["final_transition_loss"][algo], _ = final_metric(Path(summary["run_dir"]), "transition_loss")
         observed_best = max(np.nanmax(v) for v in entry["final_return"].values())
         entry["normaliser"] = {
             "low": entry["random_return"],
@@ -474,36 +531,145 @@ def main(args: Args) -> dict:
                     results["per_game"][g]["normaliser"]["low"],
                     results["per_game"][g]["normaliser"]["high"],
                 )
-                for g in args.games
+                for g in games
             ],
             axis=1,
         )
-        for algo in args.algos
+        for algo in algos
     }
-    point, interval = aggregate_estimates(scores, 1.0, args.reps, 0)
+    point, interval = aggregate_estimates(scores, 1.0, reps, 0)
     results["aggregate"] = {
         algo: {
             name: {"point": float(point[algo][k]), "ci": [float(interval[algo][0, k]), float(interval[algo][1, k])]}
             for k, name in enumerate(("IQM", "Median", "Mean", "Optimality gap"))
         }
-        for algo in args.algos
+        for algo in algos
     }
-    if "deepspi" in args.algos and "deepmdp" in args.algos:
-        spi = np.concatenate([results["per_game"][g]["final_transition_loss"]["deepspi"] for g in args.games])
-        mdp = np.concatenate([results["per_game"][g]["final_transition_loss"]["deepmdp"] for g in args.games])
+    # P(X > Y): the chance a run of X beats a run of Y on a random game, with its stratified bootstrap CI
+    compared = {
+        f"{x},{y}": (scores[x], scores[y])
+        for x, y in (("deepspi", "deepmdp"), ("deepspi", "ppo"))
+        if x in scores and y in scores
+    }
+    if compared:
+        with seeded_bootstrap(0) as random_state:
+            point, interval = rly.get_interval_estimates(
+                compared, metrics.probability_of_improvement, reps=reps, random_state=random_state
+            )
+        results["probability_of_improvement"] = {
+            k: {"point": float(np.ravel(point[k])[0]), "ci": np.ravel(interval[k]).astype(float).tolist()}
+            for k in compared
+        }
+    if "deepspi" in algos and "deepmdp" in algos:
+        spi = np.concatenate([results["per_game"][g]["final_transition_loss"]["deepspi"] for g in games])
+        mdp = np.concatenate([results["per_game"][g]["final_transition_loss"]["deepmdp"] for g in games])
         results["transition_loss"] = paired_wilcoxon(spi, mdp)
-        results["probability_deepspi_beats_deepmdp"] = float(
-            metrics.probability_of_improvement(scores["deepspi"], scores["deepmdp"])
-        )
-    # training time only where this call trained; finished pairs read back cost next to nothing
-    results["seconds_this_call"] = time.perf_counter() - start
-    results["config"] = config
+        results["probability_deepspi_beats_deepmdp"] = results["probability_of_improvement"]["deepspi,deepmdp"]["point"]
+    results["config"] = first["config"]
+    return results
 
-    args.out.mkdir(parents=True, exist_ok=True)
+
+def times_table(results: dict) -> str:
+    """Time and final transition loss per (game, algorithm), for benchmarks/README.md."""
+    lines = [
+        "| game | algo | env steps/s | minutes (compile, training, evaluation) | final L_P (median over seeds) |",
+        "|---|---|---|---|---|",
+    ]
+    for game in results["games"]:
+        g = results["per_game"][game]
+        for algo in results["algos"]:
+            loss = g["final_transition_loss"].get(algo)
+            cell = f"{np.nanmedian(loss):.4g}" if loss else "-"
+            lines.append(
+                f"| {game} | {algo} | {g['env_steps_per_second'][algo]:,.0f} | {g['seconds'][algo] / 60:.1f} | {cell} |"
+            )
+    return "\n".join(lines)
+
+
+# ---- the whole benchmark ---------------------------------------------------------------------------
+
+
+def check_args(args: Args) -> None:
+    from purejaxspi.algo.config import ALGOS as KNOWN_ALGOS
+    from purejaxspi.envs import UnknownEnvError, check_env_id, family_of
+
+    for game in args.games:
+        try:
+            check_env_id(game)
+        except UnknownEnvError as e:
+            fail(str(e))
+        if family_of(game) != "minatar":
+            fail(f"{game} is not a MinAtar game")
+    for algo in args.algos:
+        if algo not in KNOWN_ALGOS:
+            fail(f"unknown algo {algo!r}; choose from {', '.join(KNOWN_ALGOS)}")
+    if args.eval_episodes < 1 or args.eval_max_steps < 1:
+        fail("--eval-episodes and --eval-max-steps must be positive")
+    if args.num_seeds < 2:
+        fail("--num-seeds must be at least 2 for confidence intervals")
+    if args.table_only and args.no_table:
+        fail("--table-only and --no-table leave nothing to do; give one")
+
+
+def train_all(args: Args, path: Path, budget: int, density: str | None) -> dict[tuple[str, str], dict]:
+    """Every (game, algorithm) the record lacks, game by game, each appended as it finishes."""
+    key = setting_key(args, budget, density)
+    records = read_records(path)
+    for (game, algo), record in records.items():
+        if record["key"] != key:
+            fail(f"{path} holds {game} {algo} under other settings ({record['key']}); pass another --out")
+    for game in args.games:
+        random_return = None
+        for algo in args.algos:
+            if (game, algo) in records:
+                print(f"{game} {algo}: in {path}")
+                continue
+            if random_return is None:
+                random_return = random_policy_return(game, args.random_steps)
+            records[game, algo] = measure_pair(game, algo, args, key, random_return, args.runs)
+            append_record(path, records[game, algo])
+            print(f"{game} {algo}: appended to {path}", flush=True)
+    return records
+
+
+def main(args: Args) -> dict | None:
+    import jax
+
+    check_args(args)
+    on_cpu = jax.default_backend() == "cpu"
+    budget = args.budget or (CPU_BUDGET if on_cpu else ACCELERATOR_BUDGET)
+    path = record_path(args.out, budget)
+    start = time.perf_counter()
+    if args.table_only:
+        records = read_records(path)
+        if not records:
+            fail(f"{path} holds no results; train first (without --table-only)")
+        if len({json.dumps(r["key"], sort_keys=True) for r in records.values()}) > 1:
+            fail(f"{path} holds results under more than one setting")
+    else:
+        density = args.density or (None if on_cpu else "mixture")
+        records = train_all(args, path, budget, density)
+        if args.no_table:
+            print(f"trained and recorded in {path} in {(time.perf_counter() - start) / 60:.1f} min")
+            return None
+    games = [g for g in args.games if all((g, a) in records for a in args.algos)]
+    missing = [g for g in args.games if g not in games]
+    if not games:
+        fail(f"no game in {path} has all of {', '.join(args.algos)}; missing: {', '.join(missing)}")
+    results = tabulate(records, games, list(args.algos), args.reps)
+    results["missing_games"] = missing
+    results["seconds_this_call"] = time.perf_counter() - start
+
     stem = args.out / f"minatar_{budget}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(results, curves, stem.with_suffix(".png"), args.reps)
+    plot(results, records, stem.with_suffix(".png"), args.reps)
     print(markdown_table(results))
+    print()
+    print(times_table(results))
+    if "probability_of_improvement" in results:
+        for pair, p in results["probability_of_improvement"].items():
+            x, y = pair.split(",")
+            print(f"P({x} > {y}) = {p['point']:.3f} [{p['ci'][0]:.3f}, {p['ci'][1]:.3f}]")
     if "transition_loss" in results:
         t = results["transition_loss"]
         print(
@@ -511,6 +677,8 @@ def main(args: Args) -> dict:
             f"deepmdp {t['median_deepmdp']:.4g}; deepspi lower in {t['share_deepspi_lower']:.0%}; "
             f"Wilcoxon p two-sided {t['p_two_sided']:.3g}, one-sided (deepspi lower) {t['p_deepspi_lower']:.3g}"
         )
+    if missing:
+        print(f"not yet in {path} for every algorithm: {', '.join(missing)} (rerun to train them)")
     print(
         f"wrote {stem.with_suffix('.json')} and {stem.with_suffix('.png')} "
         f"in {results['seconds_this_call'] / 60:.1f} min"

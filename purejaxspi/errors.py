@@ -51,6 +51,11 @@ class PlotError(UserError):
     """Run directories that cannot be plotted as asked."""
 
 
+class MissingPackageError(UserError):
+    """An optional package a command needs is not installed (an offline node's wheelhouse leaves the
+    analysis packages out: plots and videos are drawn where the run directories are copied back)."""
+
+
 class NonFiniteLossError(RuntimeError):
     """Training produced a non-finite loss; metrics up to that iteration are on disk."""
 

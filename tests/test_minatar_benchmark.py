@@ -1,6 +1,7 @@
 """benchmarks/minatar.py: its statistics against numpy/scipy, and one tiny end-to-end call."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,55 +50,65 @@ def run_script(*args):
 
 
 @pytest.mark.slow
-def test_end_to_end_writes_results_and_reads_finished_runs_back(tmp_path):
+def test_the_record_is_appended_pair_by_pair_and_tabled_without_the_run_directories(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out"
     args = (
-        "--games",
-        "Breakout-MinAtar",
-        "--algos",
-        "deepmdp",
-        "deepspi",
-        "--num-seeds",
-        "2",
-        "--budget",
-        "8192",
-        "--reps",
-        "100",
-        "--random-steps",
-        "1500",
-        "--eval-episodes",
-        "4",
-        "--runs",
-        str(tmp_path / "runs"),
-        "--out",
-        str(tmp_path / "out"),
+        *("--games", "Breakout-MinAtar", "--algos", "deepmdp", "deepspi", "--num-seeds", "2", "--budget", "8192"),
+        *("--reps", "100", "--random-steps", "1500", "--eval-episodes", "4", "--runs", str(runs), "--out", str(out)),
     )
-    first = run_script(*args)
+    # an accelerator's session: train, evaluate and record, without the analysis packages' tables
+    first = run_script(*args, "--no-table")
     assert first.returncode == 0, first.stderr
-    results = json.loads((tmp_path / "out" / "minatar_8192.json").read_text())
-    assert (tmp_path / "out" / "minatar_8192.png").stat().st_size > 10_000
-    game = results["per_game"]["Breakout-MinAtar"]
-    assert len(game["final_return"]["deepspi"]) == 2
+    assert not (out / "minatar_8192.json").exists()
+    lines = [json.loads(line) for line in (out / "minatar_8192.runs.jsonl").read_text().splitlines()]
+    assert [(r["game"], r["algo"]) for r in lines] == [("Breakout-MinAtar", "deepmdp"), ("Breakout-MinAtar", "deepspi")]
     # a seed's final return is its evaluation's mean over the final policy's episodes
-    evaluation = json.loads((tmp_path / "runs" / "8192-preset" / "Breakout-MinAtar-deepspi" / "eval.json").read_text())
+    evaluation = json.loads((runs / "8192-preset" / "Breakout-MinAtar-deepspi" / "eval.json").read_text())
     assert evaluation["episodes"] == 4 and evaluation["iteration"] == 1
-    assert game["final_return"]["deepspi"] == [run["mean_return"] for run in evaluation["runs"]]
-    assert len(game["training_final_return"]["deepspi"]) == 2
-    assert len(game["final_transition_loss"]["deepmdp"]) == 2
-    assert results["transition_loss"]["pairs"] == 2
+    assert lines[1]["final_return"] == [run["mean_return"] for run in evaluation["runs"]]
+    assert len(lines[1]["curve"]["returns"]) == 2 and len(lines[0]["final_transition_loss"]) == 2
+
+    # another machine: the run directories are gone, the record alone is tabled
+    shutil.rmtree(runs)
+    tabled = run_script(*args, "--table-only")
+    assert tabled.returncode == 0, tabled.stderr
+    assert not runs.exists()
+    results = json.loads((out / "minatar_8192.json").read_text())
+    assert (out / "minatar_8192.png").stat().st_size > 10_000
+    game = results["per_game"]["Breakout-MinAtar"]
+    assert game["final_return"]["deepspi"] == lines[1]["final_return"]
+    assert game["final_transition_loss"]["deepmdp"] == lines[0]["final_transition_loss"]
+    assert results["transition_loss"]["pairs"] == 2 and results["missing_games"] == []
     assert game["normaliser"]["high"] == 28.0 and 0.0 < game["normaliser"]["low"] < 28.0
     # the aggregate is rliable's IQM of the per-seed normalised scores (one game: their trimmed mean)
     low = game["normaliser"]["low"]
     scores = (np.asarray(game["final_return"]["deepspi"]) - low) / (28.0 - low)
     assert np.all(np.isfinite(scores))
     assert results["aggregate"]["deepspi"]["IQM"]["point"] == pytest.approx(trim_mean(scores, 0.25))
+    # P(deepspi > deepmdp) on one game: the share of (deepspi seed, deepmdp seed) pairs it wins, ties half
+    spi, mdp = np.asarray(game["final_return"]["deepspi"]), np.asarray(game["final_return"]["deepmdp"])
+    wins = (spi[:, None] > mdp[None, :]).mean() + 0.5 * (spi[:, None] == mdp[None, :]).mean()
+    assert results["probability_of_improvement"]["deepspi,deepmdp"]["point"] == pytest.approx(wins)
+    assert "| Breakout-MinAtar | deepspi |" in tabled.stdout and "P(deepspi > deepmdp)" in tabled.stdout
 
-    metrics_csv = tmp_path / "runs" / "8192-preset" / "Breakout-MinAtar-deepspi" / "metrics.csv"
-    written = metrics_csv.stat().st_mtime_ns
+    # a rerun trains nothing the record holds
     again = run_script(*args)
     assert again.returncode == 0, again.stderr
-    assert "finished earlier" in again.stdout
-    assert metrics_csv.stat().st_mtime_ns == written
-    assert json.loads((tmp_path / "out" / "minatar_8192.json").read_text())["per_game"] == results["per_game"]
+    assert f"Breakout-MinAtar deepspi: in {out / 'minatar_8192.runs.jsonl'}" in again.stdout
+    assert not runs.exists()
+    assert json.loads((out / "minatar_8192.json").read_text())["per_game"] == results["per_game"]
+
+
+def test_a_cut_line_is_left_out_and_a_record_of_other_settings_refused(bench, tmp_path, capsys):
+    path = tmp_path / "minatar_8192.runs.jsonl"
+    line = {"game": "Breakout-MinAtar", "algo": "ppo", "key": {"budget": 8192}}
+    path.write_text(json.dumps(line) + "\n" + json.dumps(line)[:20] + "\n")
+    assert list(bench.read_records(path)) == [("Breakout-MinAtar", "ppo")]
+    assert "unreadable line" in capsys.readouterr().out
+    args = bench.Args(games=("Breakout-MinAtar",), algos=("ppo",), out=tmp_path)
+    with pytest.raises(SystemExit) as e:
+        bench.train_all(args, path, 8192, None)
+    assert e.value.code == 2 and "under other settings" in capsys.readouterr().err
 
 
 def test_bad_game_exits_2_with_one_line(tmp_path):

@@ -1,12 +1,13 @@
 """The jax range is declared once (pyproject) and read back: `info` names the jax in use and whether it
-is inside; a jax outside it gets one line of warning."""
+is inside; a jax outside it gets one line of warning; a missing optional package is named in one line."""
 
 import json
 
 import pytest
 from conftest import cli
 
-from purejaxspi.versions import JaxRange, declared_range, in_range, jax_range, warning_line
+from purejaxspi.errors import MissingPackageError
+from purejaxspi.versions import JaxRange, declared_range, in_range, jax_range, require, warning_line
 
 REQUIRES = ["jax<0.12,>=0.9.2", 'jax[cuda12]<0.12,>=0.9.2; extra == "cuda"', "flax==0.12.6"]
 
@@ -39,3 +40,12 @@ def test_info_names_the_jax_and_its_range():
     info = json.loads(cli("info", "--json").stdout)
     assert info["jax_range"]["version"] == info["packages"]["jax"] and info["jax_range"]["inside"] is True
     assert "tested range" in cli("info").stdout
+
+
+def test_a_missing_optional_package_is_named_in_one_line():
+    require("plot", "json")  # present: nothing raised
+    with pytest.raises(MissingPackageError) as e:
+        require("plot", "json", "no_such_package_abc", "no_such_package_xyz")
+    message = str(e.value)
+    assert message.startswith("plot needs no_such_package_abc and no_such_package_xyz,") and "\n" not in message
+    assert "pip install no_such_package_abc no_such_package_xyz" in message and " json" not in message

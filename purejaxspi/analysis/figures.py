@@ -9,6 +9,7 @@ from pathlib import Path
 from purejaxspi.errors import PlotError
 from purejaxspi.lifecycle.rundir import check_writable
 from purejaxspi.settings import check_part, setting
+from purejaxspi.versions import require
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -65,6 +66,7 @@ def draw(run_dirs: list[Path], options: PlotOptions) -> str:
     from purejaxspi.analysis.sweep import heatmap
 
     options.check()
+    require("plot", "matplotlib", "rliable")
     if not run_dirs:
         raise PlotError("give one or more `purejaxspi train` output directories to plot")
     o, written = options, f"wrote {options.out} and {options.out.with_suffix('.json')}"

@@ -24,6 +24,7 @@ from purejaxspi.errors import EvalError
 from purejaxspi.lifecycle import checkpoint
 from purejaxspi.scale.grid import RunGrid, grid_from_values
 from purejaxspi.settings import check_part, setting
+from purejaxspi.versions import require
 
 
 class Episodes(NamedTuple):
@@ -302,6 +303,8 @@ class EvalOptions:
 
     def check(self) -> None:
         check_part(self)
+        if self.video:
+            require("--video", "imageio")
         if self.video and self.video_format == "mp4":
             import importlib.util
 
