@@ -2,14 +2,13 @@
 
     uv run python benchmarks/gpu_report.py OUT     # OUT: the folder benchmarks/gpu.sh wrote
 
-Reads what the stages left (stages.jsonl, card.txt, info.json, bench-*.json, runs/*/summary.json and
-metrics.csv, guard.txt) and writes OUT/report.md; a stage that failed or timed out appears with its
-last lines instead of its table.
+Reads what the stages left (stages.jsonl, card.txt, info.json, bench-*.json, vs-purejaxrl.json,
+guard.txt, minatar/*.runs.jsonl) and writes OUT/report.md; a stage that failed or timed out appears with
+its last lines instead of its table.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -71,124 +70,164 @@ def machine_section(out: Path) -> list[str]:
     return lines + [""]
 
 
-def bench_section(out: Path) -> list[str]:
-    lines = ["## Throughput (`purejaxspi bench`)", ""]
+def mb(b) -> str:
+    return "-" if b is None else f"{b / 2**20:,.0f}"
+
+
+def atari_section(out: Path) -> list[str]:
+    lines = ["## Atari on the GPU (Breakout-v5, `purejaxspi bench`)", ""]
     header = [
-        "env",
+        "interface",
+        "algo",
+        "runs",
+        "env steps/s",
+        "env-only steps/s",
+        "pool envs",
+        "pool threads",
+        "frames to device MB/s",
+        "compile s",
+        "device peak MB",
+    ]
+    rows = []
+    for interface in ("xla", "callback"):
+        data = read_json(out / f"bench-atari-{interface}.json")
+        if not data:
+            rows.append([interface, f"no result: see `atari-{interface}` in Stages"] + [""] * (len(header) - 2))
+            continue
+        for r in data:
+            rows.append(
+                [
+                    r.get("envpool_interface", interface),
+                    r["algo"],
+                    str(r["num_runs"]),
+                    fmt(r["steps_per_second"]),
+                    fmt(r.get("env_only_steps_per_second")),
+                    fmt(r.get("pool_envs")),
+                    fmt(r.get("pool_threads")),
+                    mb(r.get("host_to_device_bytes_per_second")),
+                    fmt(r["compile_seconds"], ".1f"),
+                    mb(r["peak_device_bytes"]),
+                ]
+            )
+    return lines + table(header, rows) + scaling_lines(out, ("atari-xla", "atari-callback")) + [""]
+
+
+def scaling_lines(out: Path, names: tuple[str, ...]) -> list[str]:
+    """Env steps/s of each row with more runs against the same program's 1-run row."""
+    rows = []
+    for name in names:
+        data = read_json(out / f"bench-{name}.json") or []
+        for r in data:
+            one = next(
+                (o for o in data if o["num_runs"] == 1 and o["algo"] == r["algo"] and o.get("conv") == r.get("conv")),
+                None,
+            )
+            if one and r["num_runs"] > 1:
+                ratio = r["steps_per_second"] / one["steps_per_second"]
+                rows.append([name, r["algo"], r.get("conv", "-"), f"{r['num_runs']} / 1", fmt(ratio, ".2f")])
+    if not rows:
+        return []
+    return ["", "More runs against one (env steps/s ratio):", ""] + table(
+        ["bench", "algo", "conv", "runs", "ratio"], rows
+    )
+
+
+def minatar_bench_section(out: Path) -> list[str]:
+    lines = ["## The mixture head's cost and the convolutions (Breakout-MinAtar, conv trunk)", ""]
+    header = [
         "algo",
         "conv",
         "runs",
         "env steps/s",
         "s/iter",
-        "vs ppo",
+        "time vs ppo",
         "compile s",
         "program MB",
         "device peak MB",
     ]
+    data = read_json(out / "bench-minatar.json")
+    if not data:
+        return lines + ["no result: see `bench-minatar` in Stages", ""]
     rows, conv_times = [], {}
-    for name in ("cartpole", "minatar", "atari"):
-        data = read_json(out / f"bench-{name}.json")
-        if not data:
-            rows.append([f"bench-{name}: no result (see Stages)"] + [""] * (len(header) - 1))
-            continue
-        for r in data:
-            mb = lambda b: "-" if b is None else f"{b / 2**20:,.0f}"  # noqa: E731
-            rows.append(
-                [
-                    r["env"],
-                    r["algo"],
-                    r.get("conv", "-"),
-                    str(r["num_runs"]),
-                    fmt(r["steps_per_second"]),
-                    fmt(r["seconds_per_iteration"], ".4f"),
-                    fmt(r.get("time_per_iteration_vs_ppo"), ".2f"),
-                    fmt(r["compile_seconds"], ".1f"),
-                    mb(r["program_bytes"]),
-                    mb(r["peak_device_bytes"]),
-                ]
-            )
-            conv_times.setdefault((r["env"], r["algo"], r["num_runs"]), {})[r.get("conv")] = r["seconds_per_iteration"]
+    for r in data:
+        rows.append(
+            [
+                r["algo"],
+                r.get("conv", "-"),
+                str(r["num_runs"]),
+                fmt(r["steps_per_second"]),
+                fmt(r["seconds_per_iteration"], ".4f"),
+                fmt(r.get("time_per_iteration_vs_ppo"), ".2f"),
+                fmt(r["compile_seconds"], ".1f"),
+                mb(r["program_bytes"]),
+                mb(r["peak_device_bytes"]),
+            ]
+        )
+        conv_times.setdefault((r["algo"], r["num_runs"]), {})[r.get("conv")] = r["seconds_per_iteration"]
     lines += table(header, rows)
-    scaling = []
-    for name in ("cartpole", "minatar", "atari"):
-        for r in read_json(out / f"bench-{name}.json") or []:
-            if r["num_runs"] == 16:
-                one = next(
-                    (
-                        o
-                        for o in read_json(out / f"bench-{name}.json")
-                        if o["num_runs"] == 1 and o["algo"] == r["algo"] and o.get("conv") == r.get("conv")
-                    ),
-                    None,
-                )
-                if one:
-                    scaling.append(
-                        [
-                            r["env"],
-                            r["algo"],
-                            r.get("conv", "-"),
-                            fmt(r["steps_per_second"] / one["steps_per_second"], ".2f"),
-                        ]
-                    )
-    if scaling:
-        lines += ["", "16 runs against 1 (env steps/s ratio):", ""] + table(["env", "algo", "conv", "16 / 1"], scaling)
+    lines += [
+        "",
+        "`time vs ppo`: Deep SPI's seconds per iteration (the paper's mixture head) over PPO's, same runs and conv.",
+    ]
     picks = []
-    for (env, algo, runs), times in sorted(conv_times.items()):
+    for (algo, runs), times in sorted(conv_times.items()):
         if {"lax", "patches"} <= set(times):
             faster = min(("lax", "patches"), key=lambda c: times[c])
-            picks.append([env, algo, str(runs), fmt(times["lax"], ".4f"), fmt(times["patches"], ".4f"), faster])
+            picks.append([algo, str(runs), fmt(times["lax"], ".4f"), fmt(times["patches"], ".4f"), faster])
     if picks:
         lines += ["", "Convolutions (s/iter): what `auto` should pick on this platform:", ""]
-        lines += table(["env", "algo", "runs", "lax", "patches", "faster"], picks)
+        lines += table(["algo", "runs", "lax", "patches", "faster"], picks)
+    return lines + scaling_lines(out, ("minatar",)) + [""]
+
+
+def peer_section(out: Path) -> list[str]:
+    lines = ["## The peer row: purejaxrl's PPO on this machine (CartPole-v1, benchmarks/vs_purejaxrl.py)", ""]
+    data = read_json(out / "vs-purejaxrl.json")
+    if not data:
+        ran = (out / "purejaxrl.log").exists()
+        return lines + ["no result: see `purejaxrl` in Stages" if ran else "not run (no --purejaxrl DIR)", ""]
+    rates = data["env_steps_per_second"]
+    lines += table(["program", "env steps/s"], [[name, fmt(rate)] for name, rate in rates.items()])
+    lines += [
+        "",
+        f"ours (program) over purejaxrl: {data['ours_program_over_purejaxrl']:.2f}; {data['env_steps']:,} env steps",
+    ]
     return lines + [""]
 
 
-def last_row(metrics: Path) -> dict:
-    try:
-        with open(metrics) as f:
-            rows = list(csv.DictReader(f))
-    except OSError:
-        return {}
-    return rows[-1] if rows else {}
-
-
-def runs_section(out: Path, prefix: str, title: str, extra: tuple[str, ...] = ()) -> list[str]:
-    lines = [f"## {title}", ""]
-    header = [
-        "run",
-        "iterations",
-        "env steps per seed",
-        "median return",
-        "policy loss",
-        "reward loss",
-        "transition loss",
-        *extra,
-    ]
+def minatar_record_section(out: Path) -> list[str]:
+    lines = ["## The real-budget MinAtar benchmark (benchmarks/minatar.py)", ""]
+    records = sorted((out / "minatar").glob("minatar_*.runs.jsonl"))
+    if not records:
+        return lines + ["no record: see `minatar` in Stages", ""]
+    header = ["game", "algo", "seeds x env steps", "eval median", "env steps/s", "minutes", "device"]
     rows = []
-    for folder in sorted((out / "runs").glob(f"{prefix}-*")):
-        summary = read_json(folder / "summary.json")
-        config = read_json(folder / "config.json") or {}
-        last = last_row(folder / "metrics.csv")
-        if not summary:
-            rows.append([folder.name, "no summary (see Stages)"] + [""] * (len(header) - 2))
-            continue
-        done = summary.get("iterations_done", 0)
-        batch = config.get("config", {}).get("num_envs", 0) * config.get("config", {}).get("num_steps", 0)
-        median = summary.get("final_return_median")
-        if median is None and summary.get("runs") and "latest_return" in summary["runs"][0]:
-            latest = sorted(r["latest_return"] for r in summary["runs"] if r["latest_return"] is not None)
-            median = latest[len(latest) // 2] if latest else None
-        row = [
-            folder.name,
-            f"{done} of {summary.get('num_iterations')}",
-            fmt(done * batch),
-            fmt(median, ".2f"),
-            last.get("policy_loss", "-")[:8],
-            last.get("reward_loss", "-")[:8] or "-",
-            last.get("transition_loss", "-")[:8] or "-",
+    for path in records:
+        for line in path.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            returns = sorted(v for v in r["final_return"] if v is not None and v == v)
+            median = returns[len(returns) // 2] if returns else None
+            minutes = (r["train_seconds"] + r["eval_seconds"]) / 60
+            seeds = f"{r['key']['num_seeds']} x {r['key']['budget']:,}"
+            rows.append(
+                [
+                    r["game"],
+                    r["algo"],
+                    seeds,
+                    fmt(median, ".2f"),
+                    fmt(r["env_steps_per_second"]),
+                    fmt(minutes, ".1f"),
+                    r["device"],
+                ]
+            )
+        lines += [
+            f"`{path.name}`: {len(rows)} (game, algorithm) pairs so far. Copy it to benchmarks/results/ (the next",
+            "campaign continues it) and table it with `benchmarks/minatar.py --budget N --table-only`.",
+            "",
         ]
-        row += [fmt(summary.get(name), ".4f") for name in extra]
-        rows.append(row)
     return lines + table(header, rows) + [""]
 
 
@@ -201,10 +240,8 @@ def main(argv: list[str]) -> int:
     out = Path(argv[0])
     dry = len(argv) > 2 and argv[1] == "--dry-run-flag" and argv[2] == "1"
     lines = ["# GPU campaign" + (" (dry run on the CPU: tiny sizes, not measurements)" if dry else ""), ""]
-    lines += machine_section(out) + stages_section(out) + bench_section(out)
-    lines += runs_section(out, "learn", "Learning in a fixed wall budget (Breakout-MinAtar, mixture head)")
-    lines += runs_section(out, "grid", "The paper's gridworld", ("median_final_init_value", "median_final_repr_dist"))
-    lines += guard_section(out)
+    lines += machine_section(out) + stages_section(out) + atari_section(out) + minatar_bench_section(out)
+    lines += peer_section(out) + guard_section(out) + minatar_record_section(out)
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return 0
 

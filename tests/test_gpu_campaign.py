@@ -1,6 +1,8 @@
 """`bash benchmarks/gpu.sh --dry-run`: every stage of the GPU campaign runs on the CPU at tiny sizes and the
-report holds every table, so the campaign cannot rot before a GPU is lent. Where a package index is
-reachable it runs as on an offline node: from the wheelhouse, installed with pip and no index beside a
+report holds every table, so the campaign cannot rot before a GPU is lent: Atari through envpool's XLA
+step and through the callback, each in its own stage; the mixture head and the convolutions; the memory
+guard; the MinAtar benchmark's record. Where a package index is reachable it runs as on an offline
+node: from the wheelhouse, installed with pip, no index and no dependency resolution, beside a
 jax-only environment."""
 
 import importlib.metadata
@@ -67,30 +69,51 @@ def test_the_campaign_dry_run_passes_every_stage_and_writes_the_report(tmp_path)
         "info",
         "smoke",
         "smoke-cached",
-        "bench-cartpole",
+        "atari-xla",
+        "atari-callback",
         "bench-minatar",
-        "bench-atari",
-        "learn-ppo",
-        "learn-deepspi",
-        "grid-ppo",
-        "grid-deepmdp",
-        "grid-deepspi",
         "guard",
+        "minatar",
     ]
     assert all(s["status"] == "ok" for s in stages), [s for s in stages if s["status"] != "ok"]
     report = (out / "report.md").read_text()
     for section in (
         "## Machine",
         "## Stages",
-        "## Throughput",
+        "## Atari on the GPU",
+        "## The mixture head's cost",
         "Convolutions (s/iter)",
-        "## Learning in a fixed wall",
-        "## The paper's gridworld",
+        "More runs against one",
+        "## The peer row",
         "## Memory guard",
+        "## The real-budget MinAtar benchmark",
     ):
         assert section in report, section
-    assert "no summary" not in report and "no result" not in report
-    # the learning stage stopped at its time limit with a checkpoint and a partial summary
-    summary = json.loads((out / "runs" / "learn-ppo" / "summary.json").read_text())
-    assert summary["complete"] is False and summary["iterations_done"] > 0
+    assert "no result" not in report and "no record" not in report
+    # each interface in its own stage, with the pool's threads and the frames it sends to the device
+    for interface in ("xla", "callback"):
+        rows = json.loads((out / f"bench-atari-{interface}.json").read_text())
+        assert {r["envpool_interface"] for r in rows} == {interface}
+        assert all(r["pool_threads"] >= 1 and r["host_to_device_bytes_per_second"] > 0 for r in rows)
+        assert all(r["env_only_steps_per_second"] > 0 for r in rows)
+    # the MinAtar benchmark recorded each (game, algorithm) it finished, for a later session to table
+    record = out / "minatar" / "minatar_8192.runs.jsonl"
+    pairs = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [(r["game"], r["algo"]) for r in pairs] == [("Breakout-MinAtar", a) for a in ("ppo", "deepmdp", "deepspi")]
     assert "GiB" in (out / "guard.txt").read_text()
+
+
+def test_only_runs_the_named_stages_and_bad_arguments_exit_2(tmp_path):
+    out = tmp_path / "gpu"
+    env = {**os.environ, "OUT": str(out), "SYNC": "0"}
+    result = subprocess.run(
+        ["bash", "benchmarks/gpu.sh", "--dry-run", "--only", "guard"], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    stages = [json.loads(line)["stage"] for line in (out / "stages.jsonl").read_text().splitlines()]
+    assert stages == ["info", "guard"]
+    assert "not run (no --purejaxrl DIR)" in (out / "report.md").read_text()
+    for bad in (["--purejaxrl", str(tmp_path)], ["--bogus"]):
+        refused = subprocess.run(["bash", "benchmarks/gpu.sh", *bad], cwd=ROOT, capture_output=True, text=True)
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr

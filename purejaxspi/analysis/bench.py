@@ -36,7 +36,7 @@ from purejaxspi.errors import ConfigError, RunDirError
 from purejaxspi.lifecycle.guards import program_bytes
 from purejaxspi.lifecycle.rundir import check_writable
 from purejaxspi.scale.grid import RunGrid, grid_from_values
-from purejaxspi.scale.sharding import make_layout, shard_trainer
+from purejaxspi.scale.sharding import RunLayout, make_layout, shard_trainer
 from purejaxspi.settings import check_part, setting
 
 
@@ -279,6 +279,22 @@ def model_flops_per_env_step(config: Config, grid: RunGrid) -> float:
     return iteration_flops(make_train(config, env), hp)["per_env_step"]
 
 
+def host_pool_row(config: Config, layout: RunLayout, obs_shape: tuple[int, ...], steps_per_second: float) -> dict:
+    """What a host-side pool (envpool's Atari) costs the host: its interface, its threads and the
+    uint8 frames it copies to the device per second (each device's pool holds its runs' envs)."""
+    import math
+
+    from purejaxspi.envs.envpool import pool_threads, resolve_interface
+
+    pool_envs = layout.runs_per_device * config.env.num_envs
+    return {
+        "envpool_interface": resolve_interface(config.env.envpool_interface, jax.default_backend()),
+        "pool_envs": pool_envs,
+        "pool_threads": pool_threads(pool_envs),
+        "host_to_device_bytes_per_second": math.prod(obs_shape) * steps_per_second,
+    }
+
+
 def env_only_program(config: Config, grid: RunGrid, iterations: int) -> Program:
     """The env-only ceiling: as many random-action env steps as `iterations` training iterations take."""
     from purejaxspi.envs import env_for
@@ -339,6 +355,9 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
                     "peak_device_bytes": peak_device_bytes(),
                     "env_only_steps_per_second": rate.get("env_only"),
                 }
+                env = programs[key].env
+                if env.spec.steps_all_runs:  # a host pool: its frames cross to the device every env step
+                    row.update(host_pool_row(config, make_layout(num_runs, devices), env.spec.obs_shape, rate[key]))
                 if (config.algo, config.network.conv) in flops:
                     row["model_flops_per_env_step"] = flops[config.algo, config.network.conv]
                     row["achieved_flops_per_second"] = row["model_flops_per_env_step"] * row["steps_per_second"]

@@ -102,6 +102,12 @@ def check_pool_memory(total_envs: int) -> None:
         )
 
 
+def pool_threads(pool_envs: int) -> int:
+    """The threads a pool of `pool_envs` steps with: make_pool leaves num_threads at 0, for which
+    envpool takes min(batch size, the host's hardware threads) (envpool/core/async_envpool.h)."""
+    return min(pool_envs, os.cpu_count() or 1)
+
+
 def make_pool(
     env_id: str,
     run_seeds: tuple[int, ...],
