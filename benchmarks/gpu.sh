@@ -9,8 +9,9 @@
 #   bash benchmarks/gpu.sh --dry-run     # every stage on the CPU at tiny sizes: same code paths, same outputs
 #   bash benchmarks/gpu.sh --only minatar     # the named stages alone (comma-separated; info always runs)
 #   bash benchmarks/gpu.sh --purejaxrl DIR    # adds the peer row: purejaxrl's PPO (a checkout) on this GPU
-#   bash benchmarks/gpu.sh --wheelhouse DIR   # an offline node: pip installs DIR (scripts/wheelhouse.sh)
-#                                        # beside PYTHON's own jax (default python3); no uv, no index
+#   bash benchmarks/gpu.sh --wheelhouse DIR   # an offline node: pip installs DIR or DIR.tar.xz (both made by
+#                                        # scripts/wheelhouse.sh) beside PYTHON's own jax (default python3);
+#                                        # no uv, no index
 #   OUT=DIR bash benchmarks/gpu.sh       # where it writes (default benchmarks/results/gpu, or a temp dir dry)
 #   SYNC=0 bash benchmarks/gpu.sh        # use the environment as it is (no `uv sync --extra cuda`)
 #
@@ -35,13 +36,17 @@ ONLY=""
 while (( $# )); do
   case $1 in
     --dry-run) DRY=1 ;;
-    --wheelhouse) WHEELHOUSE=${2:?--wheelhouse needs a folder (scripts/wheelhouse.sh makes it)}; shift ;;
+    --wheelhouse) WHEELHOUSE=${2:?--wheelhouse needs a folder or its .tar.xz (scripts/wheelhouse.sh makes both)}; shift ;;
     --purejaxrl) PUREJAXRL=${2:?--purejaxrl needs a checkout of github.com/luchris429/purejaxrl}; shift ;;
     --only) ONLY=${2:?--only needs stage names, comma-separated}; shift ;;
     *) echo "gpu.sh: unknown argument $1 (--dry-run, --wheelhouse DIR, --purejaxrl DIR, --only STAGES)" >&2; exit 2 ;;
   esac
   shift
 done
+if [[ -n $WHEELHOUSE && ! -d $WHEELHOUSE && ! ( -f $WHEELHOUSE && $WHEELHOUSE == *.tar.xz ) ]]; then
+  echo "gpu.sh: --wheelhouse $WHEELHOUSE is neither a folder of wheels nor a .tar.xz of them (scripts/wheelhouse.sh)" >&2
+  exit 2
+fi
 if [[ -n $PUREJAXRL && ! -f $PUREJAXRL/purejaxrl/ppo.py ]]; then
   echo "gpu.sh: --purejaxrl $PUREJAXRL has no purejaxrl/ppo.py (a checkout of github.com/luchris429/purejaxrl)" >&2
   exit 2
@@ -111,6 +116,10 @@ fi
 
 # ---- setup and the machine -------------------------------------------------------------------------
 if [[ -n $WHEELHOUSE ]]; then
+  if [[ -f $WHEELHOUSE && $WHEELHOUSE == *.tar.xz ]]; then  # the archive scripts/wheelhouse.sh writes beside DIR
+    mkdir -p "$OUT/wheelhouse" && tar -xJf "$WHEELHOUSE" -C "$OUT/wheelhouse" || exit 2
+    WHEELHOUSE="$OUT/wheelhouse"
+  fi
   # --no-deps: the wheelhouse is the training path's packages, not every one its dependencies declare
   SETUP="$PYTHON -m pip install --quiet --no-index --no-deps --prefix $SITE $(echo "$WHEELHOUSE"/*.whl)"
 fi

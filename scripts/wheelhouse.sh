@@ -4,6 +4,9 @@
 #   bash scripts/wheelhouse.sh DIR                       # CPython 3.12, manylinux x86_64 (the defaults)
 #   PYTHON_VERSION=3.11 bash scripts/wheelhouse.sh DIR   # another target
 #
+# It writes DIR (the wheels) and DIR.tar.xz (the same wheels stored uncompressed, then xz -9: what to
+# carry where uploads are limited; XZ_LEVEL=0 makes it quickly, larger).
+#
 # The packages training, bench and eval import, as the lock pins them, as wheels for the target: the
 # lock's dependency tree less jax, jaxlib, the CUDA libraries and what jax brings (numpy, scipy,
 # ml_dtypes, opt_einsum), which a GPU node has; less the analysis packages (plots, tables and videos
@@ -58,3 +61,5 @@ fi
 python3 "$ROOT/scripts/repack_envpool.py" "$OUT"/envpool-*.whl "$OUT"/envpool_assets-*.whl
 (cd "$ROOT" && uv build --wheel --quiet --out-dir "$OUT")
 echo "wheelhouse $OUT: $(ls "$OUT" | wc -l) wheels, $(du -sh "$OUT" | cut -f1)"
+# what to carry to a node with an upload limit: DIR.tar.xz (gpu.sh --wheelhouse takes it as it is)
+python3 "$ROOT/scripts/archive_wheels.py" "$OUT" "${OUT%/}.tar.xz" "${XZ_LEVEL:-9}"
