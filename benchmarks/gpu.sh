@@ -14,6 +14,7 @@
 #                                        # no uv, no index
 #   OUT=DIR bash benchmarks/gpu.sh       # where it writes (default benchmarks/results/gpu, or a temp dir dry)
 #   SYNC=0 bash benchmarks/gpu.sh        # use the environment as it is (no `uv sync --extra cuda`)
+#   SITE=DIR bash benchmarks/gpu.sh --wheelhouse ...   # where the wheelhouse installs (default OUT/site)
 #
 # Stages, most valuable first: setup and `purejaxspi info`; smoke: a 2-run CartPole train, then again from
 # the compilation cache; atari-xla and atari-callback: Breakout-v5 PPO and Deep SPI at 1 and 16 runs with
@@ -60,7 +61,7 @@ export PYTHONUNBUFFERED=1
 if [[ -n $WHEELHOUSE ]]; then
   # an offline node: the wheelhouse's packages into OUT/site, beside the node's own jax (PYTHON's)
   PYTHON=${PYTHON:-python3}
-  SITE="$OUT/site"
+  SITE=${SITE:-$OUT/site}  # the installed packages (about 340 MB): elsewhere than OUT where OUT is shipped back
   export PYTHONPATH="$SITE/lib/python$($PYTHON -c 'import sys; print("%d.%d" % sys.version_info[:2])')/site-packages${PYTHONPATH:+:$PYTHONPATH}"
   RUN="$PYTHON -m"
   PY="$PYTHON"
@@ -96,7 +97,7 @@ PY
 # ---- sizes: the campaign's, or tiny ones for the dry run (the same commands and outputs) -------------
 if [[ $DRY == 1 ]]; then
   SETUP="uv sync --quiet"; T_SETUP=600; TOTAL=100000
-  MINATAR_RUNS="1 2"; ATARI_RUNS="1 2"; BENCH="--iterations 1 --repeats 1 --no-model-flops"
+  MINATAR_RUNS="1 2"; ATARI_RUNS="1"; BENCH="--iterations 1 --repeats 1 --no-model-flops"
   ATARI_SHAPE="--num-envs 4 --num-steps 4"; MINATAR_SHAPE="--num-envs 8 --num-steps 4"
   SMOKE="--total-timesteps 512 --num-envs 4 --num-steps 16"
   MINATAR="--games Breakout-MinAtar --budget 8192 --num-seeds 2 --eval-episodes 2 --eval-max-steps 200 --random-steps 500"
@@ -117,8 +118,8 @@ fi
 # ---- setup and the machine -------------------------------------------------------------------------
 if [[ -n $WHEELHOUSE ]]; then
   if [[ -f $WHEELHOUSE && $WHEELHOUSE == *.tar.xz ]]; then  # the archive scripts/wheelhouse.sh writes beside DIR
-    mkdir -p "$OUT/wheelhouse" && tar -xJf "$WHEELHOUSE" -C "$OUT/wheelhouse" || exit 2
-    WHEELHOUSE="$OUT/wheelhouse"
+    mkdir -p "$SITE.wheels" && tar -xJf "$WHEELHOUSE" -C "$SITE.wheels" || exit 2
+    WHEELHOUSE="$SITE.wheels"
   fi
   # --no-deps: the wheelhouse is the training path's packages, not every one its dependencies declare
   SETUP="$PYTHON -m pip install --quiet --no-index --no-deps --prefix $SITE $(echo "$WHEELHOUSE"/*.whl)"
