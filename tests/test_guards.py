@@ -17,25 +17,11 @@ from purejaxspi.lifecycle.metrics import CSV_COLUMNS
 
 pytestmark = pytest.mark.slow  # whole programs trained, interrupted and resumed
 
+# PPO on CartPole, 2 runs of 4 envs x 16 steps: 64 env steps an iteration
+SMALL_PPO = ("--env", "CartPole-v1", "--algo", "ppo", "--num-seeds", "2", "--num-envs", "4", "--num-steps", "16")
 # long enough (3,000 one-iteration chunks) for a signal to land mid-run; cheap in larger chunks
 ITERATIONS = 3000
-LONG_RUN = (
-    "--env",
-    "CartPole-v1",
-    "--algo",
-    "ppo",
-    "--num-seeds",
-    "2",
-    "--num-envs",
-    "4",
-    "--num-steps",
-    "16",
-    "--total-timesteps",
-    str(ITERATIONS * 64),
-    "--chunk-iterations",
-    "1",
-    "--quiet",
-)
+LONG_RUN = (*SMALL_PPO, "--total-timesteps", str(ITERATIONS * 64), "--chunk-iterations", "1", "--quiet")
 
 
 def rows_of(run_dir):
@@ -47,9 +33,9 @@ def iterations_written(run_dir):
     return max(0, len(path.read_text().splitlines()) - 1) // 2 if path.is_file() else 0
 
 
-def start(out, *extra, **kwargs):
+def start(out, *extra, flags=LONG_RUN, **kwargs):
     return subprocess.Popen(
-        [sys.executable, "-m", "purejaxspi.cli", "train", *LONG_RUN, "--out", str(out), *extra],
+        [sys.executable, "-m", "purejaxspi.cli", "train", *flags, "--out", str(out), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -159,23 +145,7 @@ def test_the_same_command_twice_writes_bitwise_identical_metrics(tmp_path):
 
 
 # A multi-chunk run of about 10-20 s on the 2-core CPU, in chunks of about half a second.
-GRACE_RUN = (
-    "--env",
-    "CartPole-v1",
-    "--algo",
-    "ppo",
-    "--num-seeds",
-    "2",
-    "--num-envs",
-    "4",
-    "--num-steps",
-    "16",
-    "--total-timesteps",
-    str(400 * 64),
-    "--chunk-seconds",
-    "0.5",
-    "--quiet",
-)
+GRACE_RUN = (*SMALL_PPO, "--total-timesteps", str(400 * 64), "--chunk-seconds", "0.5", "--quiet")
 GRACE_SECONDS = 30  # a scheduler's grace between SIGTERM and SIGKILL
 
 
@@ -185,12 +155,7 @@ def test_sigterm_at_a_random_moment_then_sigkill_after_the_grace_resumes_to_the_
     whole_seconds = time.monotonic() - began
     moment = random.uniform(0.0, 0.9 * whole_seconds)
     out = tmp_path / "stopped"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "purejaxspi.cli", "train", *GRACE_RUN, "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start(out, flags=GRACE_RUN)
     time.sleep(moment)
     proc.send_signal(signal.SIGTERM)
     try:

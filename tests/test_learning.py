@@ -10,32 +10,20 @@ import pytest
 pytestmark = pytest.mark.slow  # a whole learning curve
 
 
-def test_deepspi_learns_cartpole(tmp_path):
-    out = tmp_path / "cartpole"
+def trained(out, *flags) -> dict:
+    """`purejaxspi train FLAGS --out OUT --quiet` in its own process; the run's summary.json."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "purejaxspi.cli",
-            "train",
-            "--env",
-            "CartPole-v1",
-            "--algo",
-            "deepspi",
-            "--num-seeds",
-            "4",
-            "--budget",
-            "preset",
-            "--out",
-            str(out),
-            "--quiet",
-        ],
+        [sys.executable, "-m", "purejaxspi.cli", "train", *flags, "--out", str(out), "--quiet"],
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert result.returncode == 0, result.stderr
-    summary = json.loads((out / "summary.json").read_text())
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_deepspi_learns_cartpole(tmp_path):
+    summary = trained(tmp_path, "--env", "CartPole-v1", "--algo", "deepspi", "--num-seeds", "4", "--budget", "preset")
     finals = [r["final_return"] for r in summary["runs"]]
     assert summary["final_return_median"] >= 400, finals
 
@@ -47,15 +35,7 @@ MINATAR_STEPS = 500_000
 
 
 def test_ppo_learns_breakout_minatar(tmp_path):
-    out = tmp_path / "breakout"
-    args = ["--env", "Breakout-MinAtar", "--algo", "ppo", "--num-seeds", "4", "--total-timesteps", str(MINATAR_STEPS)]
-    result = subprocess.run(
-        [sys.executable, "-m", "purejaxspi.cli", "train", *args, "--out", str(out), "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr
-    summary = json.loads((out / "summary.json").read_text())
+    flags = ("--env", "Breakout-MinAtar", "--algo", "ppo", "--num-seeds", "4", "--total-timesteps", str(MINATAR_STEPS))
+    summary = trained(tmp_path, *flags)
     finals = [r["final_return"] for r in summary["runs"]]
     assert min(finals) >= 8 and summary["final_return_median"] >= 12, finals
