@@ -65,8 +65,12 @@ def machine_section(out: Path) -> list[str]:
             "- " + ", ".join(f"{k} {v}" for k, v in info["packages"].items()),
             f"- envpool XLA step on {info['platform']}: {info['envpool_xla']['available']} "
             f"({info['envpool_xla']['detail']})",
-            f"- auto: run mapping {info['auto']['run_mapping']}, conv {info['auto']['conv']}",
+            f"- auto: run mapping {info['auto']['run_mapping']}, conv {info['auto']['conv']}, "
+            f"envpool interface {info['auto'].get('envpool_interface', '-')}",
         ]
+        if "jax_range" in info:
+            found = info["jax_range"]
+            lines.append(f"- jax {found['version']}: tested range {found['tested']} (inside: {found['inside']})")
     return lines + [""]
 
 
@@ -201,8 +205,8 @@ def minatar_record_section(out: Path) -> list[str]:
     if not records:
         return lines + ["no record: see `minatar` in Stages", ""]
     header = ["game", "algo", "seeds x env steps", "eval median", "env steps/s", "minutes", "device"]
-    rows = []
     for path in records:
+        rows = []
         for line in path.read_text().splitlines():
             try:
                 r = json.loads(line)
@@ -213,22 +217,17 @@ def minatar_record_section(out: Path) -> list[str]:
             minutes = (r["train_seconds"] + r["eval_seconds"]) / 60
             seeds = f"{r['key']['num_seeds']} x {r['key']['budget']:,}"
             rows.append(
-                [
-                    r["game"],
-                    r["algo"],
-                    seeds,
-                    fmt(median, ".2f"),
-                    fmt(r["env_steps_per_second"]),
-                    fmt(minutes, ".1f"),
-                    r["device"],
-                ]
-            )
+                [r["game"], r["algo"], seeds, fmt(median, ".2f"), fmt(r["env_steps_per_second"]), fmt(minutes, ".1f"),
+                 r["device"]]
+            )  # fmt: skip
         lines += [
             f"`{path.name}`: {len(rows)} (game, algorithm) pairs so far. Copy it to benchmarks/results/ (the next",
             "campaign continues it) and table it with `benchmarks/minatar.py --budget N --table-only`.",
             "",
+            *table(header, rows),
+            "",
         ]
-    return lines + table(header, rows) + [""]
+    return lines
 
 
 def guard_section(out: Path) -> list[str]:

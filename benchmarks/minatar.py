@@ -463,9 +463,11 @@ def measure_pair(game: str, algo: str, args: Args, key: dict, random_return: flo
 
 
 def append_record(path: Path, record: dict) -> None:
+    """One line, on a line of its own even after a line a kill cut short."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    cut = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
     with path.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(("\n" if cut else "") + json.dumps(record) + "\n")
         f.flush()
         os.fsync(f.fileno())
 

@@ -102,9 +102,12 @@ def test_the_record_is_appended_pair_by_pair_and_tabled_without_the_run_director
 def test_a_cut_line_is_left_out_and_a_record_of_other_settings_refused(bench, tmp_path, capsys):
     path = tmp_path / "minatar_8192.runs.jsonl"
     line = {"game": "Breakout-MinAtar", "algo": "ppo", "key": {"budget": 8192}}
-    path.write_text(json.dumps(line) + "\n" + json.dumps(line)[:20] + "\n")
+    path.write_text(json.dumps(line) + "\n" + json.dumps(line)[:20])  # a kill cut the second line short
     assert list(bench.read_records(path)) == [("Breakout-MinAtar", "ppo")]
     assert "unreadable line" in capsys.readouterr().out
+    bench.append_record(path, {**line, "algo": "deepspi"})  # the next pair still gets a line of its own
+    assert list(bench.read_records(path)) == [("Breakout-MinAtar", "ppo"), ("Breakout-MinAtar", "deepspi")]
+    capsys.readouterr()
     args = bench.Args(games=("Breakout-MinAtar",), algos=("ppo",), out=tmp_path)
     with pytest.raises(SystemExit) as e:
         bench.train_all(args, path, 8192, None)
