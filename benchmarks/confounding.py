@@ -28,6 +28,7 @@ import numpy as np
 import tyro
 
 from purejaxspi.envs import confounding
+from purejaxspi.provenance import provenance, utc_now
 
 ALGOS = ("ppo", "deepmdp", "deepspi")
 RESULTS = Path(__file__).parent / "results"
@@ -256,6 +257,7 @@ def plot(curves: dict[str, Path], references: dict[str, float], path: Path, titl
 
 
 def main(args: Args) -> dict:
+    started = utc_now()
     num_seeds = args.num_seeds or (4 if args.quick else 8)
     density = "deterministic" if args.quick else None
     args.out.mkdir(parents=True, exist_ok=True)
@@ -274,6 +276,7 @@ def main(args: Args) -> dict:
         results["runs"].append({**summarise(variant, run_dir), "wall_seconds": round(wall, 1)})
         curves[variant.algo] = run_dir
     name = f"confounding{suffix}"
+    results["provenance"] = provenance(started)
     (args.out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(
         curves,
@@ -295,6 +298,8 @@ def main(args: Args) -> dict:
             table.append({**summarise(variant, run_dir), "wall_seconds": round(wall, 1)})
             ablation_curves[variant.name] = run_dir
             print(f"{variant.name:30s} median final V(I) {table[-1]['median_final_init_value']:.3f}")
+        made_by = provenance(started)
+        table = [{**row, "provenance": made_by} for row in table]
         (args.out / "confounding_ablations.json").write_text(json.dumps(table, indent=2) + "\n")
         plot(
             ablation_curves,

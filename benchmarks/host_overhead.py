@@ -21,6 +21,7 @@ import tyro
 import purejaxspi as pjs
 from purejaxspi.algo.config import hparam_values
 from purejaxspi.analysis.bench import BenchPlan, run_bench
+from purejaxspi.provenance import provenance, utc_now
 
 RESULTS = Path(__file__).parent / "results"
 # (env, algo, shape overrides, runs, env steps per run): CartPole as purejaxrl's PPO runs it (4 x 128,
@@ -67,7 +68,7 @@ def measure(env_id: str, algo: str, shape: dict, steps: int, runs: int) -> dict:
 
 
 def main(args: Args) -> list[dict]:
-    rows = []
+    started, rows = utc_now(), []
     for env_id, algo, shape, runs, steps in CASES:
         rows.append(measure(env_id, algo, shape, steps, runs))
         r = rows[-1]
@@ -78,6 +79,8 @@ def main(args: Args) -> list[dict]:
             flush=True,
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    made_by = provenance(started)
+    rows = [{**row, "provenance": made_by} for row in rows]
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
     print(f"wrote {args.out}")
     return rows

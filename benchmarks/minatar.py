@@ -432,9 +432,11 @@ def measure_pair(game: str, algo: str, args: Args, key: dict, random_return: flo
     """Train (or read back, or resume) one (game, algorithm), evaluate its final policies; its record line."""
     import jax
 
+    from purejaxspi.provenance import provenance, utc_now
+
     density = None if key["density"] == "preset" else key["density"]
     run_dir = runs / f"{key['budget']}-{key['density']}" / f"{game}-{algo}"
-    began = time.perf_counter()
+    began, started = time.perf_counter(), utc_now()
     summary = train_pair(game, algo, args, key["budget"], density, run_dir)
     trained = time.perf_counter()
     returns = evaluate_pair(run_dir, args.eval_episodes, args.eval_max_steps)
@@ -459,6 +461,7 @@ def measure_pair(game: str, algo: str, args: Args, key: dict, random_return: flo
         "curve": binned_curves(curves),
         "config": config,
         "run_dir": str(run_dir),
+        "provenance": provenance(started),
     }
 
 

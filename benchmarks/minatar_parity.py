@@ -35,6 +35,8 @@ import tyro
 sys.path.insert(0, str(Path(__file__).parent))
 import minatar as base  # noqa: E402  (the MinAtar benchmark's evaluation, CI and progress lines)
 
+from purejaxspi.provenance import provenance, utc_now  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results" / "minatar_parity.json"
 # gymnax-blines' PPO recipe as our flags: the shape and the optimiser of its ppo.yaml, through our conv trunk.
 BLINES_SHAPE = {
@@ -437,8 +439,9 @@ def main(args: Args) -> dict:
             print(f"{name}: finished earlier, read from {args.out}")
             continue
         run_dir = args.runs / key.replace("/", "-")
+        started = utc_now()
         summary, seconds = train_variant(args, name, run_dir)
-        results["entries"][key] = measure(args, name, run_dir, summary, seconds)
+        results["entries"][key] = {**measure(args, name, run_dir, summary, seconds), "provenance": provenance(started)}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=1) + "\n")  # after every variant: a stop loses one at most
         print(markdown([results["entries"][key]]), flush=True)

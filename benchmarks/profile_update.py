@@ -23,6 +23,7 @@ from purejaxspi.algo.train import make_train
 from purejaxspi.analysis.profile import PARTS, profile_by_part
 from purejaxspi.analysis.work import iteration_flops
 from purejaxspi.envs import env_for
+from purejaxspi.provenance import provenance, utc_now
 from purejaxspi.scale.grid import grid_from_values
 
 
@@ -98,14 +99,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=pathlib.Path)
     args = parser.parse_args()
-    rows = []
+    started, rows = utc_now(), []
     for algo in args.algo:
         for density in args.density if algo == "deepspi" else [None]:
             rows.append(program_parts(args.env, algo, density, args.runs, args.repeats))
             print(f"{algo} {density or ''}: gradient step {1e3 * rows[-1]['gradient_step']['wall']:.1f} ms", flush=True)
     print(table(rows))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+        made_by = provenance(started)
+        args.json.write_text(json.dumps([{**row, "provenance": made_by} for row in rows], indent=1))
 
 
 if __name__ == "__main__":

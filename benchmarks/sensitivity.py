@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import tyro
 
+from purejaxspi.provenance import provenance, utc_now
+
 RESULTS = Path(__file__).parent / "results"
 PAPER = (0.01, 0.0005)  # deep_spi.py's alpha_R, alpha_P
 # Each axis: 0, the paper's value, then two steps of 100x, from negligible to dominant against the
@@ -331,6 +333,7 @@ def markdown(study: Study, rows: list[dict]) -> str:
 def main(args: Args) -> dict:
     from purejaxspi.analysis.sweep import heatmap
 
+    started = utc_now()
     known = {s.name: s for s in STUDIES}
     names = args.studies or (QUICK_STUDIES if args.quick else tuple(known))
     for name in names:
@@ -372,6 +375,11 @@ def main(args: Args) -> dict:
             "train_seconds": round(seconds, 1) if seconds else previous.get("train_seconds"),
             "cells": rows,
         }
+        # a study read back keeps the record of the call that trained it (its machine, its provenance)
+        kept = ("host", "host_wall_seconds", "provenance")
+        results["studies"][name].update(
+            {k: previous[k] for k in kept if k in previous} if not seconds else {"provenance": provenance(started)}
+        )
         for metric in (study.score,) + (("repr_dist",) if study.gridworld else ()):
             suffix_metric = "" if metric == study.score else f"_{metric}"
             heatmap(

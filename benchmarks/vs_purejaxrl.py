@@ -35,6 +35,7 @@ import numpy as np
 import tyro
 
 import purejaxspi as pjs
+from purejaxspi.provenance import provenance, utc_now
 
 RESULTS = Path(__file__).parent / "results"
 # purejaxrl's CartPole settings (its ppo.py `__main__`), which our vector preset shares except these
@@ -173,6 +174,7 @@ def timed(call) -> float:
 
 
 def main(args: Args) -> dict:
+    started = utc_now()
     ppo = load_purejaxrl(args.purejaxrl)
     their_config = {**PUREJAXRL_CONFIG, "TOTAL_TIMESTEPS": args.total_timesteps}
     theirs = jax.jit(ppo.make_train(their_config)).lower(jax.random.PRNGKey(0)).compile()
@@ -209,6 +211,7 @@ def main(args: Args) -> dict:
         "ours_train_steady_over_purejaxrl": train_rate / rates["purejaxrl"],
         "device": str(jax.devices()[0]),
         "jax": jax.__version__,
+        "provenance": provenance(started),
     }
     for name, rate in rates.items():
         print(f"{name:20s} {rate:>10,.0f} env steps/s")

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from purejaxspi.provenance import package_version
+
+__version__ = package_version()  # declared once, in pyproject.toml
 
 _EXPORTS = {
     # the algorithm: configuration and presets, one run's training program

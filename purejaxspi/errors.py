@@ -2,7 +2,7 @@
 
 The library never prints or exits: the CLI maps a `UserError` to that line and exit code 2, a
 `NonFiniteLossError` (training diverged; the metrics written so far are kept) to exit code 1, and a
-`RunInterrupted` (SIGINT / SIGTERM, checkpoint saved) to 128 + the signal's number.
+`RunInterrupted` (SIGINT / SIGTERM / SIGHUP, checkpoint saved) to 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class DiskFullError(UserError):
 
 
 class RunInterrupted(RuntimeError):
-    """SIGINT or SIGTERM stopped training at a chunk boundary, after a checkpoint (or before training
+    """SIGINT, SIGTERM or SIGHUP stopped training at a chunk boundary, after a checkpoint (or before training
     began, with nothing to save); `--resume` continues."""
 
     def __init__(self, signum: int, iteration: int, out, saved: bool = True):

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from purejaxspi.errors import ConfigError
@@ -114,3 +116,24 @@ def flag_of(field: dataclasses.Field) -> str | None:
     """The command-line name of a setting (None where it has no flag)."""
     flag = field.metadata["flag"]
     return field.name if flag is None else (flag or None)
+
+
+UNIONS = (typing.Union, types.UnionType)
+METAVARS = {int: "INT", float: "FLOAT", str: "STR", Path: "PATH"}
+
+
+def metavar(kind: Any, choices: tuple = ()) -> str | None:
+    """What a setting's flag takes, as its help shows it: the kind without the unset (None) that only means
+    "the preset's" or "not given", and a setting's choices where it declares them."""
+    kinds = [k for k in typing.get_args(kind) if k is not type(None)] if typing.get_origin(kind) in UNIONS else [kind]
+    if len(kinds) != 1:
+        return None
+    (kind,) = kinds
+    if kind is bool:
+        return "{True,False}"
+    if typing.get_origin(kind) is tuple:
+        items = [metavar(k) for k in typing.get_args(kind) if k is not Ellipsis]
+        if None in items:
+            return None
+        return f"{items[0]} [{items[0]} ...]" if Ellipsis in typing.get_args(kind) else " ".join(map(str, items))
+    return "{" + ",".join(map(str, choices)) + "}" if choices else METAVARS.get(kind)

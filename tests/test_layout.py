@@ -15,6 +15,7 @@ LAYERS = {
     "settings": 0,
     "host": 0,
     "versions": 0,
+    "provenance": 0,
     "data": 0,
     "envs": 1,
     "algo": 2,
@@ -89,7 +90,8 @@ def test_no_function_is_longer_than_a_screen():
 
 
 def test_the_command_line_stays_a_thin_layer():
-    """Flags come from the declarations and checks from the library: the CLI (flags, parse errors in one
-    line, signals outside training, the closing lines) is at most 540 lines."""
+    """Flags come from the declarations and checks from the library: the CLI (flags; every parse error,
+    unknown flags included, in one line; signals outside training; `train --dry-run`; the closing lines) is at
+    most 610 lines."""
     lines = sum(len(path.read_text().splitlines()) for path in (PACKAGE / "cli").glob("*.py"))
-    assert lines <= 540, lines
+    assert lines <= 610, lines

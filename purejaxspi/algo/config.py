@@ -270,6 +270,15 @@ def budget_settings(budget: str | None, settings: Mapping[str, Any]) -> dict[str
     return {**SMOKE_TEST, **settings}
 
 
+def default_text(name: str) -> str:
+    """A setting's default as `train` applies it, in words: the smoke budget's value for the settings it
+    sets, each preset's otherwise (and under --budget preset; the batch shape under --total-timesteps too)."""
+    if name not in SMOKE_TEST:
+        return preset_defaults(name)
+    also = "" if name == "total_timesteps" else " or --total-timesteps"
+    return f"{SMOKE_TEST[name]:,} (the smoke budget); with --budget preset{also}: {preset_defaults(name)}"
+
+
 def budget_name(budget: str | None, settings: Mapping[str, Any], preset_steps: int) -> str:
     """Where a run's budget came from, in words (the line printed before it trains)."""
     if "total_timesteps" in settings:

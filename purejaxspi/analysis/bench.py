@@ -219,9 +219,13 @@ def make_plan(options: BenchOptions, overrides: dict[str, Any]) -> BenchPlan:
     )
 
 
-def write_rows(rows: list[dict], path: Path) -> None:
+def write_rows(rows: list[dict], path: Path, started: str | None = None) -> None:
+    """The rows as JSON, each naming what made it (purejaxspi.provenance)."""
+    from purejaxspi.provenance import provenance
+
+    made_by = provenance(started)
     try:
-        path.write_text(json.dumps(rows, indent=2) + "\n")
+        path.write_text(json.dumps([{**row, "provenance": made_by} for row in rows], indent=2) + "\n")
     except OSError as e:
         raise RunDirError(f"--json {path}: cannot write the rows: {e.strerror or e}") from None
 

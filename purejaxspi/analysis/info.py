@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import platform as host_platform
 
-PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "orbax-checkpoint", "envpool", "gymnax", "pgx")
 FAMILIES = ("vector", "minatar", "atari")
-
-
-def package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 def device_rows() -> list[dict]:
@@ -57,25 +45,37 @@ def envpool_xla(platform: str) -> dict:
 
 
 def machine_info() -> dict:
-    """Platform and devices, package versions, host cores, envpool's XLA step, and `auto`'s choices."""
+    """Platform and devices, package versions, host cores, envpool's XLA step, and `auto`'s choices;
+    where jax's backend cannot start, what is known without it and the `error` in one line."""
     import jax
 
     from purejaxspi.algo.conv import resolve_conv
     from purejaxspi.envs.envpool import resolve_interface
+    from purejaxspi.host import cpu_model
     from purejaxspi.lifecycle import compilation_cache
+    from purejaxspi.provenance import git_state, package_version, package_versions
+    from purejaxspi.scale.devices import backend_error
     from purejaxspi.scale.mapping import resolve_run_mapping
     from purejaxspi.versions import jax_range
 
-    backend = jax.default_backend()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    host = {
+        "purejaxspi": package_version(),
+        **git_state(),
+        "python": host_platform.python_version(),
+        "cpu": cpu_model(),
+        "packages": package_versions(),
+        "jax_range": jax_range()._asdict(),
+        "host_cores": cores,
+    }
+    if (error := backend_error()) is not None:
+        return {"platform": None, "devices": [], **host, "error": str(error)}
+    backend = jax.default_backend()
     cache = compilation_cache.cache_dir(backend)
     return {
         "platform": backend,
         "devices": device_rows(),
-        "python": host_platform.python_version(),
-        "packages": package_versions(),
-        "jax_range": jax_range()._asdict(),
-        "host_cores": cores,
+        **host,
         "envpool_xla": envpool_xla(backend),
         "auto": {
             "run_mapping": {family: resolve_run_mapping("auto", family, family == "atari") for family in FAMILIES},
@@ -87,9 +87,12 @@ def machine_info() -> dict:
 
 
 def format_info(info: dict) -> list[str]:
+    """The report's lines; those that need a working backend are left out where it did not start."""
+    checkout = f"commit {info['commit'][:10]}{' with uncommitted changes' if info['dirty'] else ''}"
     lines = [
-        f"platform: {info['platform']} ({len(info['devices'])} devices), host cores: {info['host_cores']}, "
-        f"python {info['python']}"
+        f"purejaxspi {info['purejaxspi']} ({checkout if info['dirty'] is not None else info['commit']})",
+        f"platform: {info['platform'] or 'none started'} ({len(info['devices'])} devices), host: "
+        f"{info['host_cores']} cores ({info['cpu']}), python {info['python']}",
     ]
     for d in info["devices"]:
         memory = f", {d['memory_bytes'] / 2**30:.1f} GiB" if d["memory_bytes"] else ""
@@ -98,6 +101,8 @@ def format_info(info: dict) -> list[str]:
     found = info["jax_range"]
     verdict = {True: "inside", False: "OUTSIDE", None: "unknown"}[found["inside"]]
     lines.append(f"jax {found['version'] or '-'}: tested range {found['tested'] or 'unknown'} ({verdict})")
+    if info.get("error"):
+        return lines
     xla = info["envpool_xla"]
     lines.append(f"envpool XLA step on {info['platform']}: {'yes' if xla['available'] else 'no'} ({xla['detail']})")
     auto = info["auto"]

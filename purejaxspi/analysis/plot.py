@@ -27,7 +27,7 @@ from purejaxspi.analysis.stats import (
 )
 from purejaxspi.errors import PlotError
 from purejaxspi.lifecycle.metrics import in_final_window
-from purejaxspi.lifecycle.rundir import RunDirError, read_record
+from purejaxspi.lifecycle.rundir import RunDirError, check_kinds, read_record
 
 # Columns that average over the episodes finished in an iteration: their final score weights each
 # iteration by its episodes, as summary.json's final_return does.
@@ -61,6 +61,7 @@ class RunCurve:
 def read_run_dir(run_dir: Path, metric: str) -> list[RunCurve]:
     """Every run of a directory's metrics.csv, reading the columns its header names."""
     record = read_record(run_dir)
+    check_kinds(run_dir, ("metrics.csv",))
     path = run_dir / "metrics.csv"
     if not path.is_file():
         raise PlotError(f"{path} not found")

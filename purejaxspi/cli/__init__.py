@@ -41,9 +41,15 @@ def run_command(argv: list[str]) -> int:
         if line := warning_line(jax_range()):
             print(f"purejaxspi: warning: {line}", file=sys.stderr)
     from purejaxspi.cli import flags, train
-    from purejaxspi.cli.view import fail
+    from purejaxspi.cli.view import fail, user_message
+    from purejaxspi.errors import UserError
 
     table = commands()
+    if argv and argv[0] in ("-V", "--version"):
+        from purejaxspi.provenance import package_version
+
+        print(f"purejaxspi {package_version()}")
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: purejaxspi {" + ",".join(table) + "} [--help] ...")
         for name, (cls, _) in table.items():
@@ -56,6 +62,14 @@ def run_command(argv: list[str]) -> int:
     args = train.parse_train(rest) if command == "train" else flags.parse(cls, rest, f"purejaxspi {command}")
     try:
         return fn(args) or 0
+    except UserError as e:
+        fail(user_message(e))
     except BrokenPipeError:  # the reader of our output left (`purejaxspi envs | head`): nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception:  # jax's backend failing to start surfaces wherever a device is first touched
+        from purejaxspi.scale.devices import backend_error
+
+        if (error := backend_error()) is None:
+            raise
+        fail(str(error))

@@ -8,28 +8,29 @@ import argparse
 import ast
 import contextlib
 import dataclasses
+import difflib
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import tyro
 
-from purejaxspi.algo.config import HYPERPARAMETERS, PARTS, preset_defaults
+from purejaxspi.algo.config import HYPERPARAMETERS, PARTS, default_text
 from purejaxspi.analysis.bench import BenchOptions
 from purejaxspi.analysis.figures import PlotOptions
 from purejaxspi.lifecycle.evaluate import EvalOptions
 from purejaxspi.lifecycle.job import Job
 from purejaxspi.lifecycle.loop import RunOptions
-from purejaxspi.settings import flag_name, flagged, help_of
+from purejaxspi.settings import flag_name, flagged, help_of, metavar
 
 
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _preset_arg(text: str, name: str):
-    hint = "(default: the preset of the env family and algorithm)"
-    return tyro.conf.arg(help=f"{text} Default: {preset_defaults(name)}.", help_behavior_hint=hint)
+def _preset_arg(text: str, name: str, kind: Any):
+    """A preset-filled flag's help: each preset's default, or the smoke budget's where it sets the setting."""
+    return tyro.conf.arg(help=f"{text} Default: {default_text(name)}.", metavar=metavar(kind), help_behavior_hint="")
 
 
 def config_flags(multi: tuple[str, ...] = ()) -> list[tuple]:
@@ -42,7 +43,7 @@ def config_flags(multi: tuple[str, ...] = ()) -> list[tuple]:
             if kind is bool:
                 text += f" ({flag(field.name)} / --no-{field.name.replace('_', '-')})"
             kind = tuple[kind, ...] if field.name in multi else kind  # type: ignore[valid-type]
-            annotated = Annotated[kind | None, _preset_arg(text, field.name)]  # type: ignore[valid-type]
+            annotated = Annotated[kind | None, _preset_arg(text, field.name, kind)]  # type: ignore[valid-type]
             flags.append((field.name, annotated, None))
     return flags
 
@@ -51,17 +52,21 @@ def hparam_flags() -> list[tuple]:
     """A flag per hyperparameter, taking one or more values (a grid's axis)."""
     values = tuple[float, ...] | None
     return [
-        (h.name, Annotated[values, _preset_arg(f"{h.help} One or more values.", h.name)], None) for h in HYPERPARAMETERS
+        (h.name, Annotated[values, _preset_arg(f"{h.help} One or more values.", h.name, values)], None)
+        for h in HYPERPARAMETERS
     ]
 
 
 def option_flags(*owners: type) -> list[tuple]:
-    """A flag per declared option of each owner (RunOptions, EvalOptions, ...), with its declared default."""
-    return [
-        (flag_name(f), Annotated[kind, tyro.conf.arg(help=help_of(f))], f.default)
-        for owner in owners
-        for f, kind in flagged(owner)
-    ]
+    """A flag per declared option of each owner (RunOptions, EvalOptions, ...), with its declared default;
+    an option unset by default (None) says in its help what that means, so tyro's "(default: None)" goes."""
+
+    def arg(f: dataclasses.Field, kind: Any):
+        if f.default is not None:  # a switch (`--quiet` / `--no-quiet`) or a value with its default shown
+            return tyro.conf.arg(help=help_of(f), metavar=None if kind is bool else metavar(kind))
+        return tyro.conf.arg(help=help_of(f), metavar=metavar(kind, f.metadata["choices"]), help_behavior_hint="")
+
+    return [(flag_name(f), Annotated[kind, arg(f, kind)], f.default) for owner in owners for f, kind in flagged(owner)]
 
 
 def make_args(name: str, doc: str | None, fields: list[tuple], base: type = object) -> type:
@@ -98,7 +103,7 @@ def parse(cls: type, argv: list[str], prog: str, default: Any = None) -> Any:
     from purejaxspi.cli.view import fail
 
     try:
-        with _plain_value_errors():
+        with _plain_value_errors(known_flags(cls)):
             return tyro.cli(cls, args=switch_pairs(argv), prog=prog, description=cls.__doc__, default=default)
     except _BadValue as e:
         fail(f"{e} (`{prog} --help`)")
@@ -106,6 +111,12 @@ def parse(cls: type, argv: list[str], prog: str, default: Any = None) -> Any:
 
 class _BadValue(Exception):
     pass
+
+
+def known_flags(cls: type) -> list[str]:
+    """Every flag of a flags dataclass, the `--no-` spelling of its switches too."""
+    names = [f.name.replace("_", "-") for f in dataclasses.fields(cls)]
+    return [f"--{n}" for n in names] + [f"--no-{n}" for n in names if n in SWITCHES]
 
 
 def expected(metavar: str) -> str:
@@ -131,7 +142,7 @@ def bad_value_line(flag: str, metavar: str, message: str) -> str:
 
 
 @contextlib.contextmanager
-def _plain_value_errors():
+def _plain_value_errors(known: list[str]):
     """tyro's box for a value it cannot read names the union's types and markup: one line instead, through
     tyro's private parse-error hook (tyro._errors); without it, tyro's own box stands."""
     errors = getattr(tyro, "_errors", None)
@@ -140,14 +151,42 @@ def _plain_value_errors():
         return
 
     def hook(event):
+        if isinstance(event, errors.UnrecognizedArgs):
+            raise _BadValue(unknown_line(event.tokens, known))
         argument = getattr(event, "argument", None)
-        if isinstance(event, errors.InstantiationFailure) and argument is not None:
-            lowered = argument.lowered
-            flag = "/".join(lowered.name_or_flags) or str(lowered.metavar)
+        if argument is None:
+            return
+        lowered = argument.lowered
+        flag = "/".join(lowered.name_or_flags) or str(lowered.metavar)
+        if isinstance(event, errors.InstantiationFailure):
             raise _BadValue(bad_value_line(flag, str(lowered.metavar), event.message))
+        if isinstance(event, errors.InvalidChoice):
+            raise _BadValue(choice_line(flag, event.choices, event.value))
+        if isinstance(event, errors.BadValue):
+            got = f", got: {event.offending_value}" if event.offending_value else ", got nothing"
+            raise _BadValue(f"{flag} expects {expected(str(lowered.metavar))}{got}")
 
     with errors.on_parse_error(hook):
         yield
+
+
+def choice_line(flag: str, choices: tuple[str, ...], value: str) -> str:
+    """`--flag expects one of A, B, got: V`; a preset-filled boolean's unset (None) is no choice to offer."""
+    if flag[2:] in SWITCHES:
+        return f"{flag} expects True or False (or {flag} / --no-{flag[2:]}), got: {value}"
+    return f"{flag} expects one of {', '.join(sorted(c for c in choices if c != 'None'))}, got: {value}"
+
+
+def unknown_line(tokens: list[str], known: list[str]) -> str:
+    """The options not understood, each with the nearest known flag where one is near."""
+    options = [t for t in tokens if t.startswith("-")]
+    if not options:
+        return "unexpected argument " + " ".join(tokens)
+    words = []
+    for token in options:
+        near = difflib.get_close_matches(token.split("=")[0], known, n=1)
+        words.append(f"{token} (did you mean {near[0]}?)" if near else token)
+    return "unrecognized option " + ", ".join(words)
 
 
 def overrides(args: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 from purejaxspi.cli import flags
+from purejaxspi.cli.view import fail
 from purejaxspi.settings import setting
 
 
@@ -37,7 +38,9 @@ def info_cmd(args) -> int:
     from purejaxspi.analysis.info import format_info, machine_info
 
     info = machine_info()
-    print(json.dumps(info, indent=2) if args.json else "\n".join(format_info(info)))
+    print(json.dumps(info, indent=2) if args.json else "\n".join(format_info(info)), flush=True)
+    if info.get("error"):
+        fail(info["error"])
     return 0
 
 

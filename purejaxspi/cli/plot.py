@@ -9,8 +9,6 @@ import tyro
 
 from purejaxspi.analysis.figures import PlotOptions
 from purejaxspi.cli import flags
-from purejaxspi.cli.view import fail
-from purejaxspi.errors import UserError
 
 
 @dataclasses.dataclass
@@ -25,8 +23,5 @@ PlotArgs = flags.make_args("PlotArgs", PlotOptions.__doc__, flags.option_flags(P
 def plot_cmd(args) -> int:
     from purejaxspi.analysis.figures import draw
 
-    try:
-        print(draw(list(args.run_dirs), flags.declared_options(PlotOptions, args)))
-    except UserError as e:
-        fail(str(e))
+    print(draw(list(args.run_dirs), flags.declared_options(PlotOptions, args)))
     return 0

@@ -39,18 +39,29 @@ def stop_now(code: int) -> None:
 
 
 def train_cmd(args) -> int:
-    from purejaxspi.lifecycle.job import prepare
+    """The job, its words going to the run directory's train.log where the terminal or pipe goes away."""
+    from purejaxspi.lifecycle.runlog import Streams
+
+    with Streams() as streams:
+        return train_job(args, streams)
+
+
+def train_job(args, streams) -> int:
+    from purejaxspi.lifecycle.job import plan_lines, prepare
     from purejaxspi.lifecycle.loop import train
     from purejaxspi.lifecycle.report import ProgressPrinter, plan_line, stopped_line, summary_line
     from purejaxspi.scale import distributed
 
     flags.declared_options(CacheOptions, args).enable()
     job, options = flags.declared_options(Job, args), flags.declared_options(RunOptions, args)
-    try:
-        config, grid, options, out, budget = prepare(job, flags.overrides(args), flags.hparams(args), options)
-    except UserError as e:
-        fail(user_message(e))
+    prepared = prepare(job, flags.overrides(args), flags.hparams(args), options)
+    if job.dry_run:
+        print("\n".join(plan_lines(prepared)))
+        return 0
+    config, grid, options, out, budget = prepared
     writer = distributed.is_writer()
+    if writer:
+        streams.follow(out)
     view, start = ProgressPrinter(not args.quiet and writer, sys.stderr if writer else None), time.perf_counter()
     view.say(("resuming " if job.resume else "training ") + plan_line(config, grid.size, budget, out))
     try:

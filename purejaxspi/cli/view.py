@@ -41,14 +41,16 @@ def note(text: str) -> None:
 
 @contextlib.contextmanager
 def interrupts_end_in_one_line():
-    """SIGINT / SIGTERM outside training (imports, parsing, evaluation, plots) end the process at once in
-    one line, exit 128 + signal, no traceback; training answers them itself (lifecycle.guards.StopSignals)."""
+    """SIGINT / SIGTERM / SIGHUP outside training (imports, parsing, evaluation, plots) end the process at
+    once in one line, exit 128 + signal, no traceback; training answers them itself (lifecycle.guards)."""
+    from purejaxspi.lifecycle.guards import stop_signals
 
     def stop(signum, frame):
-        print(f"purejaxspi: stopped by {signal.Signals(signum).name}", file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError, ValueError):  # a hung-up terminal takes the line with it
+            print(f"purejaxspi: stopped by {signal.Signals(signum).name}", file=sys.stderr, flush=True)
         os._exit(128 + signum)
 
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {signum: signal.signal(signum, stop) for signum in stop_signals()}
     try:
         yield
     finally:

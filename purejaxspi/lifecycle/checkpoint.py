@@ -23,6 +23,8 @@ import numpy as np
 from purejaxspi.errors import CheckpointError
 
 CHECKPOINT_DIR = "checkpoints"
+# What orbax needs to read a step's arrays back: without it a restore fails with a message about types.
+STATE_METADATA = "default/_METADATA"
 
 
 class Restored(NamedTuple):
@@ -65,11 +67,15 @@ def checkpoint_dir(run_dir: Path) -> Path:
 
 
 def open_manager(run_dir: Path, keep: int = 3, create: bool = True):
-    """An orbax CheckpointManager over DIR/checkpoints, keeping the newest `keep` steps, saving synchronously."""
+    """An orbax CheckpointManager over DIR/checkpoints, keeping the newest `keep` steps, saving synchronously.
+
+    Opening it reads every step's metadata; its warnings about a damaged one are held back (restoring
+    that step says what is wrong, in one line, and a step whose bookkeeping file alone is gone restores)."""
     import orbax.checkpoint as ocp
 
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create, enable_async_checkpointing=False)
-    return ocp.CheckpointManager(checkpoint_dir(run_dir), options=options)
+    with _logs_held(keep=False):
+        return ocp.CheckpointManager(checkpoint_dir(run_dir), options=options)
 
 
 def save(manager, iteration: int, state, cursor: dict[str, np.ndarray]) -> None:
@@ -126,7 +132,10 @@ def _logs_held(keep: bool = True):
 def all_steps(run_dir: Path) -> list[int]:
     """Every complete checkpoint's iteration, newest first (orbax's complaints about damaged ones held back:
     restoring them says what is wrong, in one line)."""
-    if not checkpoint_dir(run_dir).is_dir():
+    folder = checkpoint_dir(run_dir)
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointError(f"{folder} is a file where the run keeps its checkpoints' folder; move it aside")
+    if not folder.is_dir():
         return []
     with contextlib.redirect_stderr(io.StringIO()), _logs_held(keep=False):
         manager = open_manager(run_dir, create=False)
@@ -155,6 +164,8 @@ def restore_latest(run_dir: Path, state_template, cursor_template: dict[str, np.
     for step in steps:
         path = checkpoint_dir(run_dir) / str(step)
         try:
+            if not (path / STATE_METADATA).is_file():
+                raise CheckpointError(f"cannot restore checkpoint {path}: its metadata ({STATE_METADATA}) is missing")
             restored = _restore_step(run_dir, step, abstract)
             _check_shapes(path, abstract, restored)
         except CheckpointError as e:

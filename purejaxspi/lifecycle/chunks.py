@@ -2,7 +2,7 @@
 
 A chunk is one call of the run's compiled program, whose loop runs a given count of iterations (at
 most its capacity): one executable serves every chunk length. The host writes metrics, reports
-progress, checkpoints and answers SIGINT / SIGTERM only between chunks, so the first chunk is one
+progress, checkpoints and answers SIGINT / SIGTERM / SIGHUP only between chunks, so the first chunk is one
 iteration (progress and a state worth saving within seconds of the compile) and each later one is
 sized by the pace of the one before to last about `--chunk-seconds`. Iterations are functions of the
 state alone, so the chunking never changes a run's metrics.

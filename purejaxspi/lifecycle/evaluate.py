@@ -190,7 +190,9 @@ def evaluate(run: LoadedRun, episodes: int, greedy: bool, max_steps: int, seed: 
     """Play `episodes` episodes per run and (with `write`) write DIR/eval.json; returns its content."""
     from purejaxspi.envs import env_for
     from purejaxspi.lifecycle.metrics import iqm
+    from purejaxspi.provenance import provenance, utc_now
 
+    started = utc_now()
     config, grid = run.config, run.grid
     env = env_for(config.env, episodes, tuple(r.seed for r in grid.runs))
     agent = _agent(config, env)
@@ -233,6 +235,7 @@ def evaluate(run: LoadedRun, episodes: int, greedy: bool, max_steps: int, seed: 
         hns = np.array([np.nan if row["hns"] is None else row["hns"] for row in rows])
         report["hns_median"] = float(np.nanmedian(hns)) if np.isfinite(hns).any() else None
         report["hns_iqm"] = iqm(hns) if np.isfinite(hns).any() else None
+    report["provenance"] = provenance(started)
     if write:
         (run.run_dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -318,10 +321,11 @@ def evaluate_dir(run_dir: Path, options: EvalOptions) -> tuple[dict, list[Path],
     """Play `options.episodes` per run of `run_dir` (and its videos): (eval.json's content, the videos'
     paths, a note on checkpoints that did not restore). Raises EvalError, also for outputs that cannot
     be written."""
-    from purejaxspi.lifecycle.rundir import read_record
+    from purejaxspi.lifecycle.rundir import check_kinds, read_record
 
     options.check()
     read_record(run_dir)
+    check_kinds(run_dir, ("checkpoints", "eval.json", "videos"))
     run = load_run(run_dir)
     if options.video:
         check_video(run)

@@ -1,6 +1,6 @@
 """What keeps a run's outputs safe from the machine and the user: one writer per run directory, a
 memory check before anything is allocated, disk-full errors that say what survived, and SIGINT /
-SIGTERM turned into a checkpoint at the next chunk boundary."""
+SIGTERM / SIGHUP turned into a checkpoint at the next chunk boundary."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from purejaxspi.errors import DiskFullError, ResourceError, RunDirError
 from purejaxspi.host import host_available_bytes
 from purejaxspi.lifecycle.rundir import LOCK_FILE
 
+# A signal again within this time is the same one delivered twice, not a second request: a closing
+# terminal or a scheduler signals the whole process group, and `uv run` forwards the same signal to us.
+SAME_SIGNAL_SECONDS = 0.3
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded", "File too large")
 
@@ -83,15 +86,23 @@ def disk_full_as(what: str, out: Path, iteration: int | None):
         ) from None
 
 
+def stop_signals() -> tuple[int, ...]:
+    """The signals that stop a job: Ctrl-C, a scheduler's preemption, and the terminal or ssh session
+    going away (SIGHUP), except where the job was started to outlive its terminal (`nohup` ignores SIGHUP)."""
+    hangup = signal.getsignal(signal.SIGHUP) != signal.SIG_IGN
+    return (signal.SIGINT, signal.SIGTERM) + ((signal.SIGHUP,) if hangup else ())
+
+
 class StopSignals:
-    """SIGINT and SIGTERM while a run is prepared and trained.
+    """SIGINT, SIGTERM and SIGHUP (`stop_signals`) while a run is prepared and trained.
 
     The first is recorded (`signum`) for the loop to stop at the next chunk boundary with a checkpoint,
     and `announce`d at once: a thread reads each signal from the interpreter's wakeup pipe, so the line
     comes even while the main thread waits on a compile or the device, where Python's own handlers
-    would wait with it. A second signal stops at once: with `exit_now` the thread calls it with 128 +
-    the signal (the last checkpoint stays intact, as saves are atomic); without it the main thread gets
-    a KeyboardInterrupt when it next runs Python, as an interactive session expects.
+    would wait with it. A second signal (more than SAME_SIGNAL_SECONDS later) stops at once: with
+    `exit_now` the thread calls it with 128 + the signal (the last checkpoint stays intact, as saves
+    are atomic); without it the main thread gets a KeyboardInterrupt when it next runs Python, as an
+    interactive session expects.
 
     `expect(seconds)` states when the chunk in flight should end, and `saved(iteration)` the newest
     checkpoint; the announcements say both.
@@ -105,6 +116,7 @@ class StopSignals:
     ):
         self.out, self.announce, self.exit_now = out, announce, exit_now
         self.signum: int | None = None
+        self.received_at = 0.0
         self.deadline: float | None = None  # time.monotonic() when the chunk in flight should end
         self.checkpoint: int | None = None  # the iteration of the newest checkpoint
         self._previous: dict = {}
@@ -139,9 +151,11 @@ class StopSignals:
 
     def _received(self, signum: int) -> None:
         if self.signum is None:
-            self.signum = signum
+            self.signum, self.received_at = signum, time.monotonic()
             if self.announce:
                 self.announce(self.first_words(signum))
+            return
+        if time.monotonic() - self.received_at < SAME_SIGNAL_SECONDS:
             return
         if self.exit_now:
             if self.announce:
@@ -151,7 +165,8 @@ class StopSignals:
     def _handle(self, signum, frame):
         if self._pipe is not None:  # the thread answered it already
             return
-        if self.signum is not None and not self.exit_now:
+        repeated = self.signum is not None and time.monotonic() - self.received_at >= SAME_SIGNAL_SECONDS
+        if repeated and not self.exit_now:
             signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
             raise KeyboardInterrupt
         self._received(signum)
@@ -166,13 +181,13 @@ class StopSignals:
                 os.close(read_end)
                 return
             for signum in data:
-                if signum in (signal.SIGINT, signal.SIGTERM):
+                if signum in self._previous:
                     self._received(signum)
 
     def __enter__(self):
         if threading.current_thread() is not threading.main_thread():
             return self
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in stop_signals():
             self._previous[signum] = signal.signal(signum, self._handle)
         if self.announce or self.exit_now:
             read_end, write_end = os.pipe()

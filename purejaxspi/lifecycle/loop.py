@@ -35,6 +35,7 @@ from purejaxspi.lifecycle.metrics import (
     write_summary,
 )
 from purejaxspi.lifecycle.rundir import (
+    check_kinds,
     check_out_dir,
     clear_run_outputs,
     read_record,
@@ -42,6 +43,7 @@ from purejaxspi.lifecycle.rundir import (
     run_record,
     truncate_metrics,
 )
+from purejaxspi.provenance import provenance, utc_now
 from purejaxspi.scale import distributed
 from purejaxspi.scale.grid import RunGrid
 from purejaxspi.scale.sharding import RunLayout, make_layout, shard_trainer
@@ -61,7 +63,7 @@ class RunOptions:
     checkpoint_interval: float = setting(
         300.0,
         "Seconds between checkpoints in DIR/checkpoints (at least 20x the last save's duration; 0: after every "
-        "chunk). One is always saved after the last chunk and on SIGINT / SIGTERM.",
+        "chunk). One is always saved after the last chunk and on SIGINT / SIGTERM / SIGHUP.",
         bound="nonnegative",
     )
     checkpoint_every: int = setting(0, "Also save a checkpoint every K chunks (0: off).", bound="nonnegative")
@@ -74,7 +76,7 @@ class RunOptions:
     chunk_seconds: float = setting(
         10.0,
         "With --chunk-iterations 0: the first chunk is one iteration, each later one about this many seconds "
-        "(progress, checkpoints and a stop on SIGINT / SIGTERM wait for the chunk in flight).",
+        "(progress, checkpoints and a stop on a signal wait for the chunk in flight).",
         bound="positive",
     )
     tensorboard: bool = setting(
@@ -151,6 +153,8 @@ def prepare_out_dir(out: Path, record: dict, options: RunOptions) -> bool:
         raise RunDirError(f"cannot create the run directory {out}: {e.strerror or e}") from None
     if options.resume:
         saved = read_record(out)
+        saved.pop("provenance", None)  # what made the run, not what it is
+        check_kinds(out)
         # read back through the tree: a setting added after the run was written counts as its default
         saved["config"] = Config.of(**saved["config"]).flat()
         mismatch = record_mismatch(saved, record)
@@ -179,6 +183,7 @@ class Session:
     hparams: Any
     out: Path
     writer: bool
+    started: str = dataclasses.field(default_factory=utc_now)  # when this process began training
 
     def run(self, state, count: int):
         """`count` iterations (at most `capacity`) from `state`: (state, metrics {name: [R, capacity]}),
@@ -375,7 +380,7 @@ def run_chunks(
 
     After each chunk the host writes its metrics, reports progress and, when due, saves a checkpoint;
     chunks are sized by the pace of the one before (`chunks.next_chunk`). Raises RunInterrupted after
-    the checkpoint of the boundary that follows a SIGINT / SIGTERM (`stop`), or at once when one came
+    the checkpoint of the boundary that follows a SIGINT / SIGTERM / SIGHUP (`stop`), or at once when one came
     before the first chunk.
     """
     config = session.config
@@ -448,7 +453,7 @@ def finish(session: Session, log: MetricsLog, steps_per_second: float, iteration
         grid,
         log.final_returns(),
         steps_per_second,
-        {**log.probe_summary(), **hns_extra, **extra},
+        {**log.probe_summary(), **hns_extra, **extra, "provenance": provenance(session.started)},
         hns_per_run,
     )
 
@@ -466,7 +471,7 @@ def train(
 
     Writes config.json, metrics.csv (chunk by chunk), checkpoints and summary.json into `out`;
     `options` sets resume, overwrite, checkpointing, sinks and devices; `on_progress` is called
-    before the first chunk and after each one. A first SIGINT / SIGTERM ends the chunk in flight and
+    before the first chunk and after each one. A first SIGINT / SIGTERM / SIGHUP ends the chunk in flight and
     raises RunInterrupted after a checkpoint; `on_signal` hears each signal at once, in words, and
     `exit_now(code)` (if given) ends the process on a second one (guards.StopSignals).
 
@@ -504,7 +509,8 @@ def open_run(config: Config, grid: RunGrid, out: Path, record: dict, options: Ru
     fresh = not options.resume and distributed.is_writer()
     if fresh:
         with guards.disk_full_as("config.json", out, None):
-            (out / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+            made_by = provenance(started=utc_now(), ended=False)
+            (out / "config.json").write_text(json.dumps({**record, "provenance": made_by}, indent=2) + "\n")
     try:
         session = build_session(config, grid, out, options)
         with guards.disk_full_as("metrics.csv", out, None):

@@ -151,6 +151,8 @@ class ProgressPrinter:
             self.note(f"note: {text}")
         if not self.show:
             return
+        if self.bar is not None and not self.stream.isatty():  # the terminal went away: plain lines from now on
+            self.close()
         elapsed = time.monotonic() - self.started
         if progress.chunk == 1 and progress.completed_steps < progress.total_steps and progress.steps_per_second:
             self.say(estimate_line(progress, elapsed))

@@ -17,17 +17,12 @@ from purejaxspi.errors import RunDirError
 
 # Held (flock) by the process training into the directory; the OS releases it when that process dies.
 LOCK_FILE = ".purejaxspi.lock"
+# What a job could not show on a terminal or pipe that went away (lifecycle.runlog); kept across runs.
+LOG_FILE = "train.log"
 # Files and folders a training run writes into its directory (what `--overwrite` removes).
-RUN_OUTPUTS = (
-    "config.json",
-    "metrics.csv",
-    "summary.json",
-    "eval.json",
-    "checkpoints",
-    "tensorboard",
-    "videos",
-    "wandb",
-)
+RUN_FILES = ("config.json", "metrics.csv", "summary.json", "eval.json")
+RUN_FOLDERS = ("checkpoints", "tensorboard", "videos", "wandb")
+RUN_OUTPUTS = RUN_FILES + RUN_FOLDERS
 
 
 def run_record(config_dict: dict, values: dict | None, seed: int, num_seeds: int, num_runs: int, varied: list) -> dict:
@@ -93,14 +88,28 @@ def check_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to write a new run into a directory that already holds something."""
     if out.exists() and not out.is_dir():
         raise RunDirError(f"--out {out} exists and is not a directory")
-    if resume or overwrite or not out.exists() or not any(p.name != LOCK_FILE for p in out.iterdir()):
+    if resume or overwrite or not out.exists() or not any(p.name not in (LOCK_FILE, LOG_FILE) for p in out.iterdir()):
         return
-    found = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE)
+    found = sorted(p.name for p in out.iterdir() if p.name not in (LOCK_FILE, LOG_FILE))
     shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
     raise RunDirError(
         f"--out {out} already holds files ({shown}); pass --resume {out} to continue that run or "
         f"--overwrite to replace it"
     )
+
+
+def check_kinds(run_dir: Path, names: tuple[str, ...] = RUN_OUTPUTS) -> None:
+    """Refuse a run directory where one of `names` is a folder that should be a file or the reverse
+    (RunDirError naming it), before a command reads or writes anything in it."""
+    for name in names:
+        path = run_dir / name
+        folder = name in RUN_FOLDERS
+        if path.exists() and path.is_dir() != folder:
+            found, wanted = ("a folder", "a file") if path.is_dir() else ("a file", "a folder")
+            raise RunDirError(
+                f"{path} is {found} where the run keeps {wanted}; move it aside (or put back the {wanted[2:]} "
+                f"from a copy of the run) and run the command again"
+            )
 
 
 def clear_run_outputs(out: Path) -> None:

@@ -22,6 +22,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from purejaxspi.envs.base import LocalRuns
 from purejaxspi.errors import DeviceError
+from purejaxspi.scale.devices import available_devices
 
 RUN_AXIS = "runs"
 
@@ -112,7 +113,7 @@ def make_layout(num_runs: int, num_devices: int | None = None) -> RunLayout:
     Several processes (jax.distributed) must use all their devices: a device left out would leave its
     process with no runs.
     """
-    devices = jax.devices()
+    devices = available_devices()
     if num_devices is None:
         # every device; on a CPU (one device per core) no more devices than runs, so none idles on padding
         alone = jax.process_count() == 1 and devices[0].platform == "cpu"
