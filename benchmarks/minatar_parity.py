@@ -169,6 +169,9 @@ class Args:
     """ppo, deepmdp or deepspi (the world-model algorithms keep their coefficients and world model)."""
     num_seeds: int = 4
     """Seeds per variant, trained together in one call."""
+    first_seed: int = 0
+    """The first of the seeds; a block of seeds that starts where a stored block of the same variant ends
+    is merged with it into one entry (e.g. `--num-seeds 2 --first-seed 2` beside seeds 0-1 gives 4)."""
     budget: int = 5_000_000
     """Env steps per run."""
     runs: Path = Path("runs") / "minatar_parity"
@@ -184,8 +187,9 @@ class Args:
     """The return to reach (default: gymnax's published PPO score for the game, if any)."""
 
 
-def key_of(game: str, algo: str, variant: str, budget: int, num_seeds: int) -> str:
-    return f"{game}/{algo}/{variant}/{budget}x{num_seeds}"
+def key_of(game: str, algo: str, variant: str, budget: int, num_seeds: int, first_seed: int = 0) -> str:
+    """An entry's name; seeds that do not start at 0 are named by their first one (`10000000x2+2`)."""
+    return f"{game}/{algo}/{variant}/{budget}x{num_seeds}" + (f"+{first_seed}" if first_seed else "")
 
 
 def config_and_grid(args: Args, name: str):
@@ -195,7 +199,7 @@ def config_and_grid(args: Args, name: str):
     variant = VARIANTS[name]
     try:
         config = pjs.make_config(args.game, args.algo, total_timesteps=args.budget, **variant.config)
-        return config, pjs.make_grid(config, num_seeds=args.num_seeds, **variant.hparams)
+        return config, pjs.make_grid(config, num_seeds=args.num_seeds, first_seed=args.first_seed, **variant.hparams)
     except pjs.UserError as e:
         base.fail(str(e))
 
@@ -260,12 +264,7 @@ def measure(args: Args, name: str, run_dir: Path, summary: dict, seconds: float)
     anchor = args.anchor if args.anchor is not None else base.PPO_REFERENCE_10M.get(args.game)
 
     def iqm(values):
-        values = np.asarray(values, float)
-        values = values[np.isfinite(values)]
-        if values.size < 2:
-            return None
-        point, low, high = base.iqm_with_ci(values, args.reps)
-        return {"point": point, "ci": [low, high]}
+        return iqm_entry(values, args.reps)
 
     return {
         "game": args.game,
@@ -274,6 +273,7 @@ def measure(args: Args, name: str, run_dir: Path, summary: dict, seconds: float)
         "what": VARIANTS[name].what,
         "budget": args.budget,
         "num_seeds": args.num_seeds,
+        "seeds": [args.first_seed + i for i in range(args.num_seeds)],
         "config": record["config"],
         "hparams": {k: v[0] for k, v in record["hparam_values"].items()},
         "eval_return": [round(float(v), 3) for v in evaluated],
@@ -289,6 +289,56 @@ def measure(args: Args, name: str, run_dir: Path, summary: dict, seconds: float)
         "env_steps_per_second": summary["env_steps_per_second"],
         "eval_episodes": args.eval_episodes,
     }
+
+
+def iqm_entry(values, reps: int) -> dict | None:
+    """The IQM over seeds with its 95% bootstrap CI, or None below two finite seeds."""
+    values = np.asarray([np.nan if v is None else v for v in values], float)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return None
+    point, low, high = base.iqm_with_ci(values, reps)
+    return {"point": point, "ci": [low, high]}
+
+
+def same_settings(earlier: dict, later: dict) -> bool:
+    """Whether two entries trained the same config and hyperparameters (a setting added since the
+    earlier one was recorded counts as its default, as `stale` reads it)."""
+    config = all(earlier["config"].get(k, v) == v for k, v in later["config"].items())
+    return config and all(math.isclose(earlier["hparams"][k], v, rel_tol=1e-6) for k, v in later["hparams"].items())
+
+
+def merge_blocks(entries: dict, reps: int) -> list[str]:
+    """Join blocks of seeds of one variant trained in separate calls (`--first-seed`) into the entry of
+    all their seeds, its IQMs and CIs computed anew; returns the keys added."""
+    added = []
+    for key, later in list(entries.items()):
+        if "+" not in key:
+            continue
+        stem, first = key.rsplit("+", 1)
+        head, count = stem.rsplit("x", 1)
+        earlier = entries.get(f"{head}x{first}")
+        whole = f"{head}x{int(first) + int(count)}"
+        if (
+            earlier is None
+            or whole in entries
+            or not same_settings(earlier, later)
+            or earlier.get("seeds", list(range(int(first)))) != list(range(int(first)))
+        ):
+            continue
+        joined = {**earlier, "num_seeds": earlier["num_seeds"] + later["num_seeds"]}
+        joined["seeds"] = list(range(joined["num_seeds"]))
+        for name in ("eval_return", "training_return", "curves", "steps_to_anchor"):
+            joined[name] = (earlier[name] or []) + (later[name] or []) if earlier[name] is not None else None
+        joined["eval_iqm"] = iqm_entry(joined["eval_return"], reps)
+        joined["training_iqm"] = iqm_entry(joined["training_return"], reps)
+        joined["train_seconds"] = round(earlier["train_seconds"] + later["train_seconds"], 1)
+        joined["env_steps_per_second"] = None  # two calls on other grids: each block keeps its own
+        joined["merged_from"] = [f"{head}x{first}", key]
+        joined["provenance"] = later.get("provenance")  # the code of the later block; the earlier's stays in its entry
+        entries[whole] = joined
+        added.append(whole)
+    return added
 
 
 def panels_of(entries: list[dict]) -> list[tuple[str, str, list[dict], list[str]]]:
@@ -387,6 +437,13 @@ def anchors(game: str) -> str:
     return "-" if readme is None else f"{readme:g} / {log:.2f}"
 
 
+def rate(entry: dict) -> str:
+    """A call's env steps per second; an entry joined from two calls names each block's."""
+    if entry["env_steps_per_second"] is not None:
+        return f"{entry['env_steps_per_second']:,.0f}"
+    return "-" if "merged_from" not in entry else "per block"
+
+
 def markdown(entries: list[dict]) -> str:
     def cell(x):
         return "-" if not x else f"{x['point']:.1f} [{x['ci'][0]:.1f}, {x['ci'][1]:.1f}]"
@@ -406,7 +463,7 @@ def markdown(entries: list[dict]) -> str:
         lines.append(
             f"| {e['game']} | {e['algo']} | {e['variant']} | {e['budget'] / 1e6:g}M x {e['num_seeds']} | "
             f"{cell(e['eval_iqm'])} | {per_seed} | {cell(e['training_iqm'])} | {reach} | "
-            f"{anchors(e['game'])} | {e['env_steps_per_second']:,.0f} |"
+            f"{anchors(e['game'])} | {rate(e)} |"
         )
     return "\n".join(lines)
 
@@ -429,7 +486,7 @@ def main(args: Args) -> dict:
         base.fail("--budget and --eval-episodes must be positive and --bins at least 2")
     results = json.loads(args.out.read_text()) if args.out.is_file() else {"entries": {}}
     for name in args.variants:
-        key = key_of(args.game, args.algo, name, args.budget, args.num_seeds)
+        key = key_of(args.game, args.algo, name, args.budget, args.num_seeds, args.first_seed)
         if key in results["entries"]:
             if stale(results["entries"][key], args, name):
                 base.fail(
@@ -445,7 +502,11 @@ def main(args: Args) -> dict:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=1) + "\n")  # after every variant: a stop loses one at most
         print(markdown([results["entries"][key]]), flush=True)
-    entries = list(results["entries"].values())
+    for key in merge_blocks(results["entries"], args.reps):
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"{key}: the blocks {' and '.join(results['entries'][key]['merged_from'])} joined", flush=True)
+    merged = {part for e in results["entries"].values() for part in e.get("merged_from", ())}
+    entries = [e for k, e in results["entries"].items() if k not in merged and "+" not in k]
     if entries:
         plot(entries, args.out.with_suffix(".png"), args.reps)
         print(markdown(entries))

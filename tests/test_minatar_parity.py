@@ -109,6 +109,17 @@ def test_a_tiny_parity_run_writes_and_reads_back(tmp_path):
     again = run(*flags)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("finished earlier") == 2 and "env steps," not in again.stdout  # nothing trained
+    # two more seeds of one variant in another call join the first two in one entry of four
+    more = run(*flags[:1], "blines-mlp", *flags[3:], "--first-seed", "2")
+    assert more.returncode == 0, more.stderr
+    entries = json.loads(out.read_text())["entries"]
+    block, whole = (
+        entries["Breakout-MinAtar/ppo/blines-mlp/8192x2+2"],
+        entries["Breakout-MinAtar/ppo/blines-mlp/8192x4"],
+    )
+    assert block["seeds"] == [2, 3] and whole["seeds"] == [0, 1, 2, 3]
+    assert whole["eval_return"] == mlp["eval_return"] + block["eval_return"] and len(whole["curves"]) == 4
+    assert whole["eval_iqm"]["ci"][0] <= whole["eval_iqm"]["point"] <= whole["eval_iqm"]["ci"][1]
     bad = run("--variants", "nope", "--out", str(tmp_path / "bad.json"))
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "bad.json").exists()
