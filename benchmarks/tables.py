@@ -1,0 +1,386 @@
+"""The results tables of README.md and benchmarks/README.md, generated from the records in
+benchmarks/results/, each followed by the line naming its record, command, code and machine.
+
+    uv run python benchmarks/tables.py           # rewrite every table between its markers
+    uv run python benchmarks/tables.py --check   # exit 1 naming each table its records no longer give
+
+A table lives between `<!-- table:NAME -->` and `<!-- /table:NAME -->`: what lies between is this
+script's output and nothing else, so a number edited by hand is found by `--check` (the test suite
+runs it). A record written before records named what made them says so instead of a commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import tyro
+
+sys.path.insert(0, str(Path(__file__).parent))
+import minatar as base  # noqa: E402  (gymnax's published numbers)
+
+ROOT = Path(__file__).parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+PAGES = (ROOT / "README.md", ROOT / "benchmarks" / "README.md")
+PARITY_COMMAND = "uv run python benchmarks/minatar_parity.py"
+# The machine of the records written before provenance that did not name theirs: every one ran on the
+# project's CPU machine (the H200's records name it).
+CPU = "the project's 2-core CPU"
+# The last evaluation in gymnax-blines' shipped lr 1e-3 logs (`ppo0.001`, seed 0, 164 sampled-action
+# episodes near 10M env steps): the same learning rate as our MinAtar preset.
+PPO_LR1E3_SHIPPED_LOG_10M = {
+    "Breakout-MinAtar": 43.38,
+    "Asterix-MinAtar": 17.82,
+    "Freeway-MinAtar": 56.74,
+    "SpaceInvaders-MinAtar": 127.63,
+}
+# The paper's median final V(I) on the confounding gridworld.
+PAPER_GRIDWORLD = {"ppo": 4.80, "deepspi": 8.01}
+
+
+def read(name: str):
+    return json.loads((RESULTS / name).read_text())
+
+
+def made_by(record: dict | None, fallback_machine: str | None = None) -> str:
+    """The code, machine and date of a record, from its provenance; what is not recorded is said so."""
+    made = (record or {}).get("provenance")
+    if not made:
+        machine = fallback_machine or "machine not recorded"
+        return f"recorded before records named their commit ({machine})"
+    commit = made.get("commit") or "unknown commit"
+    code = (
+        commit[:10] + (" with uncommitted changes" if made.get("dirty") else "")
+        if made.get("dirty") is not None
+        else commit
+    )
+    jax_version = (made.get("packages") or {}).get("jax")
+    device = made.get("device_kind", "?")
+    machine = f"{made.get('host_cores')}-core {made.get('cpu')}" if made.get("platform") == "cpu" else device
+    date = (made.get("ended_utc") or made.get("started_utc") or "")[:10]
+    return f"purejaxspi {made.get('purejaxspi')} at {code}, jax {jax_version}, {machine}, {date}"
+
+
+def source(path: str, command: str, records: list[dict | None], fallback_machine: str | None = None) -> str:
+    """The line under a table: its record, the command that makes it and what made each of its rows."""
+    makers = list(dict.fromkeys(made_by(r, fallback_machine) for r in records))
+    return f"<sub>Record `benchmarks/results/{path}`; command `{command}`; {'; '.join(makers)}.</sub>"
+
+
+def ci(x: dict | None) -> str:
+    return "-" if not x else f"{x['point']:.1f} [{x['ci'][0]:.1f}, {x['ci'][1]:.1f}]"
+
+
+def most_seeds(entries: dict, game: str, algo: str, variant: str, budget: int) -> dict:
+    """The entry of a (game, algo, variant, budget) with the most seeds (a joined one over its blocks)."""
+    prefix = f"{game}/{algo}/{variant}/{budget}x"
+    found = [e for k, e in entries.items() if k.startswith(prefix) and "+" not in k]
+    return max(found, key=lambda e: e["num_seeds"])
+
+
+# ---- README.md ------------------------------------------------------------------------------------
+
+
+def headline() -> str:
+    """Breakout-MinAtar at 10M steps on each algorithm's MinAtar preset, and the confounding gridworld."""
+    entries = read("minatar_parity.json")["entries"]
+    ppo = entries["Breakout-MinAtar/ppo/blines-mlp-lr1e-3/10000000x4"]  # PPO's MinAtar preset
+    others = [most_seeds(entries, "Breakout-MinAtar", a, "preset", 10_000_000) for a in ("deepmdp", "deepspi")]
+    row = [ppo, *others]
+    grid = read("confounding.json")
+    values = {run["algo"]: run["median_final_init_value"] for run in grid["runs"]}
+    exact = grid["exact"]
+    lines = [
+        "| result | PPO | DeepMDP | Deep SPI |",
+        "|---|---|---|---|",
+        "| Breakout-MinAtar, 10M steps, each algorithm's MinAtar preset (PPO: gymnax-blines' recipe at lr 1e-3, "
+        "64 x 128, frame MLP, truncations bootstrapped), eval IQM [95% CI], seeds; CPU | "
+        + " | ".join(f"{ci(e['eval_iqm'])}, {e['num_seeds']} seeds" for e in row)
+        + " |",
+        "| the same runs, training IQM | " + " | ".join(ci(e["training_iqm"]) for e in row) + " |",
+        "| the confounding gridworld, the paper's settings (`deep_spi.py`: lr 2.5e-4, 128 x 8) with two "
+        "differences: the learning rate anneals to 0 over our "
+        f"{grid['total_timesteps']:,} steps where the script anneals over 10M, and truncations are bootstrapped "
+        f"where the script terminates; compact frames, {grid['num_seeds']} seeds x {grid['total_timesteps']:,} "
+        f"steps, median final V(I) (optimum {exact['optimal']:.2f}; the paper: PPO {PAPER_GRIDWORLD['ppo']:.2f}, "
+        f"Deep SPI {PAPER_GRIDWORLD['deepspi']:.2f}); CPU | "
+        + " | ".join(f"{values[a]:.2f}" for a in ("ppo", "deepmdp", "deepspi"))
+        + " |",
+    ]
+    return "\n".join(
+        lines
+        + [
+            "",
+            source("minatar_parity.json", PARITY_COMMAND, row, CPU),
+            source("confounding.json", "uv run python benchmarks/confounding.py", [grid], CPU),
+        ]
+    )
+
+
+def gymnax_parity() -> str:
+    """Our PPO against gymnax-blines' shipped logs, by learning rate and time-limit rule."""
+    entries = read("minatar_parity.json")["entries"]
+    rows = (
+        ("5e-4 (their `ppo.yaml`)", "bootstrap", "blines-mlp", base.PPO_SHIPPED_LOG_10M),
+        ("1e-3 (their `ppo0.001`)", "bootstrap", "blines-mlp-lr1e-3", PPO_LR1E3_SHIPPED_LOG_10M),
+        ("1e-3 (their `ppo0.001`)", "terminate (theirs)", "preset-terminate", PPO_LR1E3_SHIPPED_LOG_10M),
+    )
+    lines = [
+        "| learning rate | truncation (ours) | ours, eval IQM (seeds) | ours, training IQM | theirs: shipped log |",
+        "|---|---|---|---|---|",
+    ]
+    used = []
+    for lr, rule, variant, theirs in rows:
+        e = most_seeds(entries, "Breakout-MinAtar", "ppo", variant, 10_000_000)
+        used.append(e)
+        lines.append(
+            f"| {lr} | {rule} | {ci(e['eval_iqm'])} ({e['num_seeds']}) | {ci(e['training_iqm'])} | "
+            f"{theirs['Breakout-MinAtar']:.2f} |"
+        )
+    lines += [
+        "",
+        "| game (lr 1e-3, bootstrap) | ours, eval IQM (seeds) | ours, training IQM | theirs: shipped lr 1e-3 log |",
+    ]
+    lines += ["|---|---|---|---|"]
+    for game in ("Asterix-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar"):
+        e = most_seeds(entries, game, "ppo", "blines-mlp-lr1e-3", 10_000_000)
+        used.append(e)
+        per_seed = ", ".join(f"{v:.1f}" for v in e["eval_return"])
+        lines.append(
+            f"| {game} | {ci(e['eval_iqm'])} ({e['num_seeds']}: {per_seed}) | {ci(e['training_iqm'])} | "
+            f"{PPO_LR1E3_SHIPPED_LOG_10M[game]:.2f} |"
+        )
+    return "\n".join(lines + ["", source("minatar_parity.json", PARITY_COMMAND, used, CPU)])
+
+
+# ---- benchmarks/README.md -------------------------------------------------------------------------
+
+
+def parity() -> str:
+    """Every variant of the MinAtar parity study, one row each (blocks of seeds joined)."""
+    import minatar_parity
+
+    entries = read("minatar_parity.json")["entries"]
+    merged = {part for e in entries.values() for part in e.get("merged_from", ())}
+    shown = [e for k, e in entries.items() if k not in merged and "+" not in k]
+    return "\n".join([minatar_parity.markdown(shown), "", source("minatar_parity.json", PARITY_COMMAND, shown, CPU)])
+
+
+def compilation_cache() -> str:
+    record = read("compilation_cache.json")
+
+    def seconds(values: list[float]) -> str:
+        return ", ".join(f"{v:.1f}" for v in values)
+
+    return "\n".join(
+        [
+            "| cache folder | whole process, median (each run) |",
+            "|---|---|",
+            f"| empty (cold) | {record['cold_median_seconds']:.1f} s ({seconds(record['cold_seconds'])}) |",
+            f"| filled by the run before (warm) | {record['warm_median_seconds']:.1f} s "
+            f"({seconds(record['warm_seconds'])}) |",
+            "",
+            source("compilation_cache.json", "uv run python benchmarks/compilation_cache.py", [record]),
+        ]
+    )
+
+
+def vs_purejaxrl() -> str:
+    record = read("vs_purejaxrl.json")
+    rates = record["env_steps_per_second"]
+    names = {
+        "purejaxrl": "purejaxrl's `ppo.py`",
+        "purejaxrl_our_network": "purejaxrl's `ppo.py` on our network's shape",
+        "ours_program": "our training program",
+        "ours_train_steady": "`pjs.train`, steady (the compiling chunk left out)",
+    }
+    lines = ["| program (CartPole-v1 PPO, 1 run, 4 x 128) | env steps/s | / purejaxrl |", "|---|---|---|"]
+    for key, label in names.items():
+        lines.append(f"| {label} | {rates[key]:,.0f} | {rates[key] / rates['purejaxrl']:.2f} |")
+    machine = f"{record.get('device', '?')}, jax {record.get('jax', '?')}"
+    return "\n".join(
+        lines + ["", source("vs_purejaxrl.json", "uv run python benchmarks/vs_purejaxrl.py", [record], machine)]
+    )
+
+
+def host_overhead() -> str:
+    rows = read("host_overhead.json")
+    lines = [
+        "| env | algo | runs x env steps | bench env steps/s | train env steps/s | train / bench | train wall |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['env']} ({r['num_envs']} x {r['num_steps']}) | {r['algo']} | {r['num_runs']} x "
+            f"{r['steps_per_run']:,} | {r['bench_steps_per_second']:,.0f} | {r['train_steps_per_second']:,.0f} | "
+            f"{r['train_over_bench']:.2f} | {r['train_wall_seconds']:.0f} s |"
+        )
+    command = "uv run python benchmarks/host_overhead.py"
+    return "\n".join(lines + ["", source("host_overhead.json", command, rows, CPU)])
+
+
+def minatar_five() -> str:
+    """The five-game MinAtar benchmark at 65,536 steps (the earlier conv-trunk presets)."""
+    record = read("minatar_65536.json")
+    return "\n".join(
+        [
+            base.markdown_table(record),
+            "",
+            source("minatar_65536.json", "uv run python benchmarks/minatar.py", [record], CPU),
+        ]
+    )
+
+
+def gridworld_rows(runs: list[dict], named: bool = False) -> list[str]:
+    header = "| run | what changes | seeds | env steps |" if named else "| algorithm | seeds |"
+    lines = [
+        header + " median final V(I) | median V(I) at 32k | repr_dist init -> final (median) |",
+        "|" + "---|" * (7 if named else 5),
+    ]
+    for r in runs:
+        who = (
+            f"`{r['name']}` ({r['algo']}) | {r['what']} | {r['num_seeds']} | {r['env_steps']:,}"
+            if named
+            else (f"{r['algo']} | {r['num_seeds']}")
+        )
+        lines.append(
+            f"| {who} | {r['median_final_init_value']:.2f} | {r['median_init_value_at_32k']:.2f} | "
+            f"{r['median_initial_repr_dist']:.4f} -> {r['median_final_repr_dist']:.4f} |"
+        )
+    return lines
+
+
+def gridworld(name: str) -> Callable[[], str]:
+    def table() -> str:
+        record = read(f"{name}.json")
+        runs = record["runs"] if isinstance(record, dict) else record
+        holder = record if isinstance(record, dict) else (runs[0] if runs else {})
+        command = "uv run python benchmarks/confounding.py" + {
+            "confounding_quick": " --quick",
+            "confounding_ablations": " --ablations",
+        }.get(name, "")
+        lines = gridworld_rows(runs, named=not isinstance(record, dict))
+        return "\n".join(lines + ["", source(f"{name}.json", command, [holder], CPU)])
+
+    return table
+
+
+def alpha_study(name: str) -> Callable[[], str]:
+    def table() -> str:
+        import sensitivity
+
+        study = {s.name: s for s in sensitivity.STUDIES}[name]
+        record = read("sensitivity.json")["studies"][name]
+        command = f"uv run python benchmarks/sensitivity.py --studies {name}"
+        return "\n".join(
+            [
+                sensitivity.markdown(study, record["cells"]),
+                "",
+                source("sensitivity.json", command, [record], record.get("host")),
+            ]
+        )
+
+    return table
+
+
+def bench_h200() -> str:
+    record = read("bench_minatar_h200.json")
+    lines = [
+        "| algo | runs | env steps/s | time / PPO's | FLOPs / PPO's | compile |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in record["rows"]:
+        lines.append(
+            f"| {r['algo']} | {r['num_runs']} | {r['steps_per_second']:,.0f} | {r['time_per_iteration_vs_ppo']:.2f} | "
+            f"{r['flops_per_iteration_vs_ppo']:.2f} | {r['compile_seconds']:.1f} s |"
+        )
+    command = record["command"].replace("python -m purejaxspi.cli", "uv run purejaxspi")
+    return "\n".join(lines + ["", source("bench_minatar_h200.json", command, [record], record["machine"])])
+
+
+def duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{seconds:.0f} s"
+
+
+def timings() -> str:
+    """How long the README's commands take as whole processes, and the suite."""
+    if not (RESULTS / "timings.json").is_file():
+        return "Not recorded yet: `uv run python benchmarks/timings.py --suite` on an idle machine records them."
+    record = read("timings.json")
+    lines = ["| what | command | wall time |", "|---|---|---|"]
+    lines += [f"| {r['what']} | `{r['command']}` | {duration(r['seconds'])} |" for r in record["commands"]]
+    suite = record.get("suite")
+    if suite:
+        lines.append(f"| the test suite | `uv run pytest` | {duration(suite['seconds'])} ({suite['closing_line']}) |")
+    command = "uv run python benchmarks/timings.py" + (" --suite" if suite else "")
+    return "\n".join(lines + ["", source("timings.json", command, [record])])
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "headline": headline,
+    "timings": timings,
+    "gymnax-parity": gymnax_parity,
+    "parity": parity,
+    "compilation-cache": compilation_cache,
+    "vs-purejaxrl": vs_purejaxrl,
+    "host-overhead": host_overhead,
+    "minatar-five": minatar_five,
+    "bench-h200": bench_h200,
+    **{
+        name.replace("_", "-"): gridworld(name)
+        for name in ("confounding", "confounding_ablations", "confounding_quick")
+    },
+    **{
+        f"alpha-{name}": alpha_study(name)
+        for name in ("cartpole", "gridworld", "gridworld-deepmdp", "gridworld-marker", "gridworld-marker-deepmdp")
+        + ("breakout", "spaceinvaders")
+    },
+}
+MARKED = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table:\2 -->)", re.S)
+
+
+def regenerate(text: str) -> tuple[str, list[str]]:
+    """`text` with every marked table made anew from its records, and the names of those that changed."""
+    changed = []
+
+    def fill(match: re.Match) -> str:
+        name = match.group(2)
+        if name not in TABLES:
+            raise SystemExit(f"tables.py: unknown table {name!r}; known: {', '.join(TABLES)}")
+        table = TABLES[name]().rstrip("\n") + "\n"
+        if match.group(3) != table:
+            changed.append(name)
+        return match.group(1) + table + match.group(4)
+
+    return MARKED.sub(fill, text), changed
+
+
+@dataclasses.dataclass
+class Args:
+    check: bool = False
+    """Change nothing: exit 1 naming each table whose page differs from what its records give."""
+    pages: tuple[Path, ...] = PAGES
+
+
+def main(args: Args) -> int:
+    stale = []
+    for page in args.pages:
+        text, changed = regenerate(page.read_text())
+        stale += [f"{page.relative_to(ROOT) if page.is_relative_to(ROOT) else page}: {name}" for name in changed]
+        if changed and not args.check:
+            page.write_text(text)
+    if args.check and stale:
+        print("tables that differ from their records (run `uv run python benchmarks/tables.py`):", file=sys.stderr)
+        print("\n".join(f"  {line}" for line in stale), file=sys.stderr)
+        return 1
+    print("every table matches its records" if args.check else f"rewrote {len(stale)} table(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(tyro.cli(Args)))
