@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(argv: list[str]) -> int:
+    if argv and argv[0] in ("-V", "--version"):
+        from purejaxspi.provenance import package_version
+
+        print(f"purejaxspi {package_version()}")
+        return 0
     if argv and argv[0] in ("train", "bench", "info"):
         from purejaxspi.scale.devices import use_every_core
 
@@ -45,13 +50,8 @@ def run_command(argv: list[str]) -> int:
     from purejaxspi.errors import UserError
 
     table = commands()
-    if argv and argv[0] in ("-V", "--version"):
-        from purejaxspi.provenance import package_version
-
-        print(f"purejaxspi {package_version()}")
-        return 0
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: purejaxspi {" + ",".join(table) + "} [--help] ...")
+        print("usage: purejaxspi {" + ",".join(table) + "} [--help] ...   or   purejaxspi --version")
         for name, (cls, _) in table.items():
             print(f"  {name:8s} {cls.__doc__.splitlines()[0]}")
         return 0
