@@ -146,3 +146,67 @@ def test_a_checkpoint_missing_only_its_bookkeeping_file_resumes_quietly(trained_
     result = cli("train", "--resume", str(run), "--quiet")
     assert result.returncode == 0 and "WARNING" not in result.stderr, result.stderr
     assert (run / "summary.json").is_file()
+
+
+def test_a_stream_whose_reader_left_sends_its_lines_to_the_log_and_never_raises(tmp_path):
+    """What `train ... | head -1` does to stdout, in one process: the write that fails, and every later
+    one, land in the log (a progress bar's redraws excepted); the descriptor then points at /dev/null."""
+    from purejaxspi.lifecycle.runlog import Lasting
+
+    read_end, write_end = os.pipe()
+    inner = os.fdopen(write_end, "w")
+    lost = []
+    stream = Lasting(inner, "stdout", on_lost=lost.append)
+    stream.follow(tmp_path / "train.log")
+    stream.write("first line\n")
+    assert os.read(read_end, 100) == b"first line\n"
+    os.close(read_end)  # the reader leaves
+    stream.write("second line\n")
+    stream.write("\r\x1b[2K a bar's frame")
+    print("third line", file=stream, flush=True)
+    assert lost == [stream] and stream.lost == "Broken pipe" and not stream.isatty()
+    log = (tmp_path / "train.log").read_text().splitlines()
+    assert log[0].startswith("purejaxspi: stdout went away (Broken pipe) by ") and log[1:] == [
+        "second line",
+        "third line",
+    ]
+    assert os.path.samestat(os.fstat(inner.fileno()), os.stat(os.devnull))
+    inner.close()
+
+
+def test_the_same_signal_twice_at_once_is_one_stop_and_a_later_one_stops_now(tmp_path):
+    """A closing terminal reaches a `uv run` job twice (the process group's SIGHUP and uv's forward):
+    one stop; a signal after SAME_SIGNAL_SECONDS is the user's second and ends the job at once."""
+    import signal
+    import time
+
+    from purejaxspi.lifecycle.guards import SAME_SIGNAL_SECONDS, StopSignals, stop_signals
+
+    assert signal.SIGHUP in stop_signals()
+    heard, ended = [], []
+    with StopSignals(tmp_path, heard.append, ended.append) as stop:
+        os.kill(os.getpid(), signal.SIGHUP)
+        os.kill(os.getpid(), signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while not heard and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        assert stop.signum == signal.SIGHUP and len(heard) == 1 and not ended, heard
+        assert "SIGHUP: stopping" in heard[0] and "a second SIGHUP stops now" in heard[0]
+        time.sleep(SAME_SIGNAL_SECONDS)
+        os.kill(os.getpid(), signal.SIGHUP)
+        while not ended and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert ended == [128 + signal.SIGHUP] and "SIGHUP again: stopped now" in heard[1]
+
+
+def test_a_job_started_under_nohup_keeps_ignoring_sighup():
+    import signal
+
+    from purejaxspi.lifecycle.guards import stop_signals
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        assert signal.SIGHUP not in stop_signals() and signal.SIGTERM in stop_signals()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
