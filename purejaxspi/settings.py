@@ -22,6 +22,12 @@ from purejaxspi.errors import ConfigError
 BOUNDS = ("positive", "nonnegative", "unit")
 
 
+def check_bound(bound: str | None) -> None:
+    """A declaration's bound is one `check_value` knows: a misspelt one would check nothing."""
+    if bound is not None and bound not in BOUNDS:
+        raise ValueError(f"unknown bound {bound!r}; declare one of {', '.join(BOUNDS)}")
+
+
 def setting(
     default: Any,
     help: str,
@@ -36,6 +42,7 @@ def setting(
     `bound` ("positive", "nonnegative"), the env `families` it applies to (empty: all), its short
     `title` in the presets table (default: its name) and its command-line `flag` (default: its name;
     "" for none)."""
+    check_bound(bound)
     metadata = {"help": help, "choices": choices, "bound": bound, "families": families, "title": title}
     metadata["flag"] = flag
     return dataclasses.field(default=default, metadata=metadata)
@@ -53,6 +60,9 @@ class Hyperparameter:
     default: float
     bound: str = "nonnegative"
     title: str | None = None
+
+    def __post_init__(self) -> None:
+        check_bound(self.bound)
 
 
 def fields_of(part) -> tuple[dataclasses.Field, ...]:

@@ -71,3 +71,14 @@ def test_the_command_line_names_no_setting():
         found = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value in names}
         found |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in names}
         assert not found, f"{path.name} names {sorted(found)}"
+
+
+def test_a_misspelt_bound_is_refused_where_it_is_declared():
+    import pytest
+
+    from purejaxspi.settings import Hyperparameter, setting
+
+    with pytest.raises(ValueError, match="unknown bound 'postive'"):
+        setting(1, "A setting.", bound="postive")
+    with pytest.raises(ValueError, match="unknown bound 'unitary'"):
+        Hyperparameter("coef", "A coefficient.", 0.5, bound="unitary")

@@ -142,7 +142,6 @@ if TYPE_CHECKING:
 else:
     HParams = _hparams_class()
 HPARAM_NAMES = tuple(h.name for h in HYPERPARAMETERS)
-HPARAM_HELP = {h.name: h.help for h in HYPERPARAMETERS}
 
 
 class Preset(NamedTuple):

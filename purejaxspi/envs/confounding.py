@@ -75,8 +75,6 @@ RENDER = {
 OBS_SCALE = {"minatar": 1.0 / 255.0, "atari": 1.0}
 CONFOUNDING_IDS = tuple(RENDER)
 
-_MOVES = {UP: (-1, 0), DOWN: (1, 0), LEFT: (0, -1), RIGHT: (0, 1)}
-
 
 def layout(n_path: int = N_PATH) -> tuple[str, ...]:
     """The grid as rows of characters; the corridors hold n_path - 1 `>` cells before the star."""
