@@ -179,3 +179,19 @@ def test_non_finite_loss_stops_and_keeps_metrics(tmp_path):
     assert "non-finite loss in run 0" in result.stderr and "iteration" in result.stderr
     rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
     assert 0 < len(rows) < 20
+
+
+def test_a_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
+    out = tmp_path / "run"
+    grid = ("--env", "CartPole-v1", "--num-seeds", "3", "--learning-rate", "1e-3", "2e-3", "--out", str(out))
+    result = cli("train", *grid, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    what, batch, devices, memory, where = result.stdout.splitlines()
+    assert "6 runs (2 settings x 3 seeds; learning_rate [0.001, 0.002]) x 24,576 env steps (the smoke budget" in what
+    assert batch.startswith("batch: 32 envs x 32 steps = 1,024 env steps an iteration, 24 iterations")
+    assert "cpu device(s)" in devices and "MiB of training state" in memory
+    assert where == f"out: {out} (new); --dry-run: nothing compiled or written" and not out.exists()
+    out.mkdir()
+    (out / "metrics.csv").write_text("")
+    refused = cli("train", *grid, "--dry-run")
+    assert refused.returncode == 2 and "already holds files" in refused.stderr, refused.stderr
