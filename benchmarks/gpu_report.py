@@ -54,7 +54,13 @@ def machine_section(out: Path) -> list[str]:
     card = (out / "card.txt").read_text().strip() if (out / "card.txt").exists() else "no card.txt"
     lines += ["```", card, "```"]
     info = read_json(out / "info.json")
-    if info:
+    if info and info.get("error"):  # jax's backend did not start: what info could say, and why
+        lines += [
+            "",
+            f"- no backend: {info['error']}",
+            "- " + ", ".join(f"{k} {v}" for k, v in info["packages"].items()),
+        ]
+    elif info:
         devices = ", ".join(
             f"{d['kind']}" + (f" ({d['memory_bytes'] / 2**30:.0f} GiB)" if d["memory_bytes"] else "")
             for d in info["devices"]
