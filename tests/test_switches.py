@@ -104,7 +104,7 @@ def test_the_switches_are_flags(tmp_path):
         "--encoder-width",
         "--settings",
         "--clip-value-loss",
-        "--encoder {None}|STR",
+        "--encoder {auto,mlp,conv,nature}",
     ):
         assert flag in help_text, flag
 

@@ -28,9 +28,10 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _preset_arg(text: str, name: str, kind: Any):
+def _preset_arg(text: str, name: str, kind: Any, choices: tuple = ()):
     """A preset-filled flag's help: each preset's default, or the smoke budget's where it sets the setting."""
-    return tyro.conf.arg(help=f"{text} Default: {default_text(name)}.", metavar=metavar(kind), help_behavior_hint="")
+    shown = metavar(kind, choices)
+    return tyro.conf.arg(help=f"{text} Default: {default_text(name)}.", metavar=shown, help_behavior_hint="")
 
 
 def config_flags(multi: tuple[str, ...] = ()) -> list[tuple]:
@@ -43,7 +44,8 @@ def config_flags(multi: tuple[str, ...] = ()) -> list[tuple]:
             if kind is bool:
                 text += f" ({flag(field.name)} / --no-{field.name.replace('_', '-')})"
             kind = tuple[kind, ...] if field.name in multi else kind  # type: ignore[valid-type]
-            annotated = Annotated[kind | None, _preset_arg(text, field.name, kind)]  # type: ignore[valid-type]
+            arg = _preset_arg(text, field.name, kind, field.metadata["choices"])
+            annotated = Annotated[kind | None, arg]  # type: ignore[valid-type]
             flags.append((field.name, annotated, None))
     return flags
 
