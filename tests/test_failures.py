@@ -120,15 +120,24 @@ def test_eval_and_its_videos_into_a_full_disk_end_in_one_line(tmp_path):
         "--quiet",
     )
     assert trained.returncode == 0, trained.stderr
-    # eval.json itself (no room at all), then a video (room for eval.json, not for the GIF)
-    for limit, extra in ((0, ()), (1_500, ("--video", "--video-steps", "60"))):
-        result = subprocess.run(
+    video = ("--video", "--video-steps", "60")
+
+    def evaluate(limit, *extra):
+        return subprocess.run(
             [sys.executable, "-m", "purejaxspi.cli", "eval", str(run), "--episodes", "2", *extra],
             capture_output=True,
             text=True,
             timeout=600,
-            preexec_fn=limit_file_size(limit),
+            preexec_fn=None if limit is None else limit_file_size(limit),
             env=NO_BYTECODE,
         )
-        assert "cannot write the evaluation's outputs" in one_line(result)
-    assert (run / "eval.json").stat().st_size < 1_500 and list((run / "videos").iterdir())
+
+    # the sizes of the whole outputs size the second limit: room for eval.json, not for the GIF
+    assert evaluate(None, *video).returncode == 0
+    report_size = (run / "eval.json").stat().st_size
+    (gif,) = (run / "videos").iterdir()
+    gif_size = gif.stat().st_size
+    assert report_size < gif_size
+    for limit, extra in ((0, ()), ((report_size + gif_size) // 2, video)):
+        assert "cannot write the evaluation's outputs" in one_line(evaluate(limit, *extra))
+    assert (run / "eval.json").stat().st_size == report_size and gif.stat().st_size < gif_size

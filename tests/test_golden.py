@@ -28,10 +28,11 @@ def test_a_short_run_reproduces_its_golden_metrics(name, env_id, algo, overrides
     assert set(metrics) == set(golden) - unreported
     # The exactly normalised Lipschitz layers' power iteration runs through the operator form (the
     # transpose by jax.vjp, the norm as a square root of a sum) since the golden runs were recorded:
-    # those programs equal them to float rounding, the others reproduce them exactly.
+    # those programs equal them to float rounding. The others are the recorded programs, equal up to
+    # XLA's CPU code generation, which picks its vector width and fusions by the host's CPU.
     wm = config.world_model
     rounding = wm is not None and wm.lipschitz and wm.spectral_norm == "exact"
-    rtol, atol = (1e-4, 1e-6) if rounding else (2e-6, 1e-7)
+    rtol, atol = (1e-4, 1e-6) if rounding else (1e-5, 1e-7)
     for metric, recorded in sorted(golden.items()):
         if metric in unreported:
             continue
