@@ -40,7 +40,7 @@ def offline_node(tmp_path: Path) -> tuple[list[str], dict]:
     wheels, node = tmp_path / "wheelhouse", tmp_path / "node"
     version = PYTHON_VERSION
     made = subprocess.run(
-        # XZ_LEVEL 0: the archive's path, quickly (its size is measured at level 9 in benchmarks/README.md)
+        # XZ_LEVEL 0: the archive's path, quickly (a node is handed it at level 9)
         ["bash", "scripts/wheelhouse.sh", str(wheels)], cwd=ROOT,
         env={**os.environ, "PYTHON_VERSION": version, "XZ_LEVEL": "0"},
         capture_output=True, text=True, timeout=900,
