@@ -4,8 +4,10 @@ read."""
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -15,9 +17,17 @@ import pytest
 # rest, so the others import in a second instead of recompiling every source where bytecode is off.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
-# Tests compile their own programs: no persistent compilation cache shared between them and the user's
-# (tests/test_compilation_cache.py turns one on in its own folder).
-os.environ["PUREJAXSPI_COMPILATION_CACHE"] = "off"
+# One persistent compilation cache for the whole session, shared by its CLI processes, its in-process
+# tests and its workers (the first process to compile a program stores it, the others load it), in a
+# folder of its own: never the user's, and empty at the start of every session so a compile-time
+# regression still shows. tests/test_compilation_cache.py keeps its own folder.
+SESSION_CACHE_VAR = "PUREJAXSPI_TEST_SESSION_CACHE"
+if SESSION_CACHE_VAR not in os.environ:  # the controlling process; xdist's workers inherit its folder
+    os.environ[SESSION_CACHE_VAR] = tempfile.mkdtemp(prefix="purejaxspi-tests-jax-")
+SESSION_CACHE = Path(os.environ[SESSION_CACHE_VAR])
+os.environ["PUREJAXSPI_COMPILATION_CACHE"] = str(SESSION_CACHE)
+# XLA:CPU logs a warning line each time it loads a cached executable; the tests read stderr line by line.
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 
 # Atari comes through envpool, an optional dependency with wheels for some platforms only: where it is
 # absent the package runs every pure-JAX env, and the tests that need Atari say so and skip.
@@ -144,3 +154,14 @@ def first_batch(config, seed: int = 0) -> FirstBatch:
     state, traj = train.rollout(learner, state)
     adv, returns = train.advantages(learner, state, traj, hp)
     return FirstBatch(learner, state, train.flat_batch(learner, traj, adv, returns), hp)
+
+
+def pytest_configure(config):
+    from purejaxspi.lifecycle import compilation_cache
+
+    compilation_cache.enable(SESSION_CACHE)
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):  # the controlling process made the folder; it removes it
+        shutil.rmtree(SESSION_CACHE, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import pytest
 from conftest import HAS_ENVPOOL, cli
@@ -61,7 +62,7 @@ def test_info_reports_the_machine_and_what_auto_picks():
     assert info["envpool_xla"]["available"] is HAS_ENVPOOL
     run_mapping = {"vector": "vmap", "minatar": "map", "atari": "vmap"}
     assert info["auto"] == {"run_mapping": run_mapping, "conv": "patches", "envpool_interface": "xla"}
-    assert info["compilation_cache"] is None  # the tests turn it off
+    assert info["compilation_cache"] == os.environ["PUREJAXSPI_COMPILATION_CACHE"]  # the session's folder
     assert cli("info").stdout.splitlines()[1].startswith("platform: cpu")
 
 
