@@ -112,6 +112,15 @@ def algo_loss(algo: str, x: LossBatch, hp, reduction: str = "sum", norm_adv: boo
     return objectives.loss(policy, hp, norm_adv, terms, PLACEMENTS[algo])
 
 
+def run_steps(program, state, hparams, iterations: int):
+    """`iterations` iterations of a grid's program from `state` through its one loop, as `train` runs
+    it (the count traced): (state, metrics {name: [R, iterations]})."""
+    import jax
+    import numpy as np
+
+    return jax.jit(program.steps, static_argnums=3)(state, hparams, np.int32(iterations), iterations)
+
+
 def preset_values(family: str, algo: str = "deepspi", **overrides) -> dict[str, list[float]]:
     """Every hyperparameter's one value from the preset of (family, algo), family one of "vector",
     "minatar", "atari", "gridworld", with overrides."""

@@ -5,7 +5,7 @@ import json
 import jax
 import numpy as np
 import pytest
-from conftest import HAS_ENVPOOL, cli, needs_envpool, preset_values
+from conftest import HAS_ENVPOOL, cli, needs_envpool, preset_values, run_steps
 
 from purejaxspi.algo.config import Config
 from purejaxspi.analysis.bench import add_cost_ratios
@@ -18,7 +18,7 @@ from purejaxspi.scale.mapping import RUN_CHUNK, make_trainer, resolve_run_mappin
 def train_metrics(config, grid, mapping, iterations):
     trainer = make_trainer(config, make_env(config.env_id, config.env.num_envs), mapping)
     state = jax.jit(trainer.init)(grid.keys(), grid.hparams())
-    _, metrics = jax.jit(trainer.train_chunk, static_argnums=2)(state, grid.hparams(), iterations)
+    _, metrics = run_steps(trainer, state, grid.hparams(), iterations)
     return {k: np.asarray(v) for k, v in metrics.items()}
 
 

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import preset_values
+from conftest import preset_values, run_steps
 
 from purejaxspi.envs import check_env_id, env_ids_by_backend, family_of, make_env
 from purejaxspi.envs import confounding as cg
@@ -236,7 +236,7 @@ def test_training_reports_the_exact_value_of_the_updated_network():
     trainer = make_trainer(config, make_env(config.env_id, config.env.num_envs))
     grid = grid_from_values(preset_values("minatar"), 3, 2)
     state = jax.jit(trainer.init)(grid.keys(), grid.hparams())
-    state, metrics = jax.jit(trainer.train_chunk, static_argnums=2)(state, grid.hparams(), 2)
+    state, metrics = run_steps(trainer, state, grid.hparams(), 2)
     obs = cg.observations()
     for run in range(2):
         variables = jax.tree.map(lambda x, run=run: x[run], {"params": state.params, "spectral": state.spectral})

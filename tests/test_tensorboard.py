@@ -1,11 +1,12 @@
-"""TensorBoard sinks: every new complete metrics.csv row becomes scalars of its run's sub-run."""
+"""TensorBoard sinks: every metrics.csv row written becomes scalars of its run's sub-run."""
 
+import math
 import struct
 
 from conftest import preset_values
 from tensorboardX.proto import event_pb2
 
-from purejaxspi.lifecycle.sinks import CsvTail, TensorBoardLog, run_names
+from purejaxspi.lifecycle.sinks import TensorBoardLog, run_names
 from purejaxspi.scale.grid import grid_from_values
 
 HEADER = ("run", "seed", "hp_gamma", "iteration", "env_steps", "episodic_return", "entropy")
@@ -27,20 +28,15 @@ def read_scalars(folder):
     return scalars
 
 
-def test_new_rows_become_scalars_of_their_run(tmp_path):
+def test_rows_written_become_scalars_of_their_run(tmp_path):
     values = preset_values("vector")
     values["gamma"] = [0.9, 0.99]
     grid = grid_from_values(values, 0, 1)
     assert run_names(grid) == ["run000-seed0-gamma=0.9", "run001-seed0-gamma=0.99"]
-    csv_path = tmp_path / "metrics.csv"
-    csv_path.write_text(",".join(HEADER) + "\n")
-    log = TensorBoardLog(tmp_path, grid, CsvTail(csv_path, HEADER))
-    with open(csv_path, "a") as f:
-        f.write("0,0,0.9,0,8,,0.69\n1,0,0.99,0,8,12.5,0.68\n0,0,0.9,1,16,20.0,0.6")  # the last line is cut
-    log.update()
-    with open(csv_path, "a") as f:
-        f.write("5\n")  # ... and completed later
-    log.update()
+    log = TensorBoardLog(tmp_path, grid, HEADER)
+    rows = [(0, 0, 0.9, 0, 8, math.nan, 0.69), (1, 0, 0.99, 0, 8, 12.5, 0.68)]
+    log.update([dict(zip(HEADER, row)) for row in rows])  # one chunk's rows, as MetricsLog writes them
+    log.update([dict(zip(HEADER, (0, 0, 0.9, 1, 16, 20.0, 0.65)))])  # the next chunk's
     log.close()
     first = read_scalars(tmp_path / "tensorboard" / "run000-seed0-gamma=0.9")
     second = read_scalars(tmp_path / "tensorboard" / "run001-seed0-gamma=0.99")

@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 import pytest
-from conftest import preset_values
+from conftest import preset_values, run_steps
 
 from purejaxspi.algo.config import Config
 from purejaxspi.envs import make_env
@@ -19,7 +19,7 @@ def run_grid(config, values, first_seed, num_seeds, iterations, mapping="auto"):
     trainer = make_trainer(config, make_env(config.env_id, config.env.num_envs), mapping)
     grid = grid_from_values(values, first_seed, num_seeds)
     state = jax.jit(trainer.init)(grid.keys(), grid.hparams())
-    _, metrics = jax.jit(trainer.train_chunk, static_argnums=2)(state, grid.hparams(), iterations)
+    _, metrics = run_steps(trainer, state, grid.hparams(), iterations)
     return grid, {k: np.asarray(v) for k, v in metrics.items()}
 
 
@@ -66,6 +66,9 @@ def test_a_run_alone_equals_the_same_run_inside_a_grid(env_id, family, mapping, 
             np.testing.assert_allclose(together[name][target.index], alone[name][0], rtol=1e-4, atol=1e-6, err_msg=name)
     # and the grid's runs genuinely differ from one another
     assert not np.allclose(together["total_loss"][0], together["total_loss"][target.index])
+    # the SPI condition of each update: its largest importance ratio below 1 / gamma
+    gamma = np.asarray(grid.hparams().gamma)[:, None]
+    np.testing.assert_array_equal(together["spi_condition"], together["ratio_max"] < 1.0 / gamma)
 
 
 @pytest.mark.slow

@@ -28,6 +28,8 @@ def clock_step(key, steps, action):
 
 
 CLOCK = pjs.EnvDef("Clock-v0", "vector", (TIME_LIMIT + 1,), 2, clock_reset, clock_step)
+# the same env with its time limit declared: GAE values the final frames of its truncations alone
+TIMED_CLOCK = pjs.EnvDef("Clock-v1", "vector", (TIME_LIMIT + 1,), 2, clock_reset, clock_step, time_limit=TIME_LIMIT)
 
 
 def numpy_gae(rewards, values, next_values, terminated, truncated, gamma, lam, rule):
@@ -41,9 +43,9 @@ def numpy_gae(rewards, values, next_values, terminated, truncated, gamma, lam, r
     return advantages
 
 
-def rollout_advantages(truncation):
-    config = pjs.make_config(CLOCK, "ppo", num_envs=8, num_steps=12, total_timesteps=96, truncation=truncation)
-    env = pjs.make_env(CLOCK, config.env.num_envs)
+def rollout_advantages(truncation, clock=CLOCK):
+    config = pjs.make_config(clock, "ppo", num_envs=8, num_steps=12, total_timesteps=96, truncation=truncation)
+    env = pjs.make_env(clock, config.env.num_envs)
     program = pjs.make_train(config, env)
     hp = jax.tree.map(lambda x: x[0], pjs.make_grid(config).hparams())
     state = program.init(jax.random.PRNGKey(3), hp)
@@ -56,9 +58,10 @@ def rollout_advantages(truncation):
     return np.asarray(adv), np.asarray(returns), arrays, flags, hp
 
 
+@pytest.mark.parametrize("clock", [CLOCK, TIMED_CLOCK], ids=["every-successor", "final-frames"])
 @pytest.mark.parametrize("truncation", ["bootstrap", "terminate"])
-def test_gae_follows_the_time_limit_rule(truncation):
-    adv, returns, (rewards, values, next_values), (terminated, truncated), hp = rollout_advantages(truncation)
+def test_gae_follows_the_time_limit_rule(truncation, clock):
+    adv, returns, (rewards, values, next_values), (terminated, truncated), hp = rollout_advantages(truncation, clock)
     assert terminated.any() and truncated.any()  # both kinds of episode end are in the rollout
     expected = numpy_gae(rewards, values, next_values, terminated, truncated, hp.gamma, hp.gae_lambda, truncation)
     np.testing.assert_allclose(adv, expected, rtol=1e-5, atol=1e-5)

@@ -137,6 +137,12 @@ class LossTerms(NamedTuple):
     world_model: dict[str, jax.Array]  # the world model's metrics and world_model_share; empty without one
 
 
+def spi_condition(ratio_max, gamma):
+    """The paper's safe-policy-improvement condition on an update: every importance ratio
+    pi_new(a|s) / pi_old(a|s) it took stays below 1 / gamma."""
+    return ratio_max < 1.0 / gamma
+
+
 def value_loss(value, returns, old_value=None, clip_coef=0.0):
     """0.5 E[(V - R)^2]; with `old_value`, PPO's clipped form 0.5 E[max((V - R)^2, (V_clip - R)^2)], V_clip
     the new value kept within clip_coef of the rollout's (gymnax-blines' and CleanRL's `clip_vloss`)."""

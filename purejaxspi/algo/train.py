@@ -1,9 +1,9 @@
 """make_train(config, env): one run's whole training program as pure, jittable functions.
 
-One iteration reads top to bottom: `rollout -> advantages -> learn` (PPO's update, algo.ppo).
-Iterations are scanned in chunks. These functions take one run; `scale.mapping` maps them over the
-run axis (seeds x hyperparameter settings) and `scale.sharding` over devices. Users who want to
-`jax.vmap` or `jax.jit` them themselves on a pure-JAX env can take them as they are.
+One iteration reads top to bottom: `rollout -> advantages -> learn` (PPO's update, algo.ppo), and one
+loop (`train_steps`) runs iterations in chunks. These functions take one run; `scale.mapping` maps them
+over the run axis (seeds x hyperparameter settings) and `scale.sharding` over devices. Users who want
+to `jax.vmap` or `jax.jit` them themselves on a pure-JAX env can take them as they are.
 """
 
 from __future__ import annotations
@@ -112,20 +112,40 @@ def rollout(learner: Learner, state: RunState) -> tuple[RunState, Transition]:
     return state._replace(env_state=env_state, obs=obs, action_mask=action_mask, key=key), traj
 
 
+def successor_values(learner: Learner, state: RunState, traj: Transition) -> jax.Array:
+    """V(s') of each transition's true successor [T, N]. The rollout holds V of every next observation,
+    which is the true successor except where an auto-reset env ended its episode: a terminal needs no
+    V(s') (no bootstrap), and a truncation bootstraps from V of its final frame, computed for those alone."""
+    agent, variables, spec = learner.agent, variables_of(state), learner.env.spec
+    _, last = policy_value(agent, variables, state.obs)
+    following = jnp.concatenate([traj.value[1:], last[None]])
+    if spec.resets_late or learner.config.ppo.truncation == "terminate":
+        return following
+    ts = traj.timestep
+    num_steps, num_envs = ts.reward.shape
+    frames = ts.next_obs.reshape((num_steps * num_envs,) + ts.next_obs.shape[2:])
+    if spec.time_limit is None:
+        _, final = policy_value(agent, variables, frames)
+    else:
+        # at most one truncation per env in every `time_limit` steps
+        most = num_envs * -(-num_steps // spec.time_limit)
+        (index,) = jnp.nonzero(ts.truncated.reshape(-1), size=most, fill_value=0)
+        _, values = policy_value(agent, variables, frames[index])
+        final = jnp.zeros((num_steps * num_envs,), values.dtype).at[index].set(values)
+    return jnp.where(ts.truncated, final.reshape(num_steps, num_envs), following)
+
+
 def advantages(learner: Learner, state: RunState, traj: Transition, hp: HParams):
     """GAE with V(s') of each transition's true successor: (advantages, returns) [T, N]. A time limit
     bootstraps from it or, under the `terminate` rule, does not (PPOConfig.truncation)."""
     ts = traj.timestep
-    flat_next = ts.next_obs.reshape((-1,) + ts.next_obs.shape[2:])
-    _, next_values = policy_value(learner.agent, variables_of(state), flat_next)
-    next_values = next_values.reshape(ts.reward.shape)
     # the learning episode's end cuts the trace (with episodic lives, Atari's life loss too)
     done = jnp.logical_or(ts.terminated, ts.truncated)
     no_bootstrap = done if learner.config.ppo.truncation == "terminate" else ts.terminated
     return objectives.gae(
         ts.reward,
         traj.value,
-        next_values,
+        successor_values(learner, state, traj),
         no_bootstrap.astype(jnp.float32),
         done.astype(jnp.float32),
         hp.gamma,
@@ -184,17 +204,13 @@ def iteration(learner: Learner, state: RunState, hp: HParams):
     adv, returns = advantages(learner, state, traj, hp)
     state, terms, learning_rate, epochs = learn(learner, state, traj, adv, returns, hp)
     state = state._replace(iteration=state.iteration + 1)
-    metrics = iteration_metrics(traj.timestep, terms, learning_rate)
+    metrics = iteration_metrics(traj.timestep, terms, learning_rate, hp)
     return state, {**metrics, "update_epochs_run": epochs, **probe(learner, state)}
 
 
-def train_chunk(learner: Learner, state: RunState, hp: HParams, num_iterations: int):
-    return jax.lax.scan(lambda s, _: iteration(learner, s, hp), state, None, num_iterations)
-
-
 def train_steps(learner: Learner, state: RunState, hp: HParams, count, capacity: int):
-    """`count` iterations (a traced integer, at most `capacity`): one executable for every chunk length,
-    so the host sizes each chunk by time without a compile. Returns (state, metrics {name: [capacity]}),
+    """`count` iterations (at most `capacity`; traced, so one executable serves every chunk length and
+    the host sizes each chunk by time without a compile). Returns (state, metrics {name: [capacity]}),
     whose rows from `count` on are zeros."""
     shapes = jax.eval_shape(lambda s: iteration(learner, s, hp)[1], state)
     rows = jax.tree.map(lambda m: jnp.zeros((capacity,) + m.shape, m.dtype), shapes)
@@ -207,12 +223,9 @@ def train_steps(learner: Learner, state: RunState, hp: HParams, count, capacity:
     return jax.lax.fori_loop(0, count, body, (state, rows))
 
 
-def train(learner: Learner, key, hp: HParams):
-    return train_chunk(learner, init_run(learner, key, hp), hp, learner.config.num_iterations)
-
-
-def iteration_metrics(ts: Timestep, terms: objectives.LossTerms, learning_rate) -> dict[str, jax.Array]:
+def iteration_metrics(ts: Timestep, terms: objectives.LossTerms, learning_rate, hp: HParams) -> dict[str, jax.Array]:
     done = ts.episode_done.astype(jnp.float32)
+    ratio_max = terms.ratio_max.max()
     return {
         "episode_return_sum": jnp.sum(ts.episode_return * done),
         "episode_length_sum": jnp.sum(ts.episode_length * done),
@@ -225,7 +238,8 @@ def iteration_metrics(ts: Timestep, terms: objectives.LossTerms, learning_rate) 
         "clip_fraction": terms.clip_fraction.mean(),
         "ratio_outside": terms.ratio_outside.mean(),
         "ratio_min": terms.ratio_min.min(),
-        "ratio_max": terms.ratio_max.max(),
+        "ratio_max": ratio_max,
+        "spi_condition": objectives.spi_condition(ratio_max, hp.gamma),
         "advantage_abs": terms.advantage_abs.mean(),
         "learning_rate": learning_rate,
         "total_loss": terms.total.mean(),
@@ -266,22 +280,26 @@ def gradient_step_piece(learner: Learner, state: RunState, traj: Transition, adv
 
 
 class RunProgram(NamedTuple):
-    """The pure functions of one run's training program (not mapped over runs, not jitted).
+    """A training program as pure functions, not jitted: one run's from `make_train`; over a grid's run
+    axis once mapped (`scale.mapping.map_runs`) and over devices once sharded (`scale.sharding.shard`),
+    each step keeping these fields.
 
     init(key, hp) -> RunState
-    train_chunk(state, hp, num_iterations) -> (state, metrics {name: [num_iterations]})
-    train_steps(state, hp, count, capacity) -> (state, metrics {name: [capacity]}), `count` traced
-    train(key, hp) -> (state, metrics {name: [config.num_iterations]})
-    pieces: the iteration's pieces, for counting its work
+    steps(state, hp, count, capacity) -> (state, metrics {name: [capacity]}): `count` iterations, the
+        rows from `count` on zeros; `count` may be traced (the one loop body every caller runs)
+    train(key, hp) -> (state, metrics {name: [config.num_iterations]}): the whole run from its key
+    pieces: one run's iteration pieces outside their loops, for counting its work (`analysis.work`)
     """
 
     config: Config
     agent: Agent
     init: Callable
-    train_chunk: Callable
-    train_steps: Callable
-    train: Callable
+    steps: Callable
     pieces: IterationPieces
+
+    def train(self, key, hp):
+        count = jnp.int32(self.config.num_iterations)
+        return self.steps(self.init(key, hp), hp, count, self.config.num_iterations)
 
 
 def make_train(config: Config, env: BatchedEnv) -> RunProgram:
@@ -304,8 +322,6 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
         config,
         learner.agent,
         functools.partial(init_run, learner),
-        functools.partial(train_chunk, learner),
         functools.partial(train_steps, learner),
-        functools.partial(train, learner),
         pieces,
     )

@@ -4,7 +4,7 @@ Each program is compiled ahead of time (its compile time is reported), then call
 from the same starting state, each call ending in `jax.block_until_ready`; the median call counts.
 The programs of one grid size are called in turn, so they share the machine's load alike. Per grid
 size R:
-- the training program over R runs (the trainer's `train_chunk`, `iterations` iterations), sharded
+- the training program over R runs (its `steps`, the loop `train` runs, `iterations` iterations), sharded
   over each device count D asked for (the first D devices; R padded to a multiple of D, as `train`
   does; throughput counts the R real runs only);
 - with `sequential`, the 1-run training program called for each of the R runs in turn;
@@ -29,6 +29,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from purejaxspi.algo.config import Config
 from purejaxspi.algo.conv import resolve_conv
@@ -36,7 +37,7 @@ from purejaxspi.errors import ConfigError, RunDirError
 from purejaxspi.lifecycle.guards import program_bytes
 from purejaxspi.lifecycle.rundir import check_writable
 from purejaxspi.scale.grid import RunGrid, grid_from_values
-from purejaxspi.scale.sharding import RunLayout, make_layout, shard_trainer
+from purejaxspi.scale.sharding import RunLayout, make_layout, shard
 from purejaxspi.settings import check_part, setting
 
 
@@ -240,16 +241,16 @@ def training_program(
 
     layout = make_layout(grid.size, num_devices)
     env = env_for(config.env, None, tuple(r.seed for r in grid.runs), layout.local_runs())
-    trainer = shard_trainer(make_trainer(config, env, run_mapping), layout)
+    program = shard(make_trainer(config, env, run_mapping), layout)
     hparams = layout.place(grid.hparams())
-    state = jax.block_until_ready(jax.jit(trainer.init)(layout.place(grid.keys()), hparams))
+    state = jax.block_until_ready(jax.jit(program.init)(layout.place(grid.keys()), hparams))
 
-    def chunk(s, h):
-        return trainer.train_chunk(s, h, iterations)
+    def chunk(s, h, count):
+        return program.steps(s, h, count, iterations)
 
     steps = iterations * config.batch_size * grid.size
     mapping = resolve_run_mapping(run_mapping, env.spec.family, env.spec.steps_all_runs)
-    return compile_program(chunk, [(state, hparams)], steps, env), mapping
+    return compile_program(chunk, [(state, hparams, np.int32(iterations))], steps, env), mapping
 
 
 def sequential_program(config: Config, grid: RunGrid, iterations: int) -> Program:
@@ -258,16 +259,16 @@ def sequential_program(config: Config, grid: RunGrid, iterations: int) -> Progra
     from purejaxspi.scale.mapping import make_trainer
 
     env = env_for(config.env, None, (grid.runs[0].seed,))
-    trainer = make_trainer(config, env, "vmap")
-    init = jax.jit(trainer.init)
+    program = make_trainer(config, env, "vmap")
+    init = jax.jit(program.init)
     keys, hparams = grid.keys(), grid.hparams()
     calls = []
     for r in range(grid.size):
         hp = jax.tree.map(lambda x, r=r: x[r : r + 1], hparams)
-        calls.append((jax.block_until_ready(init(keys[r : r + 1], hp)), hp))
+        calls.append((jax.block_until_ready(init(keys[r : r + 1], hp)), hp, np.int32(iterations)))
 
-    def chunk(s, h):
-        return trainer.train_chunk(s, h, iterations)
+    def chunk(s, h, count):
+        return program.steps(s, h, count, iterations)
 
     return compile_program(chunk, calls, iterations * config.batch_size * grid.size, env)
 

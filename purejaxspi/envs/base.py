@@ -63,6 +63,12 @@ class EnvSpec:
     # rule): the program must vmap over runs, never loop over them, and a checkpoint cannot hold the
     # env's state, so a resumed run starts new episodes.
     steps_all_runs: bool = False
+    # Steps before the time limit truncates an episode, where known: a truncation comes at most once per
+    # env in that many steps, so GAE computes V of the final frames of those alone (None: of every step).
+    time_limit: int | None = None
+    # The next observation is the true successor even where an episode ended (the env resets one step
+    # late, as envpool does): V(s') is the next step's V everywhere.
+    resets_late: bool = False
 
 
 # probe(action_probs: obs [B, *obs] -> pi [B, A], encode: obs [B, *obs] -> z [B, *z]) -> {name: scalar}

@@ -226,7 +226,7 @@ def make(env_id: str, num_envs: int) -> BatchedEnv:
     coords = jnp.asarray(t["coords"])
     start = t["start"]
     obs_shape = tuple(render(coords[start], False, rendering).shape)
-    spec = EnvSpec(env_id, "grid", rendering.family, obs_shape, NUM_ACTIONS)
+    spec = EnvSpec(env_id, "grid", rendering.family, obs_shape, NUM_ACTIONS, time_limit=TIME_LIMIT)
     all_legal = jnp.ones((NUM_ACTIONS,), bool)
 
     def reset_one(key):

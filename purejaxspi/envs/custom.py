@@ -8,7 +8,9 @@ finished episodes and keeps the true successor):
   true successor s' of the transition (even when the episode ends there); `terminated` ends the episode
   with no bootstrap, `truncated` (a time limit) ends it and bootstraps from V(s');
 - `family`: "vector" (flat observations, the MLP encoder) or "minatar" (H x W x C images, the small conv
-  trunk), which picks the network and the preset.
+  trunk), which picks the network and the preset;
+- optionally `time_limit`: the fewest steps from an episode's start to its truncation; GAE then values
+  the final frames of truncations alone instead of every step's successor.
 """
 
 from __future__ import annotations
@@ -36,10 +38,13 @@ class EnvDef:
     num_actions: int
     reset: Callable[[jax.Array], tuple[Any, jax.Array, jax.Array]]
     step: Callable[[jax.Array, Any, jax.Array], tuple[Any, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]]
+    time_limit: int | None = None
 
     @property
     def spec(self) -> EnvSpec:
-        return EnvSpec(self.env_id, "custom", self.family, tuple(self.obs_shape), self.num_actions)
+        return EnvSpec(
+            self.env_id, "custom", self.family, tuple(self.obs_shape), self.num_actions, time_limit=self.time_limit
+        )
 
     def make(self, num_envs: int) -> BatchedEnv:
         return make_batched_env(self.spec, num_envs, self.reset, self.step)

@@ -137,14 +137,12 @@ class PoolStep(NamedTuple):
     terminated: jax.Array  # a life lost or the game over (episodic life)
     truncated: jax.Array  # the time limit
     game_over: jax.Array
-    lives: jax.Array
     elapsed_step: jax.Array  # steps in the current game (envpool's count)
 
 
 class EnvpoolState(NamedTuple):
     handle: jax.Array  # the pool's handle bytes; the same in every run
     running_return: jax.Array  # [N] unclipped score of the game so far
-    lives: jax.Array  # [N]
     resetting: jax.Array  # [N] the last step ended a life or game: this step is envpool's reset
 
 
@@ -157,7 +155,6 @@ def _pool_step(recv_output) -> PoolStep:
         terminated=terminated,
         truncated=truncated,
         game_over=info["terminated"].astype(bool),
-        lives=info["lives"].astype(jnp.int32),
         elapsed_step=info["elapsed_step"].astype(jnp.int32),
     )
 
@@ -186,7 +183,7 @@ def pool_calls(pool):
 
 
 # The fields of envpool's info that the env reads, and their dtypes as the pool hands them back.
-INFO_FIELDS = {"reward": np.float32, "terminated": np.int32, "lives": np.int32, "elapsed_step": np.int32}
+INFO_FIELDS = {"reward": np.float32, "terminated": np.int32, "elapsed_step": np.int32}
 
 
 def callback_calls(pool):
@@ -364,7 +361,7 @@ def make(
     }
     runs_per_pool = len(local_runs.runs[0])
     num_actions = int(next(iter(pools.values())).action_space.n)
-    spec = EnvSpec(env_id, "envpool", "atari", (84, 84, 4), num_actions, steps_all_runs=True)
+    spec = EnvSpec(env_id, "envpool", "atari", (84, 84, 4), num_actions, steps_all_runs=True, resets_late=True)
     interface = resolve_interface(interface)
     reset_pool, step_pool = pool_functions(
         pools, runs_per_pool, num_envs, local_runs.axis_name, local_runs.axis_size, interface
@@ -373,7 +370,7 @@ def make(
 
     def reset(key):
         handle, out = reset_pool(key)
-        state = EnvpoolState(handle, jnp.zeros((num_envs,), jnp.float32), out.lives, jnp.zeros((num_envs,), bool))
+        state = EnvpoolState(handle, jnp.zeros((num_envs,), jnp.float32), jnp.zeros((num_envs,), bool))
         return state, out.obs, all_legal
 
     def step(state: EnvpoolState, action, key):
@@ -397,7 +394,6 @@ def make(
         new_state = EnvpoolState(
             handle=handle,
             running_return=jnp.where(episode_done, 0.0, episode_return),
-            lives=out.lives,
             resetting=terminated | out.truncated,
         )
         return new_state, timestep

@@ -38,7 +38,8 @@ def make(env_id: str, num_envs: int) -> BatchedEnv:
 
     env, params = gymnax.make(env_id)
     obs_shape = tuple(env.observation_space(params).shape)
-    spec = EnvSpec(env_id, "gymnax", family(env_id), obs_shape, int(env.num_actions))
+    time_limit = int(params.max_steps_in_episode)  # gymnax's is_truncated: state.time >= it
+    spec = EnvSpec(env_id, "gymnax", family(env_id), obs_shape, int(env.num_actions), time_limit=time_limit)
     all_legal = jnp.ones((spec.num_actions,), bool)
 
     def reset_one(key):

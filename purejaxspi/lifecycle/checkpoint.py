@@ -220,30 +220,12 @@ def cursor(log, iteration: int = 0, timed_steps: float = 0.0, timed_seconds: flo
         "iteration": np.int64(iteration),
         "timed_steps": np.float64(timed_steps),
         "timed_seconds": np.float64(timed_seconds),
-        **log_cursor(log),
+        **{f"log.{name}": value.copy() for name, value in log.accumulators().items()},
     }
-
-
-def log_cursor(log) -> dict[str, np.ndarray]:
-    """The MetricsLog's per-run accumulators (every array attribute, and arrays in dict attributes)."""
-    cursor = {}
-    for name, value in vars(log).items():
-        if isinstance(value, np.ndarray):
-            cursor[f"log.{name}"] = value.copy()
-        elif isinstance(value, dict) and value and all(isinstance(v, np.ndarray) for v in value.values()):
-            cursor.update({f"log.{name}.{k}": v.copy() for k, v in value.items()})
-    return cursor
 
 
 def restore_log_cursor(log, cursor: dict[str, np.ndarray]) -> tuple[int, float, float]:
     """Put accumulators saved by `cursor` back into a fresh MetricsLog of the same grid; returns
     (iteration, timed_steps, timed_seconds)."""
-    for key, value in cursor.items():
-        parts = key.split(".")
-        if parts[0] != "log":
-            continue
-        if len(parts) == 2:
-            setattr(log, parts[1], np.asarray(value).copy())
-        else:
-            getattr(log, parts[1])[parts[2]] = np.asarray(value).copy()
+    log.restore({key.removeprefix("log."): np.asarray(v) for key, v in cursor.items() if key.startswith("log.")})
     return int(cursor["iteration"]), float(cursor["timed_steps"]), float(cursor["timed_seconds"])

@@ -46,7 +46,7 @@ from purejaxspi.lifecycle.rundir import (
 from purejaxspi.provenance import provenance, utc_now
 from purejaxspi.scale import distributed
 from purejaxspi.scale.grid import RunGrid
-from purejaxspi.scale.sharding import RunLayout, make_layout, shard_trainer
+from purejaxspi.scale.sharding import RunLayout, make_layout, shard
 from purejaxspi.settings import check_part, setting
 
 
@@ -199,14 +199,14 @@ def build_session(config: Config, grid: RunGrid, out: Path, options: RunOptions)
 
     layout = make_layout(grid.size, options.num_devices)
     env = env_for(config.env, None, tuple(r.seed for r in grid.runs), layout.local_runs())
-    trainer = shard_trainer(make_trainer(config, env), layout)
-    init = jax.jit(trainer.init)
+    program = shard(make_trainer(config, env), layout)
+    init = jax.jit(program.init)
     row_bytes = 4 * len(CSV_COLUMNS) * layout.padded_runs
     capacity = chunk_capacity(config.num_iterations, options.chunk_iterations, row_bytes)
     keys, hparams = layout.place(grid.keys()), layout.place(grid.hparams())
     abstract = jax.eval_shape(init, keys, hparams)
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=layout.sharding), abstract)
-    chunk = jax.jit(trainer.train_steps, static_argnums=3, donate_argnums=0)
+    chunk = jax.jit(program.steps, static_argnums=3, donate_argnums=0)
     count = jax.ShapeDtypeStruct((), np.int32)
     program = chunk.lower(abstract, hparams, count, capacity).compile()
     local = [d for d in layout.mesh.devices.flat if d.process_index == jax.process_index()]
@@ -328,9 +328,9 @@ class ChunkReader:
         rows = {name: values[:, :length] for name, values in rows.items()}
         bad = first_nonfinite(rows)
         with guards.disk_full_as("metrics.csv", self.session.out, saved_iteration):
-            self.log.write_chunk(rows, first_iteration, None if bad is None else bad[1] + 1)
+            written = self.log.write_chunk(rows, first_iteration, None if bad is None else bad[1] + 1)
             for sink in self.sinks:
-                sink.update()
+                sink.update(written)
         return None if bad is None else (bad[0], first_iteration + bad[1])
 
 
@@ -551,13 +551,12 @@ def train_session(
 
 
 def open_sinks(out: Path, grid, record: dict, options: RunOptions, purge_step: int | None) -> list:
-    """TensorBoard / W&B writers, each reading the rows appended to metrics.csv from now on."""
-    from purejaxspi.lifecycle.sinks import CsvTail, TensorBoardLog, WandbLog
+    """TensorBoard / W&B writers, each given the rows written to metrics.csv from now on."""
+    from purejaxspi.lifecycle.sinks import TensorBoardLog, WandbLog
 
     sinks: list[Any] = []
     if options.tensorboard:
-        sinks.append(TensorBoardLog(out, grid, CsvTail(out / "metrics.csv", CSV_COLUMNS), purge_step))
+        sinks.append(TensorBoardLog(out, grid, CSV_COLUMNS, purge_step))
     if options.wandb_project:
-        tail = CsvTail(out / "metrics.csv", CSV_COLUMNS)
-        sinks.append(WandbLog(out, grid, tail, options.wandb_project, record, options.resume))
+        sinks.append(WandbLog(out, grid, CSV_COLUMNS, options.wandb_project, record, options.resume))
     return sinks

@@ -90,8 +90,12 @@ class MetricsLog:
         self.latest_return = np.full(grid.size, np.nan)
         self.latest_probe = {name: np.full(grid.size, np.nan) for name in PROBE_METRICS}
 
-    def write_chunk(self, metrics: dict[str, np.ndarray], first_iteration: int, num_rows: int | None = None):
-        """Append rows for iterations [first_iteration, first_iteration + num_rows) of every run."""
+    def write_chunk(
+        self, metrics: dict[str, np.ndarray], first_iteration: int, num_rows: int | None = None
+    ) -> list[dict]:
+        """Append rows for iterations [first_iteration, first_iteration + num_rows) of every run; returns
+        them, {column: value}, for the other sinks."""
+        written = []
         ret, length = episodic_means(metrics)
         num_iters = ret.shape[1] if num_rows is None else num_rows
         for r, run in enumerate(self.grid.runs):
@@ -103,9 +107,10 @@ class MetricsLog:
                 row += [iteration, env_steps, ret[r, i], length[r, i], int(metrics["episode_count"][r, i])]
                 # a metric the program does not report (PPO's world model, a Lipschitz model's penalty) is empty
                 row += [metrics[name][r, i] if name in metrics else np.nan for name in CSV_METRICS]
-                row.append(bool(metrics["ratio_max"][r, i] < 1.0 / hp["gamma"]))
+                row.append(bool(metrics["spi_condition"][r, i]))
                 row += [metrics[name][r, i] if name in metrics else np.nan for name in PROBE_METRICS]
                 self.writer.writerow([_fmt(v) for v in row])
+                written.append(dict(zip(CSV_COLUMNS, row)))
                 if in_final_window(env_steps, self.total_env_steps):
                     self.final_return_sum[r] += metrics["episode_return_sum"][r, i]
                     self.final_count[r] += metrics["episode_count"][r, i]
@@ -116,6 +121,22 @@ class MetricsLog:
                 if name in metrics and num_iters:
                     self.latest_probe[name][r] = metrics[name][r, num_iters - 1]
         self.file.flush()
+        return written
+
+    def accumulators(self) -> dict[str, np.ndarray]:
+        """The per-run totals a checkpoint keeps (`name` or `latest_probe.<probe>`), to resume the summary."""
+        probes = {f"latest_probe.{name}": values for name, values in self.latest_probe.items()}
+        totals = {"final_return_sum": self.final_return_sum, "final_count": self.final_count}
+        return {**totals, "latest_return": self.latest_return, **probes}
+
+    def restore(self, accumulators: dict[str, np.ndarray]) -> None:
+        """Put back what `accumulators` gave (a probe added since the checkpoint keeps its NaNs)."""
+        for name, value in accumulators.items():
+            owner, _, probe = name.partition(".")
+            if probe:
+                self.latest_probe[probe] = value.copy()
+            else:
+                setattr(self, owner, value.copy())
 
     def final_returns(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -1,12 +1,11 @@
-"""TensorBoard (tensorboardX) and optional Weights & Biases logging, fed from metrics.csv.
+"""TensorBoard (tensorboardX) and optional Weights & Biases logging of metrics.csv's rows.
 
-The sinks read the rows the MetricsLog has just appended, so they log exactly the CSV's columns,
+The sinks receive the rows the MetricsLog has just written, so they log exactly the CSV's columns,
 whatever they are, with env steps as the step. One TensorBoard sub-run (and one W&B run) per grid member.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from pathlib import Path
@@ -15,25 +14,6 @@ from purejaxspi.scale.grid import RunGrid
 
 # Columns that identify a row rather than measure something.
 ID_COLUMNS = ("run", "seed", "iteration", "env_steps")
-
-
-class CsvTail:
-    """Reads the complete rows appended to a CSV file (with the given header) since the last call."""
-
-    def __init__(self, path: Path, header: tuple[str, ...]):
-        self.path = path
-        self.header = list(header)
-        self.offset = path.stat().st_size if path.exists() else 0
-
-    def new_rows(self) -> list[dict[str, str]]:
-        with open(self.path, newline="") as f:
-            f.seek(self.offset)
-            lines = []
-            while (line := f.readline()).endswith("\n"):
-                lines.append(line)
-                self.offset = f.tell()
-        rows = [row for row in csv.reader(lines) if row != self.header]
-        return [dict(zip(self.header, row)) for row in rows]
 
 
 def scalar_columns(header: list[str]) -> list[str]:
@@ -52,26 +32,19 @@ def run_names(grid: RunGrid) -> list[str]:
     return names
 
 
-def _scalars(row: dict[str, str], columns: list[str]) -> dict[str, float]:
-    out = {}
-    for c in columns:
-        try:
-            value = float(row.get(c, ""))
-        except ValueError:
-            continue
-        if math.isfinite(value):
-            out[c] = value
-    return out
+def _scalars(row: dict, columns: list[str]) -> dict[str, float]:
+    """The row's finite measurements (a metric the program does not report is NaN)."""
+    values = {c: float(row[c]) for c in columns if c in row}
+    return {c: v for c, v in values.items() if math.isfinite(v)}
 
 
 class TensorBoardLog:
     """DIR/tensorboard/<run name>/ event files; `purge_step` drops a killed run's events past the checkpoint."""
 
-    def __init__(self, run_dir: Path, grid: RunGrid, tail: CsvTail, purge_step: int | None = None):
+    def __init__(self, run_dir: Path, grid: RunGrid, header: tuple[str, ...], purge_step: int | None = None):
         from tensorboardX import SummaryWriter
 
-        self.tail = tail
-        self.columns = scalar_columns(tail.header)
+        self.columns = scalar_columns(list(header))
         self.writers = [
             SummaryWriter(str(run_dir / "tensorboard" / name), purge_step=purge_step, flush_secs=30)
             for name in run_names(grid)
@@ -81,9 +54,9 @@ class TensorBoardLog:
                 hp = ", ".join(f"{k}={v:g}" for k, v in run.hparams.as_dict().items())
                 writer.add_text("hparams", f"seed={run.seed}, {hp}", 0)
 
-    def update(self) -> None:
-        """Log the rows appended to metrics.csv since the last update."""
-        for row in self.tail.new_rows():
+    def update(self, rows: list[dict]) -> None:
+        """Log the rows just written to metrics.csv."""
+        for row in rows:
             writer = self.writers[int(row["run"])]
             step = int(row["env_steps"])
             for name, value in _scalars(row, self.columns).items():
@@ -97,13 +70,12 @@ class TensorBoardLog:
 class WandbLog:
     """One W&B run per grid member (project `project`, grouped by the run directory's name)."""
 
-    def __init__(self, run_dir: Path, grid: RunGrid, tail: CsvTail, project: str, record: dict, resume: bool):
+    def __init__(self, run_dir: Path, grid: RunGrid, header: tuple[str, ...], project: str, record: dict, resume: bool):
         try:
             import wandb
         except ImportError:
             raise ImportError("--wandb needs the wandb extra: uv sync --extra wandb") from None
-        self.tail = tail
-        self.columns = scalar_columns(tail.header)
+        self.columns = scalar_columns(list(header))
         self.runs = []
         for name, run in zip(run_names(grid), grid.runs):
             config = {**record, "run": run.index, "seed": run.seed, "hparams": run.hparams.as_dict()}
@@ -120,9 +92,9 @@ class WandbLog:
                 )
             )
 
-    def update(self) -> None:
-        """Log the rows appended to metrics.csv since the last update."""
-        for row in self.tail.new_rows():
+    def update(self, rows: list[dict]) -> None:
+        """Log the rows just written to metrics.csv."""
+        for row in rows:
             self.runs[int(row["run"])].log(_scalars(row, self.columns), step=int(row["env_steps"]))
 
     def close(self) -> None:

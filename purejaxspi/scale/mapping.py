@@ -8,7 +8,6 @@ only the speed differs, and `auto` picks the one measured fastest for the platfo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
 
 import jax
 
@@ -24,24 +23,6 @@ RUN_CHUNK = 4
 # vector envs, but batching the conv trunk and world model over runs loses to sequential runs for
 # image envs, where lax.map matches them. Accelerators batch runs best with plain vmap.
 AUTO_RUN_MAPPING = {("cpu", "vector"): "vmap", ("cpu", "minatar"): "map"}
-
-
-class Trainer(NamedTuple):
-    """A training program mapped over the run axis (not yet jitted).
-
-    init(keys [R], hparams [R]) -> RunState [R]
-    train_chunk(state [R], hparams [R], num_iterations) -> (state [R], metrics {name: [R, num_iterations]})
-    train_steps(state [R], hparams [R], count, capacity) -> (state [R], metrics {name: [R, capacity]}), the
-        first `count` rows written (`count` may be traced: one program for every chunk length)
-    train(keys [R], hparams [R]) -> (state [R], metrics {name: [R, config.num_iterations]})
-    """
-
-    config: Config
-    agent: Any
-    init: Callable
-    train_chunk: Callable
-    train_steps: Callable
-    train: Callable
 
 
 def resolve_run_mapping(
@@ -77,24 +58,18 @@ def map_over_runs(fn: Callable, states, hparams, mapping: str):
     return jax.lax.map(lambda run: fn(*run), (states, hparams), batch_size=batch_size)
 
 
-def map_runs(program: RunProgram, env: BatchedEnv, run_mapping: str = "auto") -> Trainer:
-    """`program` over a run axis by `run_mapping` (RUN_MAPPINGS); init is always vmapped (it is cheap)."""
+def map_runs(program: RunProgram, env: BatchedEnv, run_mapping: str = "auto") -> RunProgram:
+    """`program` over a run axis by `run_mapping` (RUN_MAPPINGS): init(keys [R], hparams [R]) and
+    steps(states [R], hparams [R], count, capacity) with metrics [R, capacity]; init is always vmapped
+    (it is cheap)."""
     mapping = resolve_run_mapping(run_mapping, env.spec.family, env.spec.steps_all_runs)
 
-    def train_chunk(states, hparams, num_iterations: int):
-        return map_over_runs(lambda s, h: program.train_chunk(s, h, num_iterations), states, hparams, mapping)
+    def steps(states, hparams, count, capacity: int):
+        return map_over_runs(lambda s, h: program.steps(s, h, count, capacity), states, hparams, mapping)
 
-    def train_steps(states, hparams, count, capacity: int):
-        return map_over_runs(lambda s, h: program.train_steps(s, h, count, capacity), states, hparams, mapping)
-
-    init = jax.vmap(program.init)
-
-    def train(keys, hparams):
-        return train_chunk(init(keys, hparams), hparams, program.config.num_iterations)
-
-    return Trainer(program.config, program.agent, init, train_chunk, train_steps, train)
+    return program._replace(init=jax.vmap(program.init), steps=steps)
 
 
-def make_trainer(config: Config, env: BatchedEnv, run_mapping: str = "auto") -> Trainer:
+def make_trainer(config: Config, env: BatchedEnv, run_mapping: str = "auto") -> RunProgram:
     """The training program of `config` on `env` for a whole grid of runs; `run_mapping` only changes its speed."""
     return map_runs(make_train(config, env), env, run_mapping)

@@ -137,21 +137,12 @@ def make_layout(num_runs: int, num_devices: int | None = None) -> RunLayout:
     return RunLayout(num_runs, Mesh(np.asarray(devices[:num_devices]), (RUN_AXIS,)))
 
 
-def shard_trainer(trainer, layout: RunLayout):
-    """A mapping.Trainer whose functions take the layout's padded run axis, each device training its slice.
+def shard(program, layout: RunLayout):
+    """A program mapped over runs (`scale.mapping.map_runs`) whose functions take the layout's padded run
+    axis, each device training its slice; inside a slice the program's own run mapping (vmap, lax.map,
+    chunked) applies to the local runs. Arguments come from `layout.place`; jit the functions as usual."""
 
-    Inside a slice the trainer's own run mapping (vmap, lax.map, chunked) applies to the local runs.
-    Arguments come from `layout.place`; jit the functions as usual.
-    """
-    init = layout.shard(trainer.init)
+    def steps(states, hparams, count, capacity: int):
+        return layout.shard(lambda s, h: program.steps(s, h, count, capacity))(states, hparams)
 
-    def train_chunk(states, hparams, num_iterations: int):
-        return layout.shard(lambda s, h: trainer.train_chunk(s, h, num_iterations))(states, hparams)
-
-    def train_steps(states, hparams, count, capacity: int):
-        return layout.shard(lambda s, h: trainer.train_steps(s, h, count, capacity))(states, hparams)
-
-    def train(keys, hparams):
-        return train_chunk(init(keys, hparams), hparams, trainer.config.num_iterations)
-
-    return trainer._replace(init=init, train_chunk=train_chunk, train_steps=train_steps, train=train)
+    return program._replace(init=layout.shard(program.init), steps=steps)
