@@ -324,21 +324,32 @@ def compilation_cache() -> str:
 
 
 def vs_purejaxrl() -> str:
+    """Our program against purejaxrl's, by number of runs vmapped on one device."""
     record = read("vs_purejaxrl.json")
-    rates = record["env_steps_per_second"]
+    entries = record.get("entries", {"1": record})
     names = {
         "purejaxrl": "purejaxrl's `ppo.py`",
         "purejaxrl_our_network": "purejaxrl's `ppo.py` on our network's shape",
         "ours_program": "our training program",
         "ours_train_steady": "`pjs.train`, steady (the compiling chunk left out)",
     }
-    lines = ["| program (CartPole-v1 PPO, 1 run, 4 x 128) | env steps/s | / purejaxrl |", "|---|---|---|"]
-    for key, label in names.items():
-        lines.append(f"| {label} | {rates[key]:,.0f} | {rates[key] / rates['purejaxrl']:.2f} |")
-    machine = f"{record.get('device', '?')}, jax {record.get('jax', '?')}"
-    return "\n".join(
-        lines + ["", source("vs_purejaxrl.json", "uv run python benchmarks/vs_purejaxrl.py", [record], machine)]
-    )
+    lines = [
+        "| program (CartPole-v1 PPO, 4 x 128, runs vmapped on one device) | runs | env steps/s, all runs | "
+        "/ purejaxrl | / purejaxrl on our network | compile |",
+        "|---|---|---|---|---|---|",
+    ]
+    for runs, entry in entries.items():
+        rates, compiles = entry["env_steps_per_second"], entry.get("compile_seconds", {})
+        for key, label in names.items():
+            compile_time = f"{compiles[key]:.1f} s" if key in compiles else "-"
+            lines.append(
+                f"| {label} | {runs} | {rates[key]:,.0f} | {rates[key] / rates['purejaxrl']:.2f} | "
+                f"{rates[key] / rates['purejaxrl_our_network']:.2f} | {compile_time} |"
+            )
+    command = "uv run python benchmarks/vs_purejaxrl.py --purejaxrl DIR [--num-seeds N]"
+    makers = [e for e in entries.values()]
+    machine = "; ".join(dict.fromkeys(f"{e.get('device', '?')}, jax {e.get('jax', '?')}" for e in makers))
+    return "\n".join(lines + ["", source("vs_purejaxrl.json", command, makers, machine)])
 
 
 def host_overhead() -> str:

@@ -1,4 +1,5 @@
-"""One CartPole-v1 PPO run, purejaxrl's `make_train` against ours, side by side in one process.
+"""CartPole-v1 PPO, purejaxrl's `make_train` against ours, side by side in one process, for 1 run or
+`--num-seeds` runs vmapped on one device (purejaxrl's README's `jax.vmap(make_train(config))`).
 
 purejaxrl is not a dependency: pass the path of a checkout (its `purejaxrl/ppo.py` is loaded as it is).
 Two of its imports do not load against our pinned packages, so this script stands in for them with
@@ -9,11 +10,14 @@ softmax). Everything else, the network, the losses and the update loop, is purej
 A second purejaxrl program swaps in our vector-env network shape (`SharedEncoderActorCritic`), to
 separate the cost of the architecture from the cost of the rest of the program.
 
-Each program is compiled first, then each compiled call (a whole 500k-step run) is timed, alternating
-programs, median of the repeats. Run it on an otherwise idle machine:
+Each program is compiled first (its seconds recorded), then each compiled call (whole 500k-step runs)
+is timed, alternating programs, median of the repeats. Run it on an otherwise idle machine:
 
     git clone https://github.com/luchris429/purejaxrl /tmp/purejaxrl
-    uv run python benchmarks/vs_purejaxrl.py --purejaxrl /tmp/purejaxrl   # writes benchmarks/results/vs_purejaxrl.json
+    uv run python benchmarks/vs_purejaxrl.py --purejaxrl /tmp/purejaxrl                  # 1 run
+    uv run python benchmarks/vs_purejaxrl.py --purejaxrl /tmp/purejaxrl --num-seeds 16   # 16 runs
+
+Each writes its entry (by the number of runs) into benchmarks/results/vs_purejaxrl.json.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ class Args:
     out: Path = RESULTS / "vs_purejaxrl.json"
     total_timesteps: int = int(PUREJAXRL_CONFIG["TOTAL_TIMESTEPS"])
     """Env steps of the run both sides train (purejaxrl's own: 500k); a multiple of its 512-step batch."""
+    num_seeds: int = 1
+    """Runs vmapped on one device, on both sides."""
 
 
 class _Wrapper:
@@ -173,26 +179,47 @@ def timed(call) -> float:
     return time.perf_counter() - start
 
 
+def compiled(fn, *args) -> tuple:
+    """(fn jitted and compiled for args, seconds the lowering and compile took)."""
+    start = time.perf_counter()
+    program = jax.jit(fn).lower(*args).compile()
+    return program, time.perf_counter() - start
+
+
+def read_entries(path: Path) -> dict:
+    """The record's entries by number of runs; a record from before `--num-seeds` is the 1-run entry."""
+    if not path.is_file():
+        return {}
+    record = json.loads(path.read_text())
+    return record.get("entries", {"1": record})
+
+
 def main(args: Args) -> dict:
     started = utc_now()
     ppo = load_purejaxrl(args.purejaxrl)
     their_config = {**PUREJAXRL_CONFIG, "TOTAL_TIMESTEPS": args.total_timesteps}
-    theirs = jax.jit(ppo.make_train(their_config)).lower(jax.random.PRNGKey(0)).compile()
+    their_keys = jax.random.split(jax.random.PRNGKey(0), args.num_seeds)
+    theirs, their_compile = compiled(jax.vmap(ppo.make_train(their_config)), their_keys)
     ppo.ActorCritic = SharedEncoderActorCritic  # make_train reads the module's global when called
-    theirs_shared = jax.jit(ppo.make_train(their_config)).lower(jax.random.PRNGKey(0)).compile()
+    theirs_shared, their_shared_compile = compiled(jax.vmap(ppo.make_train(their_config)), their_keys)
     their_steps = args.total_timesteps // 512 * 512
 
     config = pjs.make_config("CartPole-v1", "ppo", num_envs=4, num_steps=128, total_timesteps=their_steps)
-    grid = pjs.make_grid(config, num_seeds=1, learning_rate=[PUREJAXRL_CONFIG["LR"]])
+    grid = pjs.make_grid(config, num_seeds=args.num_seeds, learning_rate=[PUREJAXRL_CONFIG["LR"]])
     program = pjs.make_train(config, pjs.make_env(config.env.env_id, config.env.num_envs))
     keys, hparams = grid.keys(), grid.hparams()
-    ours = jax.jit(jax.vmap(program.train)).lower(keys, hparams).compile()
+    ours, our_compile = compiled(jax.vmap(program.train), keys, hparams)
 
-    seconds = {"purejaxrl": [], "purejaxrl_our_network": [], "ours_program": [], "ours_train": []}
+    seconds: dict[str, list[float]] = {
+        "purejaxrl": [],
+        "purejaxrl_our_network": [],
+        "ours_program": [],
+        "ours_train": [],
+    }
     train_rates = []
     for _ in range(args.repeats):
-        seconds["purejaxrl"].append(timed(lambda: theirs(jax.random.PRNGKey(0))))
-        seconds["purejaxrl_our_network"].append(timed(lambda: theirs_shared(jax.random.PRNGKey(0))))
+        seconds["purejaxrl"].append(timed(lambda: theirs(their_keys)))
+        seconds["purejaxrl_our_network"].append(timed(lambda: theirs_shared(their_keys)))
         seconds["ours_program"].append(timed(lambda: ours(keys, hparams)))
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
@@ -200,12 +227,19 @@ def main(args: Args) -> dict:
             seconds["ours_train"].append(time.perf_counter() - start)
         train_rates.append(summary["env_steps_per_second"])  # steady state, the compiling chunk left out
     # ours_train's wall time includes its compile and the run directory; its steady rate does not
-    rates = {name: their_steps / statistics.median(values) for name, values in seconds.items()}
+    all_steps = their_steps * args.num_seeds
+    rates = {name: all_steps / statistics.median(values) for name, values in seconds.items()}
     train_rate = rates["ours_train_steady"] = statistics.median(train_rates)
-    result = {
-        "env_steps": their_steps,
+    entry = {
+        "num_seeds": args.num_seeds,
+        "env_steps_per_run": their_steps,
         "seconds": seconds,
         "env_steps_per_second": rates,
+        "compile_seconds": {
+            "purejaxrl": their_compile,
+            "purejaxrl_our_network": their_shared_compile,
+            "ours_program": our_compile,
+        },
         "ours_program_over_purejaxrl": rates["ours_program"] / rates["purejaxrl"],
         "ours_program_over_purejaxrl_our_network": rates["ours_program"] / rates["purejaxrl_our_network"],
         "ours_train_steady_over_purejaxrl": train_rate / rates["purejaxrl"],
@@ -214,11 +248,14 @@ def main(args: Args) -> dict:
         "provenance": provenance(started),
     }
     for name, rate in rates.items():
-        print(f"{name:20s} {rate:>10,.0f} env steps/s")
+        print(f"{name:22s} {rate:>10,.0f} env steps/s (all {args.num_seeds} runs)")
+    entries = {**read_entries(args.out), str(args.num_seeds): entry}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    return result
+    args.out.write_text(
+        json.dumps({"entries": dict(sorted(entries.items(), key=lambda e: int(e[0])))}, indent=2) + "\n"
+    )
+    print(f"wrote the {args.num_seeds}-run entry of {args.out}")
+    return entry
 
 
 if __name__ == "__main__":
