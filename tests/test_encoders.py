@@ -75,7 +75,7 @@ def test_world_models_train_on_the_frame_mlps_flat_latent(algo):
         method=Agent.with_world_model, mutable=["spectral"],
     )  # fmt: skip
     assert predictions.latent.shape == predictions.next_latent_pred.shape == (config.batch_size, 256)
-    terms, _ = ppo.minibatch_loss(learner.updater, state.params, state.spectral, batch, hp, state.key)[1]
+    terms, _ = ppo.minibatch_loss(learner.update_setup, state.params, state.spectral, batch, hp, state.key)[1]
 
     def smooth_l1(x):
         return np.where(np.abs(x) < 1, 0.5 * x**2, np.abs(x) - 0.5)

@@ -121,7 +121,7 @@ def test_the_clipped_value_loss_changes_the_update_only_when_on():
         learner, state, batch, hp = first_batch(config)
         if "value" in batch:
             batch = {**batch, "value": batch["value"] + shift}  # the rollout's values, moved away
-        terms, _ = ppo.minibatch_loss(learner.updater, state.params, state.spectral, batch, hp, state.key)[1]
+        terms, _ = ppo.minibatch_loss(learner.update_setup, state.params, state.spectral, batch, hp, state.key)[1]
         _, value = policy_value(learner.agent, {"params": state.params, "spectral": state.spectral}, batch["obs"])
         return float(terms.value_loss), np.asarray(value), batch, hp
 

@@ -7,7 +7,7 @@ The world model, where the algorithm has one, adds its own terms to the minibatc
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +16,9 @@ import optax
 from purejaxspi.algo import objectives, world_model
 from purejaxspi.algo.networks import Agent, policy_value
 from purejaxspi.settings import Hyperparameter, setting
+
+if TYPE_CHECKING:
+    from purejaxspi.algo.config import Config
 
 TRUNCATION_RULES = ("bootstrap", "terminate")
 
@@ -77,23 +80,30 @@ HYPERPARAMETERS = (
 )
 
 
-class Updater(NamedTuple):
-    """What the update needs besides the data: the settings, the network and the optimiser."""
+class UpdateSetup(NamedTuple):
+    """What the update reads besides the data: the run's config, the network, where the world model's
+    loss enters (world_model.PLACEMENTS) and Adam's moment scaling (the learning rate, which may differ
+    per run and anneal, multiplies its output)."""
 
-    ppo: PPOConfig
-    world_model: world_model.WorldModelConfig | None
-    placement: str  # where the world model's loss enters (world_model.PLACEMENTS)
+    config: Config
     agent: Agent
-    adam: Any
-    batch_size: int
-    num_iterations: int
+    placement: str
+    adam_moments: Any
+
+    @property
+    def ppo(self) -> PPOConfig:
+        return self.config.ppo
+
+    @property
+    def world_model(self) -> world_model.WorldModelConfig | None:
+        return self.config.world_model
 
     @property
     def minibatch_size(self) -> int:
-        return self.batch_size // self.ppo.num_minibatches
+        return self.config.batch_size // self.ppo.num_minibatches
 
 
-def minibatch_loss(up: Updater, params, spectral, batch: dict, hp, key):
+def minibatch_loss(up: UpdateSetup, params, spectral, batch: dict, hp, key):
     """The minibatch's total loss, with (LossTerms, the refreshed spectral vectors) as aux."""
     obs, variables = batch["obs"], {"params": params, "spectral": spectral}
     wm_terms = None
@@ -129,24 +139,24 @@ def minibatch_loss(up: Updater, params, spectral, batch: dict, hp, key):
     return terms.total, (terms, spectral)
 
 
-def gradient_step(up: Updater, params, spectral, adam_state, minibatch, hp, key, learning_rate):
+def gradient_step(up: UpdateSetup, params, spectral, adam_state, minibatch, hp, key, learning_rate):
     """One minibatch's loss gradient, clipped, and Adam's step: (params, spectral, adam_state, terms)."""
     grad_fn = jax.value_and_grad(minibatch_loss, argnums=1, has_aux=True)
     (_, (terms, new_spectral)), grads = grad_fn(up, params, spectral, minibatch, hp, key)
     with jax.named_scope("optimizer"):
         grads = clip_by_global_norm(grads, hp.max_grad_norm)
-        updates, new_adam = up.adam.update(grads, adam_state)
+        updates, new_adam = up.adam_moments.update(grads, adam_state)
         new_params = optax.apply_updates(params, jax.tree.map(lambda u: -learning_rate * u, updates))
     return new_params, new_spectral, new_adam, terms
 
 
-def learning_rate_at(up: Updater, iteration, hp):
+def learning_rate_at(up: UpdateSetup, iteration, hp):
     if up.ppo.anneal_lr:
-        return hp.learning_rate * (1.0 - iteration / up.num_iterations)
+        return hp.learning_rate * (1.0 - iteration / up.config.num_iterations)
     return hp.learning_rate
 
 
-def update(up: Updater, params, spectral, adam_state, key, batch: dict, hp, learning_rate):
+def update(up: UpdateSetup, params, spectral, adam_state, key, batch: dict, hp, learning_rate):
     """update_epochs x num_minibatches gradient steps on the rollout's `batch` [batch_size, ...].
 
     Returns (params, spectral, adam_state, key, terms [epochs, minibatches], epochs applied)."""
@@ -171,7 +181,7 @@ def update(up: Updater, params, spectral, adam_state, key, batch: dict, hp, lear
     def epoch(carry, _):
         params, spectral, adam_state, key, stopped = carry
         key, perm_key = jax.random.split(key)
-        perm = jax.random.permutation(perm_key, up.batch_size)
+        perm = jax.random.permutation(perm_key, up.config.batch_size)
         minibatches = jax.tree.map(
             lambda x: x[perm].reshape((up.ppo.num_minibatches, up.minibatch_size) + x.shape[1:]), batch
         )

@@ -48,27 +48,19 @@ class Transition(NamedTuple):
 
 
 class Learner(NamedTuple):
-    """One run's static parts: the config, the env batch, the network and the update."""
+    """One run's static parts: the config, the env batch, the network and what the update reads."""
 
     config: Config
     env: BatchedEnv
     agent: Agent
-    updater: ppo.Updater
+    update_setup: ppo.UpdateSetup
 
 
 def make_learner(config: Config, env: BatchedEnv) -> Learner:
     spec = env.spec
     agent = Agent(spec.family, spec.num_actions, config.network, config.world_model)
-    updater = ppo.Updater(
-        config.ppo,
-        config.world_model,
-        PLACEMENTS.get(config.algo, "advantage"),
-        agent,
-        optax.scale_by_adam(eps=1e-5),
-        config.batch_size,
-        config.num_iterations,
-    )
-    return Learner(config, env, agent, updater)
+    placement = PLACEMENTS.get(config.algo, "none")
+    return Learner(config, env, agent, ppo.UpdateSetup(config, agent, placement, optax.scale_by_adam(eps=1e-5)))
 
 
 def variables_of(state: RunState) -> dict:
@@ -91,7 +83,7 @@ def init_run(learner: Learner, key, hp: HParams) -> RunState:
     dummy_action = jnp.zeros((obs.shape[0],), jnp.int32)
     variables = learner.agent.init(net_key, obs, dummy_action, sample_key, method=Agent.init_all)
     params, spectral = variables["params"], variables.get("spectral", {})
-    adam_state = learner.updater.adam.init(params)
+    adam_state = learner.update_setup.adam_moments.init(params)
     return RunState(params, spectral, adam_state, env_state, obs, action_mask, run_key, jnp.int32(0))
 
 
@@ -173,7 +165,7 @@ def flat_batch(learner: Learner, traj: Transition, adv, returns) -> dict:
 
 def learn(learner: Learner, state: RunState, traj: Transition, adv, returns, hp: HParams):
     """PPO's update on the rollout: (state, terms [epochs, minibatches], learning rate, epochs applied)."""
-    up = learner.updater
+    up = learner.update_setup
     learning_rate = ppo.learning_rate_at(up, state.iteration, hp)
     batch = flat_batch(learner, traj, adv, returns)
     params, spectral, adam_state, key, terms, epochs = ppo.update(
@@ -270,7 +262,7 @@ def act_piece(learner: Learner, state: RunState):
 
 
 def gradient_step_piece(learner: Learner, state: RunState, traj: Transition, adv, returns, hp: HParams):
-    up = learner.updater
+    up = learner.update_setup
     minibatch = jax.tree.map(lambda x: x[: up.minibatch_size], flat_batch(learner, traj, adv, returns))
     learning_rate = ppo.learning_rate_at(up, state.iteration, hp)
     params, spectral, adam_state, _ = ppo.gradient_step(
