@@ -3,6 +3,7 @@ outputs included), and the test suite's time.
 
     uv run python benchmarks/timings.py             # the README's training commands and its API example
     uv run python benchmarks/timings.py --suite     # also `uv run pytest --durations=15` (the whole suite)
+    uv run python benchmarks/timings.py --suite-only  # the suite alone, the commands' rows kept as they are
 
 Writes benchmarks/results/timings.json (each command's seconds, the suite's closing line and its
 slowest tests, the provenance), from which benchmarks/tables.py draws the README's timings table.
@@ -60,6 +61,8 @@ COMMANDS = (
 class Args:
     suite: bool = False
     """Also time the whole test suite (`uv run pytest --durations=15`)."""
+    suite_only: bool = False
+    """Time the suite alone; the record's command rows stay as they were measured."""
     out: Path = RESULTS
 
 
@@ -77,7 +80,7 @@ def api_example() -> str:
 
 
 def time_suite() -> dict:
-    began = time.perf_counter()
+    started, began = utc_now(), time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--durations=15", "-q"], cwd=ROOT, capture_output=True, text=True
     )
@@ -85,10 +88,19 @@ def time_suite() -> dict:
     lines = done.stdout.splitlines()
     closing = next((line.strip("= ") for line in reversed(lines) if " passed" in line or " failed" in line), "")
     slowest = [line for line in lines if re.match(r"^\d+\.\d+s (call|setup|teardown) ", line)][:15]
-    return {"seconds": seconds, "exit_code": done.returncode, "closing_line": closing, "slowest": slowest}
+    return {
+        "seconds": seconds,
+        "exit_code": done.returncode,
+        "closing_line": closing,
+        "slowest": slowest,
+        "provenance": provenance(started),
+    }
 
 
 def main(args: Args) -> dict:
+    if args.suite_only:
+        result = json.loads(args.out.read_text()) if args.out.is_file() else {"commands": []}
+        return write(args.out, {**result, "suite": time_suite()})
     started, rows = utc_now(), []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (what, command) in enumerate(COMMANDS):
@@ -102,10 +114,15 @@ def main(args: Args) -> dict:
     result = {"commands": rows, "provenance": provenance(started)}
     if args.suite:
         result["suite"] = time_suite()
+    return write(args.out, result)
+
+
+def write(out: Path, result: dict) -> dict:
+    if "suite" in result:
         print(f"the suite: {result['suite']['seconds'] / 60:.1f} min, {result['suite']['closing_line']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
     return result
 
 
