@@ -20,12 +20,8 @@ sys.dont_write_bytecode = False
 # One persistent compilation cache for the whole session, shared by its CLI processes, its in-process
 # tests and its workers (the first process to compile a program stores it, the others load it), in a
 # folder of its own: never the user's, and empty at the start of every session so a compile-time
-# regression still shows. tests/test_compilation_cache.py keeps its own folder.
+# regression still shows (pytest_configure). tests/test_compilation_cache.py keeps its own folder.
 SESSION_CACHE_VAR = "PUREJAXSPI_TEST_SESSION_CACHE"
-if SESSION_CACHE_VAR not in os.environ:  # the controlling process; xdist's workers inherit its folder
-    os.environ[SESSION_CACHE_VAR] = tempfile.mkdtemp(prefix="purejaxspi-tests-jax-")
-SESSION_CACHE = Path(os.environ[SESSION_CACHE_VAR])
-os.environ["PUREJAXSPI_COMPILATION_CACHE"] = str(SESSION_CACHE)
 # XLA:CPU logs a warning line each time it loads a cached executable; the tests read stderr line by line.
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 
@@ -168,9 +164,12 @@ def first_batch(config, seed: int = 0) -> FirstBatch:
 def pytest_configure(config):
     from purejaxspi.lifecycle import compilation_cache
 
-    compilation_cache.enable(SESSION_CACHE)
+    if SESSION_CACHE_VAR not in os.environ:  # the controlling process; xdist's workers inherit the folder
+        os.environ[SESSION_CACHE_VAR] = tempfile.mkdtemp(prefix="purejaxspi-tests-jax-")
+    os.environ["PUREJAXSPI_COMPILATION_CACHE"] = os.environ[SESSION_CACHE_VAR]
+    compilation_cache.enable(os.environ[SESSION_CACHE_VAR])
 
 
 def pytest_unconfigure(config):
     if not hasattr(config, "workerinput"):  # the controlling process made the folder; it removes it
-        shutil.rmtree(SESSION_CACHE, ignore_errors=True)
+        shutil.rmtree(os.environ.get(SESSION_CACHE_VAR, ""), ignore_errors=True)
