@@ -149,7 +149,7 @@ def choosing() -> str:
     reductions = [lp_reduction(s) for s in deepspi_grids]
     raised = sorted({s["alpha_p"][2] / s["alpha_p"][1] for s in deepspi_grids})
     costless = sum(raised_cell_inside_zero(s) for s in deepspi_grids)
-    makers = "; ".join(dict.fromkeys(made_by(s, s.get("host")) for s in studies.values()))
+    makers = study_makers(studies)
     return (
         "**What it means for choosing.** Deep SPI at the paper's coefficients adds a world model whose terms\n"
         f"are at most {paper_share:.1%} of |A| (the alpha study's Deep SPI grids): it trains like PPO ({inside} "
@@ -168,9 +168,17 @@ def choosing() -> str:
         "choose PPO for return alone; DeepMDP, the same\n"
         "losses outside the clip, tolerates large coefficients better. The gains the paper reports are not\n"
         "measured here.\n\n"
-        f"<sub>Records `benchmarks/results/minatar_parity.json` (`{PARITY_COMMAND}`) and "
-        f"`benchmarks/results/sensitivity.json` (`uv run python benchmarks/sensitivity.py`); {makers}.</sub>"
+        "<sub>Record `benchmarks/results/minatar_parity.json` and `benchmarks/results/sensitivity.json`; command "
+        f"`{PARITY_COMMAND}` and `{SENSITIVITY_COMMAND}`; {makers}.</sub>"
     )
+
+
+SENSITIVITY_COMMAND = "uv run python benchmarks/sensitivity.py"
+
+
+def study_makers(studies: dict) -> str:
+    """What made each study of the alpha study (the GPU ones name their card)."""
+    return "; ".join(dict.fromkeys(made_by(s, s.get("host")) for s in studies.values()))
 
 
 def raised_cell_inside_zero(study: dict) -> bool:
@@ -232,7 +240,9 @@ def alpha_summary() -> str:
         "[benchmarks/README.md](benchmarks/README.md#how-much-world-model-does-deep-spi-need-benchmarkssensitivitypy)\n"
         "has its tables, the paper's alphas are (0.01, 0.0005)). Cells whose 95% CI lies above the alpha = 0 "
         f"cell's IQM: DeepMDP, {verdict('deepmdp')}. Deep SPI, {verdict('deepspi')}. Cells whose CI lies above "
-        f"the alpha = 0 cell's whole CI: {clear or 'none'} in the {len(studies)} grids."
+        f"the alpha = 0 cell's whole CI: {clear or 'none'} in the {len(studies)} grids.\n\n"
+        f"<sub>Record `benchmarks/results/sensitivity.json`; command `{SENSITIVITY_COMMAND}`; "
+        f"{study_makers(studies)}.</sub>"
     )
 
 

@@ -93,6 +93,7 @@ def time_suite() -> dict:
         "exit_code": done.returncode,
         "closing_line": closing,
         "slowest": slowest,
+        "failed": [line.split(" - ")[0] for line in lines if line.startswith("FAILED ")],
         "provenance": provenance(started),
     }
 

@@ -200,19 +200,24 @@ def iteration(learner: Learner, state: RunState, hp: HParams):
     return state, {**metrics, "update_epochs_run": epochs, **probe(learner, state)}
 
 
-def train_steps(learner: Learner, state: RunState, hp: HParams, count, capacity: int):
-    """`count` iterations (at most `capacity`; traced, so one executable serves every chunk length and
-    the host sizes each chunk by time without a compile). Returns (state, metrics {name: [capacity]}),
-    whose rows from `count` on are zeros."""
-    shapes = jax.eval_shape(lambda s: iteration(learner, s, hp)[1], state)
+def train_steps(iterate: Callable, state, hp, count, capacity: int):
+    """The one loop: `count` iterations of `iterate(state, hp) -> (state, metrics)`, one run's `iteration`
+    or a grid's mapped over its runs (`scale.mapping`), `count` traced (at most `capacity`) so one
+    executable serves every chunk length and the host sizes each chunk by time without a compile.
+    Returns (state, metrics {name: [capacity]}, a grid's [R, capacity]), the rows from `count` on zeros.
+
+    The loop runs outside the mapping over runs: a while loop inside a vmap cannot hold a host env's
+    ordered callbacks (envpool's Python interface)."""
+    shapes = jax.eval_shape(iterate, state, hp)[1]
     rows = jax.tree.map(lambda m: jnp.zeros((capacity,) + m.shape, m.dtype), shapes)
 
     def body(i, carry):
         state, rows = carry
-        state, metrics = iteration(learner, state, hp)
+        state, metrics = iterate(state, hp)
         return state, jax.tree.map(lambda r, m: r.at[i].set(m), rows, metrics)
 
-    return jax.lax.fori_loop(0, count, body, (state, rows))
+    state, rows = jax.lax.fori_loop(0, count, body, (state, rows))
+    return state, jax.tree.map(lambda r: jnp.moveaxis(r, 0, -1), rows)
 
 
 def iteration_metrics(ts: Timestep, terms: objectives.LossTerms, learning_rate, hp: HParams) -> dict[str, jax.Array]:
@@ -277,8 +282,9 @@ class RunProgram(NamedTuple):
     each step keeping these fields.
 
     init(key, hp) -> RunState
-    steps(state, hp, count, capacity) -> (state, metrics {name: [capacity]}): `count` iterations, the
-        rows from `count` on zeros; `count` may be traced (the one loop body every caller runs)
+    iteration(state, hp) -> (state, metrics {name: scalar}): rollout, GAE, PPO's update
+    steps(state, hp, count, capacity) -> (state, metrics {name: [capacity]}): `count` iterations in the
+        one loop (`train_steps`), the rows from `count` on zeros; `count` may be traced
     train(key, hp) -> (state, metrics {name: [config.num_iterations]}): the whole run from its key
     pieces: one run's iteration pieces outside their loops, for counting its work (`analysis.work`)
     """
@@ -286,6 +292,7 @@ class RunProgram(NamedTuple):
     config: Config
     agent: Agent
     init: Callable
+    iteration: Callable
     steps: Callable
     pieces: IterationPieces
 
@@ -310,10 +317,12 @@ def make_train(config: Config, env: BatchedEnv) -> RunProgram:
         functools.partial(gradient_step_piece, learner),
         counts,
     )
+    one_iteration = functools.partial(iteration, learner)
     return RunProgram(
         config,
         learner.agent,
         functools.partial(init_run, learner),
-        functools.partial(train_steps, learner),
+        one_iteration,
+        functools.partial(train_steps, one_iteration),
         pieces,
     )

@@ -7,12 +7,13 @@ only the speed differs, and `auto` picks the one measured fastest for the platfo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
 
 from purejaxspi.algo.config import Config
-from purejaxspi.algo.train import RunProgram, make_train
+from purejaxspi.algo.train import RunProgram, make_train, train_steps
 from purejaxspi.envs.base import BatchedEnv
 from purejaxspi.errors import ConfigError
 
@@ -59,15 +60,16 @@ def map_over_runs(fn: Callable, states, hparams, mapping: str):
 
 
 def map_runs(program: RunProgram, env: BatchedEnv, run_mapping: str = "auto") -> RunProgram:
-    """`program` over a run axis by `run_mapping` (RUN_MAPPINGS): init(keys [R], hparams [R]) and
-    steps(states [R], hparams [R], count, capacity) with metrics [R, capacity]; init is always vmapped
-    (it is cheap)."""
+    """`program` over a run axis by `run_mapping` (RUN_MAPPINGS): init(keys [R], hparams [R]), the
+    iteration over every run, and the one loop over that iteration (metrics [R, capacity]); init is
+    always vmapped (it is cheap)."""
     mapping = resolve_run_mapping(run_mapping, env.spec.family, env.spec.steps_all_runs)
 
-    def steps(states, hparams, count, capacity: int):
-        return map_over_runs(lambda s, h: program.steps(s, h, count, capacity), states, hparams, mapping)
+    def iteration(states, hparams):
+        return map_over_runs(program.iteration, states, hparams, mapping)
 
-    return program._replace(init=jax.vmap(program.init), steps=steps)
+    steps = functools.partial(train_steps, iteration)
+    return program._replace(init=jax.vmap(program.init), iteration=iteration, steps=steps)
 
 
 def make_trainer(config: Config, env: BatchedEnv, run_mapping: str = "auto") -> RunProgram:

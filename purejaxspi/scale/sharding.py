@@ -145,4 +145,5 @@ def shard(program, layout: RunLayout):
     def steps(states, hparams, count, capacity: int):
         return layout.shard(lambda s, h: program.steps(s, h, count, capacity))(states, hparams)
 
-    return program._replace(init=layout.shard(program.init), steps=steps)
+    iteration = layout.shard(program.iteration)
+    return program._replace(init=layout.shard(program.init), iteration=iteration, steps=steps)
