@@ -323,23 +323,7 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
                 config, grid_from_values(values, plan.first_seed, 1)
             )
     for num_runs in plan.num_runs:
-        grids = [grid_from_values(values, plan.first_seed, num_runs) for values in plan.values]
-        programs: dict[Any, Program] = {}
-        mappings: dict[Any, str] = {}
-        if plan.env_only:
-            programs["env_only"] = env_only_program(plan.configs[0], grids[0], plan.iterations)
-            on_step()
-        for config, grid in zip(plan.configs, grids):
-            for mapping in plan.run_mappings:
-                for devices in plan.devices:
-                    key = config.algo, config.network.conv, mapping, devices
-                    programs[key], mappings[key] = training_program(config, grid, plan.iterations, mapping, devices)
-                    on_step()
-            if plan.sequential:
-                programs[config.algo, config.network.conv, "sequential"] = sequential_program(
-                    config, grid, plan.iterations
-                )
-                on_step()
+        programs, mappings = compile_programs(plan, num_runs, on_step)
         seconds = dict(zip(programs, time_interleaved(list(programs.values()), plan.repeats, on_step)))
         rate: dict[Any, float] = {name: programs[name].env_steps / seconds[name] for name in programs}
         for config in plan.configs:
@@ -373,6 +357,27 @@ def run_bench(plan: BenchPlan, on_step: Callable[[], Any] = lambda: None) -> lis
     add_cost_ratios(rows)
     add_device_scaling(rows)
     return rows
+
+
+def compile_programs(plan: BenchPlan, num_runs: int, on_step: Callable[[], Any]) -> tuple[dict, dict]:
+    """Every program the plan times at `num_runs` runs, compiled: ({key: Program}, {key: run mapping}),
+    keyed (algo, conv, mapping, devices), (algo, conv, "sequential") and "env_only"."""
+    grids = [grid_from_values(values, plan.first_seed, num_runs) for values in plan.values]
+    programs: dict[Any, Program] = {}
+    mappings: dict[Any, str] = {}
+    if plan.env_only:
+        programs["env_only"] = env_only_program(plan.configs[0], grids[0], plan.iterations)
+        on_step()
+    for config, grid in zip(plan.configs, grids):
+        for mapping in plan.run_mappings:
+            for devices in plan.devices:
+                key = config.algo, config.network.conv, mapping, devices
+                programs[key], mappings[key] = training_program(config, grid, plan.iterations, mapping, devices)
+                on_step()
+        if plan.sequential:
+            programs[config.algo, config.network.conv, "sequential"] = sequential_program(config, grid, plan.iterations)
+            on_step()
+    return programs, mappings
 
 
 def count_steps(plan: BenchPlan) -> int:

@@ -262,6 +262,23 @@ def on_this_device(calls: dict[int, tuple], which: int, axis_name: str | None, a
     return call
 
 
+def refuse_unbatched(num_runs: int) -> None:
+    """Unbatched, one run's actions would drive every run's environments: fail when such a call runs.
+    (custom_vmap traces this path for its shapes even under vmap, so it cannot refuse at trace time.)"""
+    if num_runs == 1:
+        return
+
+    def refuse():
+        from purejaxspi.errors import ConfigError
+
+        raise ConfigError(
+            f"this Atari env's pool serves {num_runs} runs: map the program over them with "
+            f"jax.vmap (pjs.make_trainer does), or make the env for one run"
+        )
+
+    io_callback(refuse, None, ordered=True)
+
+
 def pool_functions(
     pools: dict[int, object],
     num_runs: int,
@@ -293,26 +310,10 @@ def pool_functions(
         handle, step = outputs
         return handle, jax.tree.map(lambda x: x[:num_envs], step)
 
-    def refuse_unbatched():
-        """Unbatched, one run's actions would drive every run's environments: fail when such a call runs.
-        (custom_vmap traces this path for its shapes even under vmap, so it cannot refuse at trace time.)"""
-        if num_runs == 1:
-            return
-
-        def refuse():
-            from purejaxspi.errors import ConfigError
-
-            raise ConfigError(
-                f"this Atari env's pool serves {num_runs} runs: map the program over them with "
-                f"jax.vmap (pjs.make_trainer does), or make the env for one run"
-            )
-
-        io_callback(refuse, None, ordered=True)
-
     @jax.custom_batching.custom_vmap
     def reset_pool(key):
         del key  # envpool seeds its environments when the pool is made
-        refuse_unbatched()
+        refuse_unbatched(num_runs)
         return first_run(flat_reset())
 
     @reset_pool.def_vmap
@@ -322,7 +323,7 @@ def pool_functions(
 
     @jax.custom_batching.custom_vmap
     def step_pool(handle, action):
-        refuse_unbatched()
+        refuse_unbatched(num_runs)
         return first_run(flat_step(handle, action))
 
     @step_pool.def_vmap
@@ -335,6 +336,32 @@ def pool_functions(
         return per_run(axis_size, flat_step(handle, action.reshape(-1)))
 
     return reset_pool, step_pool
+
+
+def after_step(state: EnvpoolState, handle, out: PoolStep, action_mask) -> tuple[EnvpoolState, Timestep]:
+    """The pool's step as the program sees it: learning's episode ends at a lost life (episodic life),
+    the reported one at the game's end; the step after either is envpool's reset, no real transition."""
+    episode_done = out.game_over | out.truncated
+    episode_return = state.running_return + out.raw_reward
+    terminated = out.terminated & ~out.truncated
+    timestep = Timestep(
+        obs=out.obs,
+        action_mask=action_mask,
+        reward=out.reward,
+        terminated=terminated,
+        truncated=out.truncated,
+        next_obs=out.obs,
+        transition_valid=~state.resetting,
+        episode_done=episode_done,
+        episode_return=episode_return,
+        episode_length=out.elapsed_step,
+    )
+    new_state = EnvpoolState(
+        handle=handle,
+        running_return=jnp.where(episode_done, 0.0, episode_return),
+        resetting=terminated | out.truncated,
+    )
+    return new_state, timestep
 
 
 def make(
@@ -376,26 +403,6 @@ def make(
     def step(state: EnvpoolState, action, key):
         del key  # the pool's environments carry their own seeded randomness
         handle, out = step_pool(state.handle, action)
-        episode_done = out.game_over | out.truncated
-        episode_return = state.running_return + out.raw_reward
-        terminated = out.terminated & ~out.truncated
-        timestep = Timestep(
-            obs=out.obs,
-            action_mask=all_legal,
-            reward=out.reward,
-            terminated=terminated,
-            truncated=out.truncated,
-            next_obs=out.obs,
-            transition_valid=~state.resetting,
-            episode_done=episode_done,
-            episode_return=episode_return,
-            episode_length=out.elapsed_step,
-        )
-        new_state = EnvpoolState(
-            handle=handle,
-            running_return=jnp.where(episode_done, 0.0, episode_return),
-            resetting=terminated | out.truncated,
-        )
-        return new_state, timestep
+        return after_step(state, handle, out, all_legal)
 
     return BatchedEnv(spec=spec, num_envs=num_envs, reset=reset, step=step)
