@@ -52,9 +52,9 @@ class Config:
     """Everything that fixes shapes or the program; changing any setting recompiles.
 
     Build it with `make_config`, which applies the preset of (env family, settings). `world_model` is
-    None for PPO. The defaults are the shape of Deep SPI's MinAtar preset, with the family's own encoder
-    and the paper's scripts' conventions (the learning rate annealed, the value loss unclipped), which a
-    record written before those settings existed ran with.
+    None for PPO. The defaults are each setting's declared default, with the paper's scripts' conventions
+    (the learning rate annealed, the value loss unclipped): a base that every preset overrides in part and
+    none equals, and what a record written before a setting existed ran with.
     """
 
     algo: str = "deepspi"

@@ -7,6 +7,7 @@ The world model, where the algorithm has one, adds its own terms to the minibatc
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
@@ -19,6 +20,7 @@ from purejaxspi.settings import Hyperparameter, setting
 
 if TYPE_CHECKING:
     from purejaxspi.algo.config import Config
+    from purejaxspi.algo.train import RunState
 
 TRUNCATION_RULES = ("bootstrap", "terminate")
 
@@ -139,61 +141,52 @@ def minibatch_loss(up: UpdateSetup, params, spectral, batch: dict, hp, key):
     return terms.total, (terms, spectral)
 
 
-def gradient_step(up: UpdateSetup, params, spectral, adam_state, minibatch, hp, key, learning_rate):
-    """One minibatch's loss gradient, clipped, and Adam's step: (params, spectral, adam_state, terms)."""
-    grad_fn = jax.value_and_grad(minibatch_loss, argnums=1, has_aux=True)
-    (_, (terms, new_spectral)), grads = grad_fn(up, params, spectral, minibatch, hp, key)
-    with jax.named_scope("optimizer"):
-        grads = clip_by_global_norm(grads, hp.max_grad_norm)
-        updates, new_adam = up.adam_moments.update(grads, adam_state)
-        new_params = optax.apply_updates(params, jax.tree.map(lambda u: -learning_rate * u, updates))
-    return new_params, new_spectral, new_adam, terms
-
-
 def learning_rate_at(up: UpdateSetup, iteration, hp):
     if up.ppo.anneal_lr:
         return hp.learning_rate * (1.0 - iteration / up.config.num_iterations)
     return hp.learning_rate
 
 
-def update(up: UpdateSetup, params, spectral, adam_state, key, batch: dict, hp, learning_rate):
+def update(up: UpdateSetup, state: RunState, batch: dict, hp):
     """update_epochs x num_minibatches gradient steps on the rollout's `batch` [batch_size, ...].
 
-    Returns (params, spectral, adam_state, key, terms [epochs, minibatches], epochs applied)."""
-
-    def sgd_step(carry, minibatch):
-        params, spectral, adam_state, key, stopped = carry
-        key, sample_key = jax.random.split(key)
-        new = gradient_step(up, params, spectral, adam_state, minibatch, hp, sample_key, learning_rate)
-        new_params, new_spectral, new_adam, terms = new
-        if up.ppo.early_stop:  # after the target KL was passed, the remaining steps leave everything as it is
-
-            def keep(new, old):
-                return jax.tree.map(lambda n, o: jnp.where(stopped, o, n), new, old)
-
-            new_params, new_spectral, new_adam = (
-                keep(new_params, params),
-                keep(new_spectral, spectral),
-                keep(new_adam, adam_state),
-            )
-        return (new_params, new_spectral, new_adam, key, stopped), terms
+    Returns (state, terms [epochs, minibatches], the learning rate, the epochs applied)."""
+    learning_rate = learning_rate_at(up, state.iteration, hp)
 
     def epoch(carry, _):
-        params, spectral, adam_state, key, stopped = carry
-        key, perm_key = jax.random.split(key)
+        state, stopped = carry
+        key, perm_key = jax.random.split(state.key)
         perm = jax.random.permutation(perm_key, up.config.batch_size)
         minibatches = jax.tree.map(
             lambda x: x[perm].reshape((up.ppo.num_minibatches, up.minibatch_size) + x.shape[1:]), batch
         )
-        carry, terms = jax.lax.scan(sgd_step, (params, spectral, adam_state, key, stopped), minibatches)
+        step = functools.partial(gradient_step, up, hp=hp, learning_rate=learning_rate, stopped=stopped)
+        state, terms = jax.lax.scan(step, state._replace(key=key), minibatches)
         applied = jnp.logical_not(stopped)
         # CleanRL's rule: stop once the epoch's last minibatch's approximate KL exceeds the target
         stopped = stopped | (terms.approx_kl[-1] > up.ppo.target_kl) if up.ppo.early_stop else stopped
-        return carry[:4] + (stopped,), (terms, applied)
+        return (state, stopped), (terms, applied)
 
-    carry = (params, spectral, adam_state, key, jnp.bool_(False))
-    (params, spectral, adam_state, key, _), (terms, applied) = jax.lax.scan(epoch, carry, None, up.ppo.update_epochs)
-    return params, spectral, adam_state, key, terms, jnp.sum(applied.astype(jnp.float32))
+    (state, _), (terms, applied) = jax.lax.scan(epoch, (state, jnp.bool_(False)), None, up.ppo.update_epochs)
+    return state, terms, learning_rate, jnp.sum(applied.astype(jnp.float32))
+
+
+def gradient_step(up: UpdateSetup, state: RunState, minibatch: dict, hp, learning_rate, stopped=False):
+    """One minibatch's loss gradient, clipped by its global norm, and Adam's step: (state, terms). Once the
+    target KL has stopped the update (`stopped`), the parameters stay as they are."""
+    key, sample_key = jax.random.split(state.key)
+    grad_fn = jax.value_and_grad(minibatch_loss, argnums=1, has_aux=True)
+    (_, (terms, spectral)), grads = grad_fn(up, state.params, state.spectral, minibatch, hp, sample_key)
+    with jax.named_scope("optimizer"):
+        grads = clip_by_global_norm(grads, hp.max_grad_norm)
+        updates, adam_state = up.adam_moments.update(grads, state.adam_state)
+        params = optax.apply_updates(state.params, jax.tree.map(lambda u: -learning_rate * u, updates))
+    learned = (params, spectral, adam_state)
+    if up.ppo.early_stop:
+        before = (state.params, state.spectral, state.adam_state)
+        learned = jax.tree.map(lambda new, old: jnp.where(stopped, old, new), learned, before)
+    params, spectral, adam_state = learned
+    return state._replace(params=params, spectral=spectral, adam_state=adam_state, key=key), terms
 
 
 def clip_by_global_norm(grads, max_norm):

@@ -1,6 +1,6 @@
 """make_train(config, env): one run's whole training program as pure, jittable functions.
 
-One iteration reads top to bottom: `rollout -> advantages -> learn` (PPO's update, algo.ppo), and one
+One iteration reads top to bottom: `rollout -> advantages -> ppo.update`, and one
 loop (`train_steps`) runs iterations in chunks. These functions take one run; `scale.mapping` maps them
 over the run axis (seeds x hyperparameter settings) and `scale.sharding` over devices. Users who want
 to `jax.vmap` or `jax.jit` them themselves on a pure-JAX env can take them as they are.
@@ -163,18 +163,6 @@ def flat_batch(learner: Learner, traj: Transition, adv, returns) -> dict:
     return jax.tree.map(lambda x: x.reshape((learner.config.batch_size,) + x.shape[2:]), batch)
 
 
-def learn(learner: Learner, state: RunState, traj: Transition, adv, returns, hp: HParams):
-    """PPO's update on the rollout: (state, terms [epochs, minibatches], learning rate, epochs applied)."""
-    up = learner.update_setup
-    learning_rate = ppo.learning_rate_at(up, state.iteration, hp)
-    batch = flat_batch(learner, traj, adv, returns)
-    params, spectral, adam_state, key, terms, epochs = ppo.update(
-        up, state.params, state.spectral, state.adam_state, state.key, batch, hp, learning_rate
-    )
-    state = state._replace(params=params, spectral=spectral, adam_state=adam_state, key=key)
-    return state, terms, learning_rate, epochs
-
-
 def probe(learner: Learner, state: RunState) -> dict[str, jax.Array]:
     """Exact diagnostics of the updated network, for envs with a known model."""
     if learner.env.probe is None:
@@ -194,7 +182,8 @@ def iteration(learner: Learner, state: RunState, hp: HParams):
     """One iteration: the rollout, its advantages, the update; returns (state, metrics {name: scalar})."""
     state, traj = rollout(learner, state)
     adv, returns = advantages(learner, state, traj, hp)
-    state, terms, learning_rate, epochs = learn(learner, state, traj, adv, returns, hp)
+    batch = flat_batch(learner, traj, adv, returns)
+    state, terms, learning_rate, epochs = ppo.update(learner.update_setup, state, batch, hp)
     state = state._replace(iteration=state.iteration + 1)
     metrics = iteration_metrics(traj.timestep, terms, learning_rate, hp)
     return state, {**metrics, "update_epochs_run": epochs, **probe(learner, state)}
@@ -269,11 +258,7 @@ def act_piece(learner: Learner, state: RunState):
 def gradient_step_piece(learner: Learner, state: RunState, traj: Transition, adv, returns, hp: HParams):
     up = learner.update_setup
     minibatch = jax.tree.map(lambda x: x[: up.minibatch_size], flat_batch(learner, traj, adv, returns))
-    learning_rate = ppo.learning_rate_at(up, state.iteration, hp)
-    params, spectral, adam_state, _ = ppo.gradient_step(
-        up, state.params, state.spectral, state.adam_state, minibatch, hp, state.key, learning_rate
-    )
-    return state._replace(params=params, spectral=spectral, adam_state=adam_state)
+    return ppo.gradient_step(up, state, minibatch, hp, ppo.learning_rate_at(up, state.iteration, hp))[0]
 
 
 class RunProgram(NamedTuple):
