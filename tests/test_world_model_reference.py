@@ -1,11 +1,7 @@
-"""The transition model as it is computed (group-major, split kernels, the taken action's slice only)
-against the paper's network written plainly: every action's output by `lax.conv` or one dense layer,
-the taken action's picked by indexing, components laid out [B, K, *z], the mixture sample summed
-there. Outputs, samples, the transition loss and its gradients must agree to float rounding.
-
-The noise is the same draws in both: the model draws them in its own layout ([B, G, H, W, K, C/G] for
-conv latents, [B, K, D] for flat ones), which the reference moves to [B, K, *z].
-"""
+"""The transition model as it is computed (patches, the taken action's kernel contracted first) against
+the paper's network written with lax: every action's output by `lax.conv` with feature groups or one
+dense layer, the taken action's picked by indexing. Outputs, samples (the same noise draws), the
+transition loss and its gradients must agree to float rounding."""
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +19,7 @@ def take(x, action):
 
 
 def reference_conv(params, z, action, density):
-    """The conv transition network, plainly: [B, H, W, C] -> (mean, std [B, K, H, W, C], logits [B, K], eps layout)."""
+    """The conv transition network, plainly: [B, H, W, C] -> (mean, std [B, K, H, W, C], logits [B, K])."""
     batch, height, width, channels = z.shape
     groups, k = channels // CHANNELS_PER_GROUP, NUM_COMPONENTS if density == "mixture" else 1
     per_component = 1 if density == "deterministic" else 2
@@ -48,11 +44,7 @@ def reference_conv(params, z, action, density):
     if density == "mixture":
         dense = params["LipschitzDense_0"]
         logits = take((h.reshape(batch, -1) @ dense["kernel"] + dense["bias"]).reshape(batch, NUM_ACTIONS, k), action)
-
-    def eps_to_reference(eps):  # the model's [B, G, H, W, K, C/G] -> [B, K, H, W, C]
-        return jnp.transpose(eps, (0, 4, 2, 3, 1, 5)).reshape(batch, k, height, width, channels)
-
-    return mean, std, logits, (batch, groups, height, width, k, channels // groups), eps_to_reference
+    return mean, std, logits
 
 
 def reference_flat(params, z, action, density):
@@ -69,7 +61,7 @@ def reference_flat(params, z, action, density):
     if density == "mixture":
         dense = params["LipschitzDense_3"]
         logits = take((h @ dense["kernel"] + dense["bias"]).reshape(batch, NUM_ACTIONS, k), action)
-    return mean, std, logits, (batch, k, dims), lambda eps: eps
+    return mean, std, logits
 
 
 def reference_sample(mean, std, logits, eps):
@@ -94,7 +86,7 @@ def test_transition_model_equals_the_plain_network(latent_shape, density):
     reduction = "mean" if density == "deterministic" else "sum"
     valid = jnp.ones((batch,))
 
-    mean, std, logits, eps_shape, eps_to_reference = reference(params, z, action, density)
+    mean, std, logits = reference(params, z, action, density)
     out = jax.jit(model.apply)({"params": params}, z, action)
     np.testing.assert_allclose(out.mean, mean, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out.std, std, rtol=1e-5, atol=1e-5)
@@ -105,8 +97,8 @@ def test_transition_model_equals_the_plain_network(latent_shape, density):
         return jnp.mean(objectives.transition_loss(sample, target, valid, reduction)), sample
 
     def reference_loss(params):
-        mean, std, logits, _, _ = reference(params, z, action, density)
-        eps = eps_to_reference(clipped_normal(key, eps_shape)) if density != "deterministic" else 0.0
+        mean, std, logits = reference(params, z, action, density)
+        eps = clipped_normal(key, mean.shape) if density != "deterministic" else 0.0
         sample = reference_sample(mean, std, logits, eps)
         return jnp.mean(objectives.transition_loss(sample, target, valid, reduction)), sample
 

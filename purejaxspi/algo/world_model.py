@@ -146,13 +146,14 @@ def gaussian_params(loc: jax.Array, raw_scale: jax.Array) -> tuple[jax.Array, ja
 
 
 class TransitionModel(nn.Module):
-    """P_bar(z' | z, .): a density over the next latent for every action, read at the taken action.
+    """P_bar(z' | z, a): a density over the next latent, read at the taken action.
 
     Conv latents [H, W, C] (the paper's network): a 2x2 SAME convolution to 2C channels, GroupSort,
-    then a 2x2 SAME convolution in C/4 feature groups that emits every action's parameters and is
-    evaluated at the taken action only. Flat latents: two dense layers. `density` is "deterministic"
-    (one point), "normal" (one diagonal Gaussian) or "mixture" of `num_components` of them, whose
-    weights come from a (spectrally normalised) dense layer on the hidden features.
+    then a 2x2 SAME convolution in C/4 feature groups that emits every action's parameters, read at
+    the taken action. Flat latents: two dense layers, then one that emits every action's parameters.
+    `density` is "deterministic" (one point), "normal" (one diagonal Gaussian) or "mixture" of
+    `num_components` of them, whose weights come from a (spectrally normalised) dense layer on the
+    hidden features.
     """
 
     num_actions: int
@@ -164,90 +165,62 @@ class TransitionModel(nn.Module):
     conv: str = "patches"
 
     @nn.compact
-    def components(self, z, action) -> tuple[TransitionParams, int, Callable]:
-        """The density in the layout it is computed in: (params, the component axis of mean/std, and
-        `to_latent`, which maps an array of that layout without the component axis to [B, *z]).
-
-        Conv latents work group-major, [B, G, H, W, K, C/G], so that the grouped convolution, the
-        mixture sample and their gradients need no transposes of the K-times-larger component arrays;
-        only the sample [B, G, H, W, C/G] is moved back to the latent's layout. Flat latents: [B, K, D].
-        """
+    def __call__(self, z, action) -> TransitionParams:
+        """The density at the taken action: component means and stds [B, K, *z], mixture logits [B, K]."""
         batch, latent_shape = z.shape[0], z.shape[1:]
         k = self.num_components if self.density == "mixture" else 1
-        per_component = 1 if self.density == "deterministic" else 2
+        per_component = 1 if self.density == "deterministic" else 2  # (mean) or (mean, scale)
         act = group_sort if self.lipschitz else nn.relu
         norm: dict[str, Any] = dict(spectral=self.lipschitz, spectral_norm=self.spectral_norm)
-        one_hot = jax.nn.one_hot(action, self.num_actions, dtype=z.dtype)
         if z.ndim == 4:
             height, width, channels = latent_shape
             groups = max(channels // CHANNELS_PER_GROUP, 1)
             h = act(LipschitzConv(2 * channels, gain=math.sqrt(2), impl=self.conv, **norm)(z))
-            h_groups = jnp.moveaxis(h.reshape(batch, height, width, groups, -1), 3, 1)  # [B, G, H, W, 2C/G]
-            parts = GroupedActionConv(
-                self.num_actions, groups, k * per_component * (channels // groups), splits=per_component, **norm
-            )(h_groups, one_hot)
-            out: Any = [part.reshape(batch, groups, height, width, k, -1) for part in parts]  # [B, G, H, W, K, C/G]
-            axis = 4
-
-            def to_latent(x):  # [B, G, H, W, C/G] -> [B, H, W, C]
-                return jnp.moveaxis(x, 1, 3).reshape(batch, *latent_shape)
+            # each group's features ordered (mean | scale, component, channel of the group)
+            features = per_component * k * (channels // groups)
+            out = GroupedActionConv(self.num_actions, groups, features, **norm)(h, action)  # [B, H, W, G, F]
+            out = jnp.moveaxis(out.reshape(batch, height, width, groups, per_component, k, -1), 5, 1)
+            parts = [out[..., i, :].reshape(batch, k, *latent_shape) for i in range(per_component)]
         else:
             h = z
             for _ in range(2):
                 h = act(LipschitzDense(self.hidden, gain=math.sqrt(2), **norm)(h))
-            dims = latent_shape[-1]
-            out = LipschitzDense(self.num_actions * k * per_component * dims, **norm)(h)
-            out = select_action(out.reshape(batch, self.num_actions, k, per_component, dims), action, self.num_actions)
-            out = [out[:, :, i] for i in range(per_component)]
-            axis = 1
-
-            def to_latent(x):
-                return x
-
-        if per_component == 2:
-            mean, std = gaussian_params(*out)
-        else:
-            mean, std = out[0], jnp.zeros_like(out[0])
+            out = LipschitzDense(self.num_actions * k * per_component * latent_shape[-1], **norm)(h)
+            out = select_action(out.reshape(batch, self.num_actions, k, per_component, -1), action, self.num_actions)
+            parts = [out[:, :, i] for i in range(per_component)]
+        mean, std = gaussian_params(*parts) if per_component == 2 else (parts[0], jnp.zeros_like(parts[0]))
         if self.density == "mixture":
             logits = LipschitzDense(self.num_actions * k, **norm)(h.reshape(batch, -1))
             logits = select_action(logits.reshape(batch, self.num_actions, k), action, self.num_actions)
         else:
             logits = jnp.zeros((batch, 1), mean.dtype)
-        return TransitionParams(mean, std, logits), axis, to_latent
-
-    def __call__(self, z, action) -> TransitionParams:
-        """The density for the taken action, means and stds as [B, K, *z]."""
-        params, axis, to_latent = self.components(z, action)
-
-        def public(x):
-            return _per_component(x, axis, to_latent)
-
-        return TransitionParams(public(params.mean), public(params.std), params.logits)
+        return TransitionParams(mean, std, logits)
 
     def sample(self, z, action, key) -> jax.Array:
         """A reparameterised sample of z' [B, *z] (the mean for the deterministic density: no noise drawn)."""
-        params, axis, to_latent = self.components(z, action)
+        params = self(z, action)
         if self.density == "deterministic":
-            return to_latent(jnp.squeeze(params.mean, axis))
-        return to_latent(sample_next_latent(params, key, axis))
+            return params.mean[:, 0]
+        return sample_next_latent(params, key)
 
 
-def _per_component(x, axis, to_latent):
-    """[.., K on `axis`, ..] -> [B, K, *z]: each component mapped to the latent's layout."""
-    return jnp.stack([to_latent(c) for c in jnp.moveaxis(x, axis, 0)], axis=1)
+def taken_action_patches_matmul(patches: jax.Array, kernel: jax.Array, bias: jax.Array, action: jax.Array):
+    """Grouped patches [B, H, W, G, P] times every action's kernels [G, P, A, F] (biases [G, A, F]), read at
+    each sample's action: [B, H, W, G, F]. Equals computing all A actions and indexing the taken one;
+    contracting the kernel with the one-hot action first costs 1/A of that."""
+    one_hot = jax.nn.one_hot(action, kernel.shape[2], dtype=patches.dtype)
+    per_sample_kernel = jnp.einsum("ba,gpaf->bgpf", one_hot, kernel)
+    per_sample_bias = jnp.einsum("ba,gaf->bgf", one_hot, bias)
+    return jnp.einsum("bhwgp,bgpf->bhwgf", patches, per_sample_kernel) + per_sample_bias[:, None, None]
 
 
 class GroupedActionConv(nn.Module):
-    """A 2x2 SAME convolution in `groups` feature groups with `num_actions * features` outputs per
-    group, evaluated only at each sample's action.
+    """A 2x2 SAME convolution in `groups` feature groups with `num_actions * features` outputs per group,
+    read at each sample's action: [B, H, W, Cin] -> [B, H, W, G, F].
 
-    Group g sees its own hidden channels h[:, g] through its own [4 Cin/G, A F] matrix, spectrally
+    Group g sees its own Cin/G input channels through its own [4 Cin/G, A F] matrix, spectrally
     normalised on its own when `spectral` (under "exact", by the norm of group g's whole A F-channel
-    convolution as an operator, which bounds every action's slice by 1); contracting that matrix with
-    the one-hot action first equals slicing the full output, at 1/A of the cost. The F features come
-    out in `splits` equal parts (a Gaussian's means and scales), each from its own slice of the kernel,
-    so no activation is sliced. Works group-major, so each contraction is a batched matmul over
-    (sample, group) with no transposes: input [B, G, H, W, Cin/G], output `splits` x [B, G, H, W, F/splits].
+    convolution as an operator, which bounds every action's slice by 1).
     """
 
     num_actions: int
@@ -255,30 +228,20 @@ class GroupedActionConv(nn.Module):
     features: int
     spectral: bool = True
     spectral_norm: str = "exact"
-    splits: int = 1
 
     @nn.compact
-    def __call__(self, h_groups, one_hot):
-        batch, groups, height, width, group_channels = h_groups.shape
-        padded = jnp.pad(h_groups, ((0, 0), (0, 0), (0, 1), (0, 1), (0, 0)))  # SAME for a 2x2 kernel
-        # patch features ordered (row offset, col offset, channel), as `extract_patches`
-        patches = jnp.concatenate(
-            [padded[:, :, i : i + height, j : j + width] for i in range(2) for j in range(2)], axis=-1
-        )
+    def __call__(self, h, action):
+        batch, height, width, channels = h.shape
+        group_channels = channels // self.groups
+        patches = extract_patches(h, 2, 1, "SAME").reshape(batch, height, width, 4, self.groups, group_channels)
+        patches = jnp.moveaxis(patches, 4, 3).reshape(batch, height, width, self.groups, -1)  # [B, H, W, G, P]
         dense = GroupedLipschitzKernels(
-            groups, self.num_actions * self.features, self.spectral, self.spectral_norm, name="kernel"
+            self.groups, self.num_actions * self.features, self.spectral, self.spectral_norm, name="kernel"
         )
         kernel, bias = dense(patches.shape[-1], (height, width, group_channels))
-        kernel = kernel.reshape(groups, -1, self.num_actions, self.splits, self.features // self.splits)
-        bias = bias.reshape(groups, self.num_actions, self.splits, self.features // self.splits)
-        parts = []
-        for i in range(self.splits):
-            per_sample_kernel = jnp.einsum("ba,gpaf->bgpf", one_hot, kernel[:, :, :, i])  # a matmul, also under vmap
-            per_sample_bias = jnp.einsum("ba,gaf->bgf", one_hot, bias[:, :, i])
-            parts.append(
-                jnp.einsum("bghwp,bgpf->bghwf", patches, per_sample_kernel) + per_sample_bias[:, :, None, None]
-            )
-        return parts
+        kernel = kernel.reshape(self.groups, -1, self.num_actions, self.features)
+        bias = bias.reshape(self.groups, self.num_actions, self.features)
+        return taken_action_patches_matmul(patches, kernel, bias, action)
 
 
 class GroupedLipschitzKernels(nn.Module):
@@ -340,9 +303,8 @@ class PlainTransitionModel(nn.Module):
     """`deep_mdp_ppo.py`'s deterministic transition network, read at the taken action.
 
     Conv latents [H, W, C]: one 2x2 SAME convolution to C channels per action, then ReLU (the latent's
-    own range), evaluated at each sample's action only (the kernel contracted with the one-hot action,
-    as `GroupedActionConv`). Flat latents: a hidden ReLU layer and a linear output per action.
-    Returns TransitionParams with one component and zero std.
+    own range), read at each sample's action (`taken_action_patches_matmul`). Flat latents: a hidden
+    ReLU layer and a linear output per action. Returns TransitionParams with one component and zero std.
     """
 
     num_actions: int
@@ -351,16 +313,13 @@ class PlainTransitionModel(nn.Module):
     @nn.compact
     def __call__(self, z, action) -> TransitionParams:
         batch, latent_shape = z.shape[0], z.shape[1:]
-        one_hot = jax.nn.one_hot(action, self.num_actions, dtype=z.dtype)
         if z.ndim == 4:
             channels = latent_shape[-1]
-            patches = extract_patches(z, 2, 1, "SAME")  # [B, H, W, 4C]
+            patches = extract_patches(z, 2, 1, "SAME")[:, :, :, None]  # [B, H, W, 1 group, 4C]
             kernel = self.param("kernel", nn.initializers.lecun_normal(), (4 * channels, self.num_actions * channels))
             bias = self.param("bias", nn.initializers.zeros, (self.num_actions * channels,))
-            kernel = kernel.reshape(4 * channels, self.num_actions, channels)
-            per_sample_kernel = jnp.einsum("ba,paf->bpf", one_hot, kernel)
-            per_sample_bias = one_hot @ bias.reshape(self.num_actions, channels)
-            mean = nn.relu(jnp.einsum("bhwp,bpf->bhwf", patches, per_sample_kernel) + per_sample_bias[:, None, None])
+            kernel, bias = kernel.reshape(1, 4 * channels, self.num_actions, channels), bias.reshape(1, -1, channels)
+            mean = nn.relu(taken_action_patches_matmul(patches, kernel, bias, action)[:, :, :, 0])
         else:
             h = nn.relu(nn.Dense(self.hidden)(z))
             out = nn.Dense(self.num_actions * latent_shape[-1])(h)
@@ -369,66 +328,19 @@ class PlainTransitionModel(nn.Module):
         return TransitionParams(mean, jnp.zeros_like(mean), jnp.zeros((batch, 1), mean.dtype))
 
 
-def _hash_uniform(seed: jax.Array, shape) -> jax.Array:
-    """Uniform (0, 1) floats from a 32-bit integer hash of (seed, index).
-
-    Threefry costs ~20 ns a number on a CPU; the world model needs K x |z| draws per sample, so the
-    bulk noise comes from this counter hash, keyed by a few threefry bits (a pure function of key).
-    """
-    size = math.prod(shape)
-    x = jax.lax.iota(jnp.uint32, size) * jnp.uint32(0x9E3779B9) + seed[0]
-    x = (x ^ (x >> 16)) * jnp.uint32(0x7FEB352D)
-    x = (x ^ (x >> 15)) * jnp.uint32(0x846CA68B)
-    x = x ^ (x >> 16) ^ seed[1]
-    x = (x ^ (x >> 16)) * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    return ((x >> 8).astype(jnp.float32) + 0.5).reshape(shape) * (1.0 / (1 << 24))
-
-
-# P(|N(0, 1)| <= 1) = erf(1 / sqrt 2): clipping a normal to [-1, 1] is clipping its uniform to this range.
-_ERF_ONE_OVER_SQRT2 = 0.6826894921370859
-
-
-# sqrt(2) erfinv(y) = y P(y^2) on |y| <= erf(1/sqrt 2): least-squares coefficients of P, max error 2e-8
-# (tests/test_networks.py checks it against scipy).
-_CLIPPED_NORMAL_POLY = (
-    1.2533139202720749,
-    0.32813903047513304,
-    0.17973959777589305,
-    0.1308926957539347,
-    0.03447908440808669,
-    0.28584135967728225,
-    -0.359990242961805,
-    0.4249965378427962,
-)
-
-
 def clipped_normal(key: jax.Array, shape) -> jax.Array:
-    """clip(N(0, 1), -1, 1) draws, deterministic in `key`: the inverse normal CDF of one hashed uniform
-    per draw, the uniform clipped first (the CDF is monotone), so only the inverse CDF's central part
-    is needed, a polynomial: no log, sqrt or cos, which XLA's CPU backend evaluates slowly."""
-    u = _hash_uniform(jax.random.bits(key, (2,), jnp.uint32), shape)
-    y = jnp.clip(2.0 * u - 1.0, -_ERF_ONE_OVER_SQRT2, _ERF_ONE_OVER_SQRT2)
-    y2 = y * y
-    poly = _CLIPPED_NORMAL_POLY[-1]
-    for coef in reversed(_CLIPPED_NORMAL_POLY[:-1]):
-        poly = poly * y2 + coef
-    return jnp.clip(y * poly, -1.0, 1.0)
+    """clip(N(0, 1), -1, 1) draws: the paper's transition noise (its mixture's `clip_epsilon` of 1)."""
+    return jnp.clip(jax.random.normal(key, shape), -1.0, 1.0)
 
 
-def sample_next_latent(params: TransitionParams, key: jax.Array, axis: int = 1) -> jax.Array:
-    """A reparameterised sample of z' from the selected-action density, its components on `axis`
-    ([B, K, *z] by default), which the sample drops.
-
-    Each component draws mean + std * clip(eps, -1, 1); the sample is the weight-averaged draw.
-    """
+def sample_next_latent(params: TransitionParams, key: jax.Array) -> jax.Array:
+    """A reparameterised sample of z' [B, *z] from the taken action's density [B, K, *z]: each component
+    draws mean + std * clip(eps, -1, 1), and the sample is their weight-averaged draw."""
     with jax.named_scope("mixture_sample"):
         eps = clipped_normal(key, params.mean.shape)
         draws = params.mean + params.std * eps
         weights = jax.nn.softmax(params.logits, axis=-1)  # [B, K]
-        shape = [1] * draws.ndim
-        shape[0], shape[axis] = weights.shape
-        return jnp.sum(weights.reshape(shape) * draws, axis=axis)
+        return jnp.sum(weights.reshape(weights.shape + (1,) * (draws.ndim - 2)) * draws, axis=1)
 
 
 def world_model_modules(config: WorldModelConfig, family: str, num_actions: int, encoder_width: int, conv: str):
