@@ -457,6 +457,28 @@ def bench_h200() -> str:
     return "\n".join(lines + ["", source("bench_minatar_h200.json", command, [record], record["machine"])])
 
 
+def world_model_choices() -> str:
+    """What each of the world model's computational choices saves against its alternative."""
+    record = read("world_model_choices.json")
+    alternatives = {
+        "last layer": ("the taken action only", "every action, then indexed"),
+        "noise": ("JAX's clip(N(0, 1), -1, 1)", "a counter hash + inverse-CDF polynomial"),
+    }
+    lines = [
+        "| env (Deep SPI) | choice | the package | the alternative | time saved | FLOPs saved |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in record["rows"]:
+        ours, theirs = alternatives[r["choice"]]
+        settings = ", ".join(f"{k} {v}" for k, v in r["settings"].items()) or "the preset"
+        lines.append(
+            f"| {r['env']} ({settings}) | {r['choice']} | {ours} | {theirs} | {r['time_saved']:.1%} | "
+            f"{r['flops_saved']:.1%} |"
+        )
+    command = "uv run python benchmarks/world_model_choices.py"
+    return "\n".join(lines + ["", source("world_model_choices.json", command, [record])])
+
+
 def duration(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes} min {secs} s" if minutes else f"{seconds:.0f} s"
@@ -489,6 +511,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "host-overhead": host_overhead,
     "minatar-five": minatar_five,
     "bench-h200": bench_h200,
+    "world-model-choices": world_model_choices,
     **{
         name.replace("_", "-"): gridworld(name)
         for name in ("confounding", "confounding_ablations", "confounding_quick")

@@ -24,6 +24,13 @@ sys.dont_write_bytecode = False
 SESSION_CACHE_VAR = "PUREJAXSPI_TEST_SESSION_CACHE"
 # XLA:CPU logs a warning line each time it loads a cached executable; the tests read stderr line by line.
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+# The suite's programs are small and run a few iterations, so compiling them is most of its time: LLVM at
+# optimisation level 1 instead of XLA's 3 compiles them faster, and the golden runs, recorded at level 3,
+# still hold at their tolerances; the few tests that train long run somewhat slower. A level the user
+# sets wins.
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=1"
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
 # Atari comes through envpool, an optional dependency with wheels for some platforms only: where it is
 # absent the package runs every pure-JAX env, and the tests that need Atari say so and skip.

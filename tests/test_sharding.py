@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import cli, needs_envpool
+from conftest import TEST_XLA_FLAGS, cli, needs_envpool
 
 from purejaxspi.scale import distributed
 from purejaxspi.scale.sharding import make_layout, pad_index, padded_size
@@ -62,7 +62,7 @@ for argv in json.loads(sys.argv[1]):
 
 def child_env(devices: int, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in distributed.ENV_VARS}
-    return {**env, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", **extra}
+    return {**env, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices} {TEST_XLA_FLAGS}", **extra}
 
 
 def run_commands(devices: int, *commands, timeout=300):
