@@ -196,7 +196,11 @@ def train_steps(iterate: Callable, state, hp, count, capacity: int):
     Returns (state, metrics {name: [capacity]}, a grid's [R, capacity]), the rows from `count` on zeros.
 
     The loop runs outside the mapping over runs: a while loop inside a vmap cannot hold a host env's
-    ordered callbacks (envpool's Python interface)."""
+    ordered callbacks (envpool's Python interface).
+
+    The iteration is traced once: jit keeps the trace that reads the metrics' shapes and the loop's
+    body calls it again with the same shapes."""
+    iterate = jax.jit(iterate)
     shapes = jax.eval_shape(iterate, state, hp)[1]
     rows = jax.tree.map(lambda m: jnp.zeros((capacity,) + m.shape, m.dtype), shapes)
 
