@@ -192,9 +192,10 @@ def test_a_stop_signal_at_a_random_moment_then_sigkill_after_the_grace_resumes_t
 
 def test_a_second_ctrl_c_stops_at_once_in_one_line_keeping_the_last_checkpoint(tmp_path):
     out = tmp_path / "run"
-    # iterations of about 0.1 s in chunks of about 20 s: the first stop would wait for the chunk
+    # 100 iterations of about 0.1 s and chunks of 20 s: the chunk after the first (compiling) one holds all
+    # the rest, which the first stop would wait for
     args = ("--env", "CartPole-v1", "--algo", "ppo", "--num-seeds", "2", "--num-envs", "64", "--num-steps", "128")
-    budget = ("--total-timesteps", str(64 * 128 * 300), "--chunk-seconds", "20", "--checkpoint-every", "1")
+    budget = ("--total-timesteps", str(64 * 128 * 100), "--chunk-seconds", "20", "--checkpoint-every", "1")
     cmd = [sys.executable, "-m", "purejaxspi.cli", "train", *args, *budget, "--out", str(out), "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_rows(proc, out, iterations=1)  # the first chunk (one iteration) is written and saved
