@@ -499,11 +499,26 @@ def timings() -> str:
     return "\n".join(lines + ["", source("timings.json", command, [record, *([suite] if suite else [])])])
 
 
+def suite() -> str:
+    """The test suite's time and its slowest tests (pytest's --durations=15)."""
+    suite = read("timings.json").get("suite") if (RESULTS / "timings.json").is_file() else None
+    if not suite:
+        return "Not recorded yet: `uv run python benchmarks/timings.py --suite-only` on an idle machine records it."
+    lines = [f"{duration(suite['seconds'])} for `uv run pytest` ({suite['closing_line']}); its slowest tests:", ""]
+    lines += ["| seconds | phase | test |", "|---|---|---|"]
+    for line in suite["slowest"]:
+        seconds, phase, test = line.split(maxsplit=2)
+        lines.append(f"| {float(seconds.rstrip('s')):.1f} | {phase} | `{test}` |")
+    command = "uv run python benchmarks/timings.py --suite-only"
+    return "\n".join(lines + ["", source("timings.json", command, [suite])])
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "headline": headline,
     "alpha-summary": alpha_summary,
     "choosing": choosing,
     "timings": timings,
+    "suite": suite,
     "gymnax-parity": gymnax_parity,
     "parity": parity,
     "compilation-cache": compilation_cache,
