@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import purejaxspi
 from purejaxspi.algo.config import HPARAM_NAMES, SETTING_NAMES
 
@@ -37,6 +39,7 @@ def run(root: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # trains a whole program through the CLI
 def test_a_new_setting_and_hyperparameter_reach_every_place_from_one_declaration(tmp_path):
     root = package_with_the_new_declarations(tmp_path / "pkg")
     # --help, with the presets' defaults

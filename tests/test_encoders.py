@@ -90,6 +90,7 @@ def test_world_models_train_on_the_frame_mlps_flat_latent(algo):
     assert expected_p > 0  # a real prediction of a real next latent
 
 
+@pytest.mark.slow  # trains a whole program through the CLI
 def test_the_encoder_is_a_flag(tmp_path):
     out = tmp_path / "run"
     result = cli(

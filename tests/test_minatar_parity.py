@@ -74,6 +74,7 @@ def run(*flags):
     return subprocess.run([sys.executable, str(SCRIPT), *flags], capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.slow  # trains and evaluates two variants' programs
 def test_a_tiny_parity_run_writes_and_reads_back(tmp_path):
     out = tmp_path / "parity.json"
     flags = (

@@ -48,6 +48,7 @@ def test_atari_reward_clip_and_episodic_life_reach_the_pool():
         pjs.make_config("CartPole-v1", "ppo", episodic_life=False)
 
 
+@pytest.mark.slow  # trains a whole program through the CLI
 def test_the_switches_are_flags(tmp_path):
     out = tmp_path / "run"
     result = cli(
