@@ -286,6 +286,46 @@ class GroupedLipschitzKernels(nn.Module):
         return kernel / sigma[:, None, None], bias
 
 
+def transition_as_written(params: dict, z: jax.Array, action: jax.Array, model: TransitionModel) -> TransitionParams:
+    """`model` (lipschitz off: ReLU, raw weights) computed as the paper writes P_bar: every action's
+    parameters by `lax.conv` in feature groups (conv latents) or one dense layer (flat latents), then
+    the taken action's indexed. TransitionModel equals it (tests/test_world_model_reference.py) while
+    computing the taken action's last layer only (`taken_action_patches_matmul`)."""
+    batch, latent_shape = z.shape[0], z.shape[1:]
+    k = model.num_components if model.density == "mixture" else 1
+    per_component = 1 if model.density == "deterministic" else 2
+    taken = jnp.arange(batch), action
+    if z.ndim == 4:
+        height, width, channels = latent_shape
+        groups = max(channels // CHANNELS_PER_GROUP, 1)
+
+        def conv(x, kernel, groups=1):
+            dims = ("NHWC", "HWIO", "NHWC")
+            return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", None, None, dims, groups)
+
+        first, last = params["LipschitzConv_0"], params["GroupedActionConv_0"]["kernel"]
+        h = jax.nn.relu(conv(z, first["kernel"]) + first["bias"])
+        hwio = jnp.concatenate([w.reshape(2, 2, channels * 2 // groups, -1) for w in last["kernel"]], axis=-1)
+        every = conv(h, hwio, groups).reshape(batch, height, width, groups, -1) + last["bias"]  # [B, H, W, G, A F]
+        every = jnp.moveaxis(every.reshape(batch, height, width, groups, model.num_actions, -1), 4, 1)[taken]
+        # a group's features: (mean | scale, component, channel of the group)
+        every = every.reshape(batch, height, width, groups, per_component, k, channels // groups)
+        parts = [jnp.moveaxis(every[..., i, :, :], 4, 1).reshape(batch, k, *latent_shape) for i in range(per_component)]
+    else:
+        h = z
+        for i in range(2):
+            h = jax.nn.relu(h @ params[f"LipschitzDense_{i}"]["kernel"] + params[f"LipschitzDense_{i}"]["bias"])
+        out = h @ params["LipschitzDense_2"]["kernel"] + params["LipschitzDense_2"]["bias"]
+        out = out.reshape(batch, model.num_actions, k, per_component, -1)[taken]
+        parts = [out[:, :, i] for i in range(per_component)]
+    mean, std = gaussian_params(*parts) if per_component == 2 else (parts[0], jnp.zeros_like(parts[0]))
+    logits = jnp.zeros((batch, 1), mean.dtype)
+    if model.density == "mixture":
+        dense = params[f"LipschitzDense_{0 if z.ndim == 4 else 3}"]
+        logits = (h.reshape(batch, -1) @ dense["kernel"] + dense["bias"]).reshape(batch, model.num_actions, k)[taken]
+    return TransitionParams(mean, std, logits)
+
+
 class PlainRewardModel(nn.Module):
     """`deep_mdp_ppo.py`'s reward network: flattened z -> one hidden ReLU layer -> one reward per action
     [B, A], flax's default (LeCun normal) init. No Lipschitz constraint: DeepMDP regularises it with the
