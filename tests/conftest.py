@@ -162,10 +162,15 @@ def first_batch(config, seed: int = 0) -> FirstBatch:
 
     learner = train.make_learner(config, pjs.make_env(config.env_id, config.env.num_envs))
     hp = jax.tree.map(lambda x: x[0], pjs.make_grid(config).hparams())
-    state = train.init_run(learner, jax.random.PRNGKey(seed), hp)
-    state, traj = train.rollout(learner, state)
-    adv, returns = train.advantages(learner, state, traj, hp)
-    return FirstBatch(learner, state, train.flat_batch(learner, traj, adv, returns), hp)
+
+    @jax.jit  # one program: op by op, each of the rollout's and the network's small ops compiles alone
+    def rollout_batch(key, hp):
+        state, traj = train.rollout(learner, train.init_run(learner, key, hp))
+        adv, returns = train.advantages(learner, state, traj, hp)
+        return state, train.flat_batch(learner, traj, adv, returns)
+
+    state, batch = rollout_batch(jax.random.PRNGKey(seed), hp)
+    return FirstBatch(learner, state, batch, hp)
 
 
 def pytest_configure(config):

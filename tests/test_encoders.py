@@ -70,12 +70,18 @@ def test_world_models_train_on_the_frame_mlps_flat_latent(algo):
     )
     learner, state, batch, hp = first_batch(config)
     variables = {"params": state.params, "spectral": state.spectral}
-    (_, _, predictions), _ = learner.agent.apply(
-        variables, batch["obs"], batch["action"], batch["next_obs"], state.key,
-        method=Agent.with_world_model, mutable=["spectral"],
-    )  # fmt: skip
+
+    @jax.jit
+    def predictions_and_terms(variables, batch, hp, key):
+        (_, _, predictions), _ = learner.agent.apply(
+            variables, batch["obs"], batch["action"], batch["next_obs"], key,
+            method=Agent.with_world_model, mutable=["spectral"],
+        )  # fmt: skip
+        loss = ppo.minibatch_loss(learner.update_setup, variables["params"], variables["spectral"], batch, hp, key)
+        return predictions, loss[1][0]
+
+    predictions, terms = predictions_and_terms(variables, batch, hp, state.key)
     assert predictions.latent.shape == predictions.next_latent_pred.shape == (config.batch_size, 256)
-    terms, _ = ppo.minibatch_loss(learner.update_setup, state.params, state.spectral, batch, hp, state.key)[1]
 
     def smooth_l1(x):
         return np.where(np.abs(x) < 1, 0.5 * x**2, np.abs(x) - 0.5)

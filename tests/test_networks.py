@@ -1,6 +1,8 @@
 """The world model's subtle pieces against plain references: action slicing, grouped convolutions,
 one-hot selection, and the noise generator's distribution."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -74,8 +76,8 @@ def test_transition_model_output_layout():
     """A [H, W, C] latent gives per-component means [B, K, H, W, C], and the paper's positive stds."""
     z = jax.random.normal(jax.random.PRNGKey(0), (3, 4, 6, 16))
     model = TransitionModel(num_actions=4, density="mixture", num_components=5)
-    variables = model.init(jax.random.PRNGKey(1), z, jnp.zeros(3, jnp.int32))
-    out = model.apply(variables, z, jnp.array([0, 1, 3]))
+    variables = jax.jit(model.init)(jax.random.PRNGKey(1), z, jnp.zeros(3, jnp.int32))
+    out = jax.jit(model.apply)(variables, z, jnp.array([0, 1, 3]))
     assert out.mean.shape == out.std.shape == (3, 5, 4, 6, 16) and out.logits.shape == (3, 5)
     assert float(out.std.min()) > 0
     # the hidden layer has twice the latent's channels; the last layer one kernel per 4 latent channels
@@ -118,16 +120,24 @@ def test_deepmdp_gradient_penalty_reads_each_samples_input_gradient():
     )
     z = jax.nn.relu(jax.random.normal(jax.random.PRNGKey(3), (5, 6, 6, 16)))
     sums = lambda z, a: agent.apply(variables, z, a, method=Agent.world_model_sums)  # noqa: E731
-    for part in (0, 1):
-        batched = jax.grad(lambda z, part=part: sums(z, action)[part])(z)
-        alone = jax.vmap(lambda zi, ai, part=part: jax.grad(lambda zi: sums(zi[None], ai[None])[part])(zi))(z, action)
+
+    def input_gradients(part, z, action):
+        """Network `part`'s input gradients: of the batch sum, and of every sample on its own."""
+        alone = jax.vmap(lambda zi, ai: jax.grad(lambda zi: sums(zi[None], ai[None])[part])(zi))(z, action)
+        return jax.grad(lambda z: sums(z, action)[part])(z), alone
+
+    @jax.jit
+    def batched_and_alone(z, action):
+        return [input_gradients(part, z, action) for part in (0, 1)]
+
+    for batched, alone in batched_and_alone(z, action):
         np.testing.assert_allclose(batched, alone, rtol=1e-5, atol=1e-6)
     reward = variables["params"]["reward_model"]
     w1, b1 = np.asarray(reward["Dense_0"]["kernel"]), np.asarray(reward["Dense_0"]["bias"])
     w2 = np.asarray(reward["Dense_1"]["kernel"])
     flat = np.asarray(z).reshape(5, -1)
     expected = np.stack([w1 @ ((flat[i] @ w1 + b1 > 0) * w2[:, a]) for i, a in enumerate(np.asarray(action))])
-    grads = jax.grad(lambda z: sums(z, action)[0])(z)
+    grads = batched_and_alone(z, action)[0][0]
     np.testing.assert_allclose(np.asarray(grads).reshape(5, -1), expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(objectives.squared_slope(grads), np.mean(np.sum(expected**2, -1)), rtol=1e-4)
 
@@ -153,13 +163,14 @@ def test_lax_and_patches_convolutions_give_the_same_agent(family, obs_shape):
         logits, value, pred = outputs(impl, params)
         return jnp.sum(logits) + jnp.sum(value) + jnp.sum(pred.reward_pred) + jnp.sum(pred.next_latent_pred**2)
 
-    # jitted: run op by op, the mixture head's many small ops cost more than compiling them
-    outputs_of = jax.jit(outputs, static_argnums=0)
-    for a, b in zip(
-        jax.tree.leaves(outputs_of("lax", variables["params"])),
-        jax.tree.leaves(outputs_of("patches", variables["params"])),
-    ):
+    # jitted, one program an impl: run op by op, the mixture head's many small ops cost more than compiling them
+    def outputs_and_grads(impl, params):
+        return outputs(impl, params), jax.grad(functools.partial(scalar, impl))(params)
+
+    (outs, grads), (patch_outs, patch_grads) = (
+        jax.jit(outputs_and_grads, static_argnums=0)(impl, variables["params"]) for impl in ("lax", "patches")
+    )
+    for a, b in zip(jax.tree.leaves(outs), jax.tree.leaves(patch_outs)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-    grads = {impl: jax.jit(jax.grad(lambda p, impl=impl: scalar(impl, p)))(variables["params"]) for impl in agents}
-    for a, b in zip(jax.tree.leaves(grads["lax"]), jax.tree.leaves(grads["patches"])):
+    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(patch_grads)):
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3)

@@ -1,5 +1,7 @@
 """The switches a CleanRL user reaches for: each in the config and the command line, each doing what it says."""
 
+import functools
+
 import jax
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import purejaxspi as pjs
 from purejaxspi.algo import objectives
 
 
+@functools.cache  # the default run serves two tests
 def run_metrics(**overrides):
     config = pjs.make_config("CartPole-v1", "ppo", num_envs=4, num_steps=16, total_timesteps=64 * 4, **overrides)
     grid = pjs.make_grid(config)
@@ -115,26 +118,32 @@ def test_the_clipped_value_loss_changes_the_update_only_when_on():
     clipped form around them (gymnax-blines' and CleanRL's rule)."""
     from conftest import first_batch
 
-    from purejaxspi.algo import ppo
+    from purejaxspi.algo import ppo, train
     from purejaxspi.algo.networks import policy_value
 
-    def value_loss_of(config, shift):
+    def value_losses(config, shifts):
+        """(value loss, V, batch, hp) on the first minibatch for each shift of the rollout's values."""
         learner, state, batch, hp = first_batch(config)
-        if "value" in batch:
-            batch = {**batch, "value": batch["value"] + shift}  # the rollout's values, moved away
-        terms, _ = ppo.minibatch_loss(learner.update_setup, state.params, state.spectral, batch, hp, state.key)[1]
-        _, value = policy_value(learner.agent, {"params": state.params, "spectral": state.spectral}, batch["obs"])
-        return float(terms.value_loss), np.asarray(value), batch, hp
+
+        @jax.jit
+        def value_loss_and_values(batch):
+            terms, _ = ppo.minibatch_loss(learner.update_setup, state.params, state.spectral, batch, hp, state.key)[1]
+            return terms.value_loss, policy_value(learner.agent, train.variables_of(state), batch["obs"])[1]
+
+        for shift in shifts:
+            moved = {**batch, "value": batch["value"] + shift} if "value" in batch else batch  # moved away
+            loss, value = value_loss_and_values(moved)
+            yield float(loss), np.asarray(value), moved, hp
 
     base = dict(num_envs=4, num_steps=16, total_timesteps=64)
     off = pjs.make_config("CartPole-v1", "ppo", **base)
     on = pjs.make_config("CartPole-v1", "ppo", clip_value_loss=True, **base)
-    loss, value, batch, _ = value_loss_of(off, 0.0)
+    ((loss, value, batch, _),) = value_losses(off, [0.0])
     returns = np.asarray(batch["returns"])
     np.testing.assert_allclose(loss, 0.5 * np.mean((value - returns) ** 2), rtol=1e-5)
     assert "value" not in batch  # off: the rollout's values are not even carried
-    for shift in (0.0, -1.0):  # returns lie above the values here: old values moved down make the clip bind
-        loss, value, batch, hp = value_loss_of(on, shift)
+    # returns lie above the values here: old values moved down make the clip bind
+    for loss, value, batch, hp in value_losses(on, [0.0, -1.0]):
         old = np.asarray(batch["value"])
         clipped = old + np.clip(value - old, -hp.clip_coef, hp.clip_coef)
         expected = 0.5 * np.mean(np.maximum((value - returns) ** 2, (clipped - returns) ** 2))
