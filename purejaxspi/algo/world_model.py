@@ -153,7 +153,7 @@ class TransitionModel(nn.Module):
     the taken action. Flat latents: two dense layers, then one that emits every action's parameters.
     `density` is "deterministic" (one point), "normal" (one diagonal Gaussian) or "mixture" of
     `num_components` of them, whose weights come from a (spectrally normalised) dense layer on the
-    hidden features.
+    hidden features. It equals the network as the paper writes it (`transition_as_written`).
     """
 
     num_actions: int
