@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -479,6 +480,31 @@ def world_model_choices() -> str:
     return "\n".join(lines + ["", source("world_model_choices.json", command, [record])])
 
 
+def before_after() -> str:
+    """`purejaxspi bench` of two commits side by side: env steps/s per (env, algo), each call's median."""
+    record = read("bench_before_after.json")
+    sides = record["sides"]  # {"before": {"commit": ..., "calls": [[row, ...], ...]}, "after": ...}
+    lines = [
+        f"| env | algo | runs | before ({sides['before']['commit'][:7]}) | after ({sides['after']['commit'][:7]}) "
+        "| after / before |",
+        "|---|---|---|---|---|---|",
+    ]
+    keys = dict.fromkeys((r["env"], r["algo"], r["num_runs"]) for call in sides["after"]["calls"] for r in call)
+
+    def speeds(side: str, key: tuple) -> list[float]:
+        calls = sides[side]["calls"]
+        return [r["steps_per_second"] for call in calls for r in call if (r["env"], r["algo"], r["num_runs"]) == key]
+
+    for key in keys:
+        before, after = speeds("before", key), speeds("after", key)
+        ratio = statistics.median(after) / statistics.median(before)
+        shown = [", ".join(f"{x:,.0f}" for x in side) for side in (before, after)]
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {shown[0]} | {shown[1]} | {ratio:.2f} |")
+    # the commit before carries no provenance: its commit is the record's, its machine the same one
+    rows = [call[0] for call in sides["after"]["calls"]]
+    return "\n".join(lines + ["", source("bench_before_after.json", record["command"], rows)])
+
+
 def duration(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes} min {secs} s" if minutes else f"{seconds:.0f} s"
@@ -527,6 +553,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "minatar-five": minatar_five,
     "bench-h200": bench_h200,
     "world-model-choices": world_model_choices,
+    "before-after": before_after,
     **{
         name.replace("_", "-"): gridworld(name)
         for name in ("confounding", "confounding_ablations", "confounding_quick")
