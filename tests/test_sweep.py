@@ -12,6 +12,15 @@ from scipy.stats import trim_mean
 from purejaxspi.analysis.plot import RunCurve
 from purejaxspi.analysis.sweep import sweep_panels
 from purejaxspi.errors import PlotError
+from purejaxspi.lifecycle import metrics
+
+
+def test_the_summarys_trim_mean_is_scipys_to_the_bit():
+    rng = np.random.default_rng(0)
+    for shape, axis in (((7,), 0), ((16,), 0), ((4, 33), 0), ((2000, 5), 1), ((1,), 0)):
+        values = rng.normal(size=shape) * 100
+        np.testing.assert_array_equal(metrics.trim_mean(values, 0.25, axis), trim_mean(values, 0.25, axis))
+
 
 SWEEP = (
     "train",
