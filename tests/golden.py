@@ -69,10 +69,11 @@ def run_case(env_id, algo, overrides, values, num_seeds, mapping) -> dict[str, l
     config = make_config(env_id, algo, **{**SMALL, **overrides})
     trainer = make_trainer(config, make_env(env_id, SMALL["num_envs"]), mapping)
     grid = make_grid(config, num_seeds=num_seeds, **values)
-    state = jax.jit(trainer.init)(grid.keys(), grid.hparams())
+    hparams = grid.hparams().anneal_over(config.num_iterations)  # as `train` gives them
+    state = jax.jit(trainer.init)(grid.keys(), hparams)
     # through the one loop `train` runs, its count traced
     steps = jax.jit(trainer.steps, static_argnums=3)
-    _, metrics = steps(state, grid.hparams(), np.int32(ITERATIONS), ITERATIONS)
+    _, metrics = steps(state, hparams, np.int32(ITERATIONS), ITERATIONS)
     return {name: np.asarray(value, np.float64).tolist() for name, value in sorted(metrics.items())}
 
 

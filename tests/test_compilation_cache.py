@@ -1,6 +1,8 @@
 """The persistent compilation cache: the first run fills it, a rerun of the same program finds every
-program there (nothing new is written) and trains the same; off, it is left alone."""
+program there (nothing new is written) and trains the same, a run of another budget too; off, it is left
+alone."""
 
+import csv
 import os
 
 import pytest
@@ -42,5 +44,15 @@ def test_a_rerun_compiles_nothing_new_and_trains_the_same(tmp_path):
     assert second.returncode == 0, second.stderr
     assert entries(cache) == filled  # every program was found, none compiled anew
     assert (tmp_path / "a" / "metrics.csv").read_bytes() == (tmp_path / "b" / "metrics.csv").read_bytes()
+    # twice the budget: the same programs (the anneal's step is an input), annealed over the new length
+    longer = cli("train", *(a if a != "640" else "1280" for a in RUN), "--out", str(tmp_path / "long"), env=env)
+    assert longer.returncode == 0, longer.stderr
+    assert entries(cache) == filled
+    with open(tmp_path / "long" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 20
+    for row in rows:
+        annealed = float(row["hp_learning_rate"]) * (1 - int(row["iteration"]) / 20)
+        assert float(row["learning_rate"]) == pytest.approx(annealed, rel=1e-6)
     off = cli("train", *RUN, "--num-seeds", "3", "--compilation-cache", "False", "--out", str(tmp_path / "c"), env=env)
     assert off.returncode == 0 and entries(cache) == filled

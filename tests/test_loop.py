@@ -12,9 +12,11 @@ from purejaxspi.lifecycle.chunks import METRICS_BUFFER_BYTES, chunk_capacity, ne
 
 def test_a_chunk_holds_the_fixed_length_or_what_the_metrics_buffer_holds():
     assert chunk_capacity(100, 7, row_bytes=100) == 7
-    assert chunk_capacity(5, 7, row_bytes=100) == 5  # never more than the run
+    assert chunk_capacity(3, 7, row_bytes=100) == 4  # at most the power of two at or above the run
     assert chunk_capacity(10**9, 0, row_bytes=1000) == METRICS_BUFFER_BYTES // 1000
-    assert chunk_capacity(40, 0, row_bytes=1000) == 40
+    # runs of 33 to 64 iterations share one metrics buffer, and so one program
+    assert {chunk_capacity(n, 0, row_bytes=1000) for n in range(33, 65)} == {64}
+    assert chunk_capacity(1, 0, row_bytes=1000) == 1
 
 
 def test_the_first_chunk_is_one_iteration_and_the_next_ones_last_the_target_time():

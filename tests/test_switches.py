@@ -27,6 +27,26 @@ def test_learning_rate_annealing_on_and_off():
     np.testing.assert_allclose(constant, [2.5e-3] * 4, rtol=1e-6)
 
 
+def test_the_anneal_as_an_input_gives_the_floats_of_the_configs_constant():
+    """`train` gives the anneal's step with the hyperparameters, so that one program serves every
+    budget: at every iteration of runs of several lengths, the same float32 rates as the config's own."""
+    from purejaxspi.algo import ppo, train
+
+    for iterations in (3, 12, 160, 610, 4882):
+        config = pjs.make_config("CartPole-v1", "ppo", num_envs=4, num_steps=16, total_timesteps=64 * iterations)
+        setup = train.make_learner(config, pjs.make_env(config.env_id, 4)).update_setup
+        hp = jax.tree.map(lambda x: x[0], pjs.make_grid(config).hparams())
+
+        @jax.jit  # the iteration traced, as the state carries it (a constant one would be folded)
+        def rates(hp, iteration, setup=setup):
+            return jax.vmap(lambda i: ppo.learning_rate_at(setup, i, hp))(iteration)
+
+        iteration = np.arange(iterations, dtype=np.int32)
+        from_config, as_input = rates(hp, iteration), rates(hp.anneal_over(iterations), iteration)
+        np.testing.assert_array_equal(from_config, as_input)
+        np.testing.assert_allclose(as_input, 2.5e-3 * (1 - np.arange(iterations) / iterations), rtol=1e-6, atol=1e-9)
+
+
 def test_target_kl_stops_the_remaining_epochs():
     assert run_metrics()["update_epochs_run"].tolist() == [4.0] * 4
     assert run_metrics(target_kl=1e-9)["update_epochs_run"].tolist() == [1.0] * 4  # every first epoch moves the policy

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from purejaxspi.algo import ppo, world_model
@@ -114,7 +115,11 @@ SETTING_NAMES = tuple(f.name for part in PARTS.values() for f in fields_of(part)
 
 
 def _hparams_class():
-    """HParams, generated from HYPERPARAMETERS: one float per run, a pytree mapped along the run axis."""
+    """HParams, generated from HYPERPARAMETERS: one float per run, a pytree mapped along the run axis.
+
+    Beside them, `anneal_step`: the learning rate's linear anneal per iteration (1 / num_iterations) as a
+    value of the program's input, so that one compiled program serves every budget (`anneal_over`);
+    None, as `stack` leaves it, anneals over the config's run length, a constant of the program."""
 
     def as_dict(self) -> dict[str, float]:
         return {h.name: getattr(self, h.name) for h in HYPERPARAMETERS}
@@ -125,13 +130,20 @@ def _hparams_class():
             **{h.name: jnp.asarray([float(getattr(s, h.name)) for s in settings], jnp.float32) for h in HYPERPARAMETERS}
         )
 
+    def anneal_over(self, num_iterations: int) -> Any:
+        """These hyperparameters with the anneal's step for a run of `num_iterations`, one per run."""
+        step = np.float32(1) / np.float32(num_iterations)
+        return self.replace(anneal_step=jnp.full(jnp.shape(self.learning_rate), step, jnp.float32))
+
     namespace = {
-        "__annotations__": {h.name: float for h in HYPERPARAMETERS},
+        "__annotations__": {**{h.name: float for h in HYPERPARAMETERS}, "anneal_step": Any},
         **{h.name: struct.field(default=h.default, metadata={"help": h.help}) for h in HYPERPARAMETERS},
+        "anneal_step": struct.field(default=None),
         "__module__": __name__,
         "__doc__": _hparams_class.__doc__,
         "as_dict": as_dict,
         "stack": staticmethod(stack),
+        "anneal_over": anneal_over,
     }
     cls = type("HParams", (), namespace)
     return struct.dataclass(cls)

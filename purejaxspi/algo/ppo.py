@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from purejaxspi.algo import objectives, world_model
@@ -142,9 +143,13 @@ def minibatch_loss(up: UpdateSetup, params, spectral, batch: dict, hp, key):
 
 
 def learning_rate_at(up: UpdateSetup, iteration, hp):
-    if up.ppo.anneal_lr:
-        return hp.learning_rate * (1.0 - iteration / up.config.num_iterations)
-    return hp.learning_rate
+    """The learning rate at `iteration`: annealed linearly to 0 over the run (`anneal_lr`) by the
+    hyperparameters' `anneal_step`, or by the config's 1 / num_iterations where they carry none; the
+    same float32 reciprocal either way, which is what XLA multiplies by for a division by a constant."""
+    if not up.ppo.anneal_lr:
+        return hp.learning_rate
+    step = np.float32(1) / np.float32(up.config.num_iterations) if hp.anneal_step is None else hp.anneal_step
+    return hp.learning_rate * (1.0 - iteration * step)
 
 
 def update(up: UpdateSetup, state: RunState, batch: dict, hp):

@@ -17,10 +17,12 @@ METRICS_BUFFER_BYTES = 16 * 2**20
 
 def chunk_capacity(num_iterations: int, chunk_iterations: int, row_bytes: int) -> int:
     """The most iterations a chunk runs: the fixed `chunk_iterations`, or (0) what the metrics buffer
-    holds at `row_bytes` an iteration, never more than the run."""
+    holds at `row_bytes` an iteration; never more than the power of two at or above the run's length, so
+    that runs of different budgets share a few programs (a change of budget mostly compiles nothing)."""
+    run_rows = 1 << (max(1, num_iterations) - 1).bit_length()
     if chunk_iterations:
-        return max(1, min(chunk_iterations, num_iterations))
-    return max(1, min(num_iterations, METRICS_BUFFER_BYTES // max(1, row_bytes)))
+        return max(1, min(chunk_iterations, run_rows))
+    return max(1, min(run_rows, METRICS_BUFFER_BYTES // max(1, row_bytes)))
 
 
 def next_chunk(

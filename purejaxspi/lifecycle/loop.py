@@ -203,7 +203,8 @@ def build_session(config: Config, grid: RunGrid, out: Path, options: RunOptions)
     init = jax.jit(program.init)
     row_bytes = 4 * len(CSV_COLUMNS) * layout.padded_runs
     capacity = chunk_capacity(config.num_iterations, options.chunk_iterations, row_bytes)
-    keys, hparams = layout.place(grid.keys()), layout.place(grid.hparams())
+    # the anneal's step is an input, so the program is the same for every budget
+    keys, hparams = layout.place(grid.keys()), layout.place(grid.hparams().anneal_over(config.num_iterations))
     abstract = jax.eval_shape(init, keys, hparams)
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=layout.sharding), abstract)
     chunk = jax.jit(program.steps, static_argnums=3, donate_argnums=0)
