@@ -41,7 +41,7 @@ CASES = {
 }
 FLAT_LATENT = {"CartPole-v1"}  # no last layer's choice: it is the conv latent's
 # Iterations a timed call runs: CartPole's take milliseconds, and a call of two would time the call's own
-# overhead as much as the program (its row moved between -22% and -9% from one run to the next)
+# overhead as much as the program
 ITERATIONS = {"CartPole-v1": 50}
 
 

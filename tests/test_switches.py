@@ -41,9 +41,14 @@ def test_the_anneal_as_an_input_gives_the_floats_of_the_configs_constant():
         def rates(hp, iteration, setup=setup):
             return jax.vmap(lambda i: ppo.learning_rate_at(setup, i, hp))(iteration)
 
+        @jax.jit  # the division the program computed before the step became an input
+        def divided(hp, iteration, iterations=iterations):
+            return jax.vmap(lambda i: hp.learning_rate * (1.0 - i / iterations))(iteration)
+
         iteration = np.arange(iterations, dtype=np.int32)
         from_config, as_input = rates(hp, iteration), rates(hp.anneal_over(iterations), iteration)
         np.testing.assert_array_equal(from_config, as_input)
+        np.testing.assert_array_equal(divided(hp, iteration), as_input)  # old runs resume to the same floats
         np.testing.assert_allclose(as_input, 2.5e-3 * (1 - np.arange(iterations) / iterations), rtol=1e-6, atol=1e-9)
 
 

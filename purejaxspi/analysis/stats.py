@@ -32,7 +32,8 @@ def seeded_bootstrap(seed: int):
 def curve_estimates(scores: np.ndarray, aggregate: str, reps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Point estimate [B] and CI [2, B] across runs of scores [runs, B], by rliable's stratified bootstrap."""
     from rliable import library as rly
-    from scipy.stats import trim_mean
+
+    from purejaxspi.lifecycle.metrics import trim_mean
 
     # rliable's aggregate_iqm / aggregate_mean, per bin at once (axis 0 is the runs)
     func = (lambda s: trim_mean(s, 0.25, axis=0)) if aggregate == "iqm" else (lambda s: np.mean(s, axis=0))
