@@ -2,6 +2,7 @@
 hyperparameter values, and one small finished CartPole run (4 seeds) that eval, plot and resume tests
 read."""
 
+import fcntl
 import importlib.util
 import os
 import shutil
@@ -133,11 +134,19 @@ def preset_values(family: str, algo: str = "deepspi", **overrides) -> dict[str, 
 
 
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory):
-    """A finished 12-iteration run; tests copy it before changing anything in it."""
-    out = tmp_path_factory.mktemp("trained") / "run"
-    result = cli("train", *SMALL_RUN, "--out", str(out))
-    assert result.returncode == 0, result.stderr
+def trained_run(tmp_path_factory, worker_id):
+    """A finished 12-iteration run, trained once for the session: the first worker to ask trains it in
+    the folder the workers share, the others wait for it. Tests copy it before changing anything in it."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # pytest-xdist: each worker's folder lies in the session's
+        shared = shared.parent
+    out = shared / "trained-run"
+    with open(shared / "trained-run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (out / "summary.json").exists():
+            shutil.rmtree(out, ignore_errors=True)
+            result = cli("train", *SMALL_RUN, "--out", str(out))
+            assert result.returncode == 0, result.stderr
     return out
 
 

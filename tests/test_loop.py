@@ -10,24 +10,25 @@ import purejaxspi as pjs
 from purejaxspi.lifecycle.chunks import METRICS_BUFFER_BYTES, chunk_capacity, next_chunk
 
 
-def test_a_chunk_holds_the_fixed_length_or_what_the_metrics_buffer_holds():
-    assert chunk_capacity(100, 7, row_bytes=100) == 7
-    assert chunk_capacity(3, 7, row_bytes=100) == 4  # at most the power of two at or above the run
-    assert chunk_capacity(10**9, 0, row_bytes=1000) == METRICS_BUFFER_BYTES // 1000
-    # runs of 33 to 64 iterations share one metrics buffer, and so one program
-    assert {chunk_capacity(n, 0, row_bytes=1000) for n in range(33, 65)} == {64}
-    assert chunk_capacity(1, 0, row_bytes=1000) == 1
+def test_a_chunk_holds_what_the_metrics_buffer_holds_whatever_the_budget_and_fixed_length():
+    buffer_rows = METRICS_BUFFER_BYTES // 1000
+    # one program for the runs of a config and grid size: the same capacity for every fixed length
+    # within the buffer
+    assert {chunk_capacity(chunk, row_bytes=1000) for chunk in (0, 1, 3, 7, buffer_rows)} == {buffer_rows}
+    assert chunk_capacity(buffer_rows + 5, row_bytes=1000) == buffer_rows + 5  # a longer fixed chunk is kept
+    assert chunk_capacity(0, row_bytes=METRICS_BUFFER_BYTES * 4) == 1  # a row beyond the buffer: one at a time
 
 
 def test_the_first_chunk_is_one_iteration_and_the_next_ones_last_the_target_time():
-    assert next_chunk(1000, 500, False, None, 10.0) == 1  # no pace yet: one iteration
-    assert next_chunk(1000, 500, False, 0.5, 10.0) == 20  # 0.5 s an iteration: 20 make 10 s
-    assert next_chunk(1000, 500, False, 30.0, 10.0) == 1  # one iteration is the floor
-    assert next_chunk(1000, 500, False, 1e-6, 10.0) == 500  # the buffer's capacity is the ceiling
-    assert next_chunk(7, 500, False, 0.01, 10.0) == 7  # never past the run's end
-    assert next_chunk(1000, 8, True, None, 10.0) == 8  # a fixed length from the start
-    assert next_chunk(3, 8, True, 0.5, 10.0) == 3
-    assert next_chunk(0, 8, False, 0.5, 10.0) == 0
+    assert next_chunk(1000, 500, 0, None, 10.0) == 1  # no pace yet: one iteration
+    assert next_chunk(1000, 500, 0, 0.5, 10.0) == 20  # 0.5 s an iteration: 20 make 10 s
+    assert next_chunk(1000, 500, 0, 30.0, 10.0) == 1  # one iteration is the floor
+    assert next_chunk(1000, 500, 0, 1e-6, 10.0) == 500  # the buffer's capacity is the ceiling
+    assert next_chunk(7, 500, 0, 0.01, 10.0) == 7  # never past the run's end
+    assert next_chunk(1000, 500, 8, None, 10.0) == 8  # a fixed length from the start
+    assert next_chunk(3, 500, 8, 0.5, 10.0) == 3
+    assert next_chunk(1000, 5, 8, None, 10.0) == 5  # never past the capacity
+    assert next_chunk(0, 8, 0, 0.5, 10.0) == 0
 
 
 @pytest.mark.slow

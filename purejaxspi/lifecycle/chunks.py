@@ -15,25 +15,24 @@ from __future__ import annotations
 METRICS_BUFFER_BYTES = 16 * 2**20
 
 
-def chunk_capacity(num_iterations: int, chunk_iterations: int, row_bytes: int) -> int:
-    """The most iterations a chunk runs: the fixed `chunk_iterations`, or (0) what the metrics buffer
-    holds at `row_bytes` an iteration; never more than the power of two at or above the run's length, so
-    that runs of different budgets share a few programs (a change of budget mostly compiles nothing)."""
-    run_rows = 1 << (max(1, num_iterations) - 1).bit_length()
-    if chunk_iterations:
-        return max(1, min(chunk_iterations, run_rows))
-    return max(1, min(run_rows, METRICS_BUFFER_BYTES // max(1, row_bytes)))
+def chunk_capacity(chunk_iterations: int, row_bytes: int) -> int:
+    """The most iterations a chunk runs: what the metrics buffer holds at `row_bytes` an iteration, or a
+    fixed `chunk_iterations` beyond it. Neither the run's budget nor a fixed chunk within the buffer
+    changes it, so the runs of one config and grid size share one program whatever their length and
+    chunking (with the compilation cache on, a change of either compiles nothing)."""
+    return max(1, chunk_iterations, METRICS_BUFFER_BYTES // max(1, row_bytes))
 
 
 def next_chunk(
-    remaining: int, capacity: int, fixed: bool, seconds_per_iteration: float | None, target_seconds: float
+    remaining: int, capacity: int, fixed: int, seconds_per_iteration: float | None, target_seconds: float
 ) -> int:
-    """The length of the next chunk of a run with `remaining` iterations: the capacity when the length
-    is `fixed`; otherwise one iteration until a pace is measured, then about `target_seconds` of work."""
+    """The length of the next chunk of a run with `remaining` iterations: a `fixed` length where one is
+    given (at most the capacity); otherwise one iteration until a pace is measured, then about
+    `target_seconds` of work."""
     if remaining <= 0:
         return 0
     if fixed:
-        return min(capacity, remaining)
+        return min(fixed, capacity, remaining)
     if seconds_per_iteration is None:
         return 1
     if seconds_per_iteration <= 0:

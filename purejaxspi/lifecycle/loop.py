@@ -202,7 +202,7 @@ def build_session(config: Config, grid: RunGrid, out: Path, options: RunOptions)
     program = shard(make_trainer(config, env), layout)
     init = jax.jit(program.init)
     row_bytes = 4 * len(CSV_COLUMNS) * layout.padded_runs
-    capacity = chunk_capacity(config.num_iterations, options.chunk_iterations, row_bytes)
+    capacity = chunk_capacity(options.chunk_iterations, row_bytes)
     # the anneal's step is an input, so the program is the same for every budget
     keys, hparams = layout.place(grid.keys()), layout.place(grid.hparams().anneal_over(config.num_iterations))
     abstract = jax.eval_shape(init, keys, hparams)
@@ -399,7 +399,7 @@ def run_chunks(
             length = next_chunk(
                 config.num_iterations - iteration,
                 session.capacity,
-                bool(options.chunk_iterations),
+                options.chunk_iterations,
                 clock.latest,
                 options.chunk_seconds,
             )
