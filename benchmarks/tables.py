@@ -469,15 +469,19 @@ def world_model_choices() -> str:
         "| env (Deep SPI) | choice | the package | the alternative | time saved | FLOPs saved |",
         "|---|---|---|---|---|---|",
     ]
-    for r in record["rows"]:
+    rows = record["rows"]
+    for r in rows:
         ours, theirs = alternatives[r["choice"]]
         settings = ", ".join(f"{k} {v}" for k, v in r["settings"].items()) or "the preset"
+        runs = r.get("num_runs", 1)
         lines.append(
-            f"| {r['env']} ({settings}) | {r['choice']} | {ours} | {theirs} | {r['time_saved']:.1%} | "
-            f"{r['flops_saved']:.1%} |"
+            f"| {r['env']} ({settings}; {runs} run{'s' if runs > 1 else ''}) | {r['choice']} | {ours} | {theirs} "
+            f"| {r['time_saved']:.1%} | {r['flops_saved']:.1%} |"
         )
-    command = "uv run python benchmarks/world_model_choices.py"
-    return "\n".join(lines + ["", source("world_model_choices.json", command, [record])])
+    command = "uv run python benchmarks/world_model_choices.py [--num-runs R]"
+    # a record written whole carries one provenance; rows measured since carry their own
+    makers = [r for r in rows if "provenance" in r] or [record]
+    return "\n".join(lines + ["", source("world_model_choices.json", command, makers)])
 
 
 def before_after() -> str:
@@ -517,12 +521,16 @@ def timings() -> str:
     record = read("timings.json")
     lines = ["| what | command | wall time |", "|---|---|---|"]
     lines += [f"| {r['what']} | `{r['command']}` | {duration(r['seconds'])} |" for r in record["commands"]]
-    suite = record.get("suite")
+    suite, fast = record.get("suite"), record.get("fast_tier")
     if suite:
         lines.append(f"| the test suite | `uv run pytest` | {duration(suite['seconds'])} ({suite['closing_line']}) |")
+    if fast:
+        tier = '`uv run pytest -m "not slow"`'
+        lines.append(f"| its fast tier | {tier} | {duration(fast['seconds'])} ({fast['closing_line']}) |")
     command = "uv run python benchmarks/timings.py" + (" --suite" if suite else "")
     # the suite may be timed apart from the commands (--suite-only), by other code
-    return "\n".join(lines + ["", source("timings.json", command, [record, *([suite] if suite else [])])])
+    timed = [record, *(part for part in (suite, fast) if part)]
+    return "\n".join(lines + ["", source("timings.json", command, timed)])
 
 
 def suite() -> str:
@@ -531,12 +539,18 @@ def suite() -> str:
     if not suite:
         return "Not recorded yet: `uv run python benchmarks/timings.py --suite-only` on an idle machine records it."
     lines = [f"{duration(suite['seconds'])} for `uv run pytest` ({suite['closing_line']}); its slowest tests:", ""]
+    fast = read("timings.json").get("fast_tier")
     lines += ["| seconds | phase | test |", "|---|---|---|"]
     for line in suite["slowest"]:
         seconds, phase, test = line.split(maxsplit=2)
         lines.append(f"| {float(seconds.rstrip('s')):.1f} | {phase} | `{test}` |")
+    if fast:
+        lines += [
+            "",
+            f'The fast tier, `uv run pytest -m "not slow"`: {duration(fast["seconds"])} ({fast["closing_line"]}).',
+        ]
     command = "uv run python benchmarks/timings.py --suite-only"
-    return "\n".join(lines + ["", source("timings.json", command, [suite])])
+    return "\n".join(lines + ["", source("timings.json", command, [suite, *([fast] if fast else [])])])
 
 
 TABLES: dict[str, Callable[[], str]] = {

@@ -3,10 +3,11 @@ outputs included), and the test suite's time.
 
     uv run python benchmarks/timings.py             # the README's training commands and its API example
     uv run python benchmarks/timings.py --suite     # also `uv run pytest --durations=15` (the whole suite)
+                                                    # and its fast tier (`-m "not slow"`)
     uv run python benchmarks/timings.py --suite-only  # the suite alone, the commands' rows kept as they are
 
-Writes benchmarks/results/timings.json (each command's seconds, the suite's closing line and its
-slowest tests, the provenance), from which benchmarks/tables.py draws the README's timings table.
+Writes benchmarks/results/timings.json (each command's seconds, the suite's and the fast tier's closing
+lines and slowest tests, the provenance), from which benchmarks/tables.py draws the README's timings table.
 Measure on an idle machine: a command timed beside other work is slower.
 """
 
@@ -60,9 +61,9 @@ COMMANDS = (
 @dataclasses.dataclass
 class Args:
     suite: bool = False
-    """Also time the whole test suite (`uv run pytest --durations=15`)."""
+    """Also time the whole test suite (`uv run pytest --durations=15`), then its fast tier."""
     suite_only: bool = False
-    """Time the suite alone; the record's command rows stay as they were measured."""
+    """Time the suite and its fast tier alone; the record's command rows stay as they were measured."""
     out: Path = RESULTS
 
 
@@ -79,11 +80,14 @@ def api_example() -> str:
     return re.search(r"<!-- api-example -->\n```python\n(.*?)```", text, re.S).group(1)
 
 
-def time_suite() -> dict:
+FAST_TIER = "not slow"  # the marker expression README gives for the edit-test loop
+
+
+def time_suite(marker: str | None = None) -> dict:
+    """The suite (or the tests `marker` selects) as README runs it: its seconds, closing line and slowest tests."""
     started, began = utc_now(), time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--durations=15", "-q"], cwd=ROOT, capture_output=True, text=True
-    )
+    argv = [sys.executable, "-m", "pytest", "--durations=15", "-q", *(["-m", marker] if marker else [])]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - began
     lines = done.stdout.splitlines()
     closing = next((line.strip("= ") for line in reversed(lines) if " passed" in line or " failed" in line), "")
@@ -101,7 +105,7 @@ def time_suite() -> dict:
 def main(args: Args) -> dict:
     if args.suite_only:
         result = json.loads(args.out.read_text()) if args.out.is_file() else {"commands": []}
-        return write(args.out, {**result, "suite": time_suite()})
+        return write(args.out, {**result, "suite": time_suite(), "fast_tier": time_suite(FAST_TIER)})
     started, rows = utc_now(), []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (what, command) in enumerate(COMMANDS):
@@ -114,13 +118,14 @@ def main(args: Args) -> dict:
         print(f"the API example: {seconds:.1f} s", flush=True)
     result = {"commands": rows, "provenance": provenance(started)}
     if args.suite:
-        result["suite"] = time_suite()
+        result["suite"], result["fast_tier"] = time_suite(), time_suite(FAST_TIER)
     return write(args.out, result)
 
 
 def write(out: Path, result: dict) -> dict:
-    if "suite" in result:
-        print(f"the suite: {result['suite']['seconds'] / 60:.1f} min, {result['suite']['closing_line']}")
+    for key in ("suite", "fast_tier"):
+        if key in result:
+            print(f"{key}: {result[key]['seconds'] / 60:.1f} min, {result[key]['closing_line']}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")

@@ -12,6 +12,9 @@ A choice stays in the package where it saves at least 15% of the time or of the 
 otherwise idle machine:
 
     uv run python benchmarks/world_model_choices.py     # writes benchmarks/results/world_model_choices.json
+    uv run python benchmarks/world_model_choices.py --envs CartPole-v1 --choices noise --num-runs 16 --iterations 10
+
+Each row is kept in the record, with what made it, until a run measures the same (env, choice, runs).
 """
 
 from __future__ import annotations
@@ -86,22 +89,23 @@ CHOICES = {
 class Args:
     envs: tuple[str, ...] = tuple(CASES)
     choices: tuple[str, ...] = tuple(CHOICES)
-    iterations: int = 2  # per timed call, where ITERATIONS names none
+    iterations: int | None = None  # per timed call (default: ITERATIONS's, else 2)
     repeats: int = 3
+    num_runs: int = 1  # runs of one program (seeds vmapped on one device)
     out: Path = RESULTS / "world_model_choices.json"
 
 
-def measure(env_id: str, choice: str, iterations: int, repeats: int) -> dict:
-    iterations = ITERATIONS.get(env_id, iterations)
+def measure(env_id: str, choice: str, iterations: int | None, repeats: int, num_runs: int) -> dict:
+    iterations = iterations or ITERATIONS.get(env_id, 2)
     attribute, package, alternative = CHOICES[choice]
     config = pjs.make_config(env_id, "deepspi", **CASES[env_id])
-    grid = pjs.make_grid(config, num_seeds=1)
+    grid = pjs.make_grid(config, num_seeds=num_runs)
     programs, flops = [], []
     try:
         for function in (package, alternative):
             setattr(world_model, attribute, function)
             programs.append(training_program(config, grid, iterations, "auto")[0])
-            flops.append(model_flops_per_env_step(config, grid))
+            flops.append(model_flops_per_env_step(config, pjs.make_grid(config, num_seeds=1)))
     finally:
         setattr(world_model, attribute, package)
     seconds = time_interleaved(programs, repeats)
@@ -109,6 +113,7 @@ def measure(env_id: str, choice: str, iterations: int, repeats: int) -> dict:
         "env": env_id,
         "choice": choice,
         "settings": CASES[env_id],
+        "num_runs": num_runs,
         "iterations_per_call": iterations,
         "env_steps_per_call": programs[0].env_steps,
         "seconds_per_call": {"package": seconds[0], "alternative": seconds[1]},
@@ -116,20 +121,34 @@ def measure(env_id: str, choice: str, iterations: int, repeats: int) -> dict:
         "time_saved": 1.0 - seconds[0] / seconds[1],
         "flops_saved": 1.0 - flops[0] / flops[1],
     }
-    print(f"{env_id} {choice}: saves {row['time_saved']:.1%} of the time, {row['flops_saved']:.1%} of the FLOPs")
+    print(
+        f"{env_id} {choice}, {num_runs} run(s): saves {row['time_saved']:.1%} of the time, "
+        f"{row['flops_saved']:.1%} of the FLOPs"
+    )
     return row
 
 
+def key(row: dict) -> tuple:
+    return row["env"], row["choice"], row["num_runs"]
+
+
 def main(args: Args) -> None:
-    started = utc_now()
-    rows = [
-        measure(env, choice, args.iterations, args.repeats)
-        for env in args.envs
-        for choice in args.choices
-        if choice != "last layer" or env not in FLAT_LATENT
-    ]
+    kept = []
+    if args.out.is_file():
+        old = json.loads(args.out.read_text())  # rows of a record written whole carry its provenance
+        kept = [{"num_runs": 1, "provenance": old.get("provenance"), **row} for row in old["rows"]]
+    rows = []
+    for env in args.envs:
+        for choice in args.choices:
+            if choice != "last layer" or env not in FLAT_LATENT:
+                started = utc_now()
+                row = measure(env, choice, args.iterations, args.repeats, args.num_runs)
+                rows.append({**row, "provenance": provenance(started)})
+    measured = {key(row) for row in rows}
+    rows = [row for row in kept if key(row) not in measured] + rows
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    record = {"rows": rows, "provenance": provenance(started)}
+    rows.sort(key=lambda row: (list(CASES).index(row["env"]), row["num_runs"], row["choice"]))
+    record = {"rows": rows}
     args.out.write_text(json.dumps(record, indent=1, default=lambda x: np.asarray(x).tolist()) + "\n")
     print(f"wrote {args.out}")
 

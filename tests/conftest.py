@@ -30,13 +30,25 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 # still hold at their tolerances; the few tests that train long run somewhat slower. A level the user
 # sets wins.
 TEST_XLA_FLAGS = "--xla_backend_optimization_level=1"
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+# The fast tier (`-m "not slow"`) compiles lighter still: LLVM at level 0 with XLA:CPU's classic
+# elemental emitters compiles a small training program about 3x faster and runs it about 5x slower,
+# which suits tests that each run small programs for a few iterations (every one of them holds there).
+# The whole suite stays at level 1, where the golden runs hold at their tolerances (at level 0 an Atari
+# case drifts past them) and the learning curves train long.
+FAST_TIER = "not slow"
+FAST_TIER_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+LEVEL_GIVEN = "xla_backend_optimization_level" in os.environ.get("XLA_FLAGS", "")
+if not LEVEL_GIVEN:
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
 # Atari comes through envpool, an optional dependency with wheels for some platforms only: where it is
 # absent the package runs every pure-JAX env, and the tests that need Atari say so and skip.
 HAS_ENVPOOL = importlib.util.find_spec("envpool") is not None
 needs_envpool = pytest.mark.skipif(not HAS_ENVPOOL, reason="Atari needs envpool, which is not installed here")
+
+# PPO on CartPole, 2 runs of 4 envs x 16 steps (64 env steps an iteration): the one small PPO program of
+# the tests that need a PPO run but no particular one (they share it through the session's cache)
+SMALL_PPO = ("--env", "CartPole-v1", "--algo", "ppo", "--num-seeds", "2", "--num-envs", "4", "--num-steps", "16")
 
 SMALL_RUN = (
     "--env",
@@ -183,6 +195,8 @@ def first_batch(config, seed: int = 0) -> FirstBatch:
 
 
 def pytest_configure(config):
+    if config.option.markexpr == FAST_TIER and not LEVEL_GIVEN:  # before JAX starts its backend
+        os.environ["XLA_FLAGS"] = os.environ["XLA_FLAGS"].replace(TEST_XLA_FLAGS, FAST_TIER_XLA_FLAGS)
     from purejaxspi.lifecycle import compilation_cache
 
     if SESSION_CACHE_VAR not in os.environ:  # the controlling process; xdist's workers inherit the folder

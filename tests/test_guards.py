@@ -10,15 +10,13 @@ import sys
 import time
 
 import pytest
-from conftest import SMALL_RUN, cli
+from conftest import SMALL_PPO, SMALL_RUN, cli
 
 import purejaxspi as pjs
 from purejaxspi.lifecycle.metrics import CSV_COLUMNS
 
 pytestmark = pytest.mark.slow  # whole programs trained, interrupted and resumed
 
-# PPO on CartPole, 2 runs of 4 envs x 16 steps: 64 env steps an iteration
-SMALL_PPO = ("--env", "CartPole-v1", "--algo", "ppo", "--num-seeds", "2", "--num-envs", "4", "--num-steps", "16")
 # long enough (3,000 one-iteration chunks) for a signal to land mid-run; cheap in larger chunks
 ITERATIONS = 3000
 LONG_RUN = (*SMALL_PPO, "--total-timesteps", str(ITERATIONS * 64), "--chunk-iterations", "1", "--quiet")

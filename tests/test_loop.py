@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import SMALL_PPO
 
 import purejaxspi as pjs
 from purejaxspi.lifecycle.chunks import METRICS_BUFFER_BYTES, chunk_capacity, next_chunk
@@ -33,7 +34,8 @@ def test_the_first_chunk_is_one_iteration_and_the_next_ones_last_the_target_time
 
 @pytest.mark.slow
 def test_chunks_re_cut_by_time_train_the_same_run(tmp_path):
-    config = pjs.make_config("CartPole-v1", "ppo", num_envs=4, num_steps=32, total_timesteps=40 * 128)
+    # the small PPO program of the CLI tests (conftest.SMALL_PPO): 2 runs of 4 envs x 16 steps
+    config = pjs.make_config("CartPole-v1", "ppo", num_envs=4, num_steps=16, total_timesteps=40 * 64)
     grid = pjs.make_grid(config, num_seeds=2)
     reports = []
     # every chunk runs far over a 0.1 ms target: 40 chunks of one iteration, against a run in chunks of 3
@@ -59,16 +61,7 @@ raise SystemExit(status)
 def start_training(tmp_path, name, total_timesteps):
     args = [
         "train",
-        "--env",
-        "CartPole-v1",
-        "--algo",
-        "ppo",
-        "--num-seeds",
-        "4",
-        "--num-envs",
-        "4",
-        "--num-steps",
-        "32",
+        *SMALL_PPO,
         "--total-timesteps",
         str(total_timesteps),
         "--chunk-iterations",
@@ -94,6 +87,6 @@ def peak_rss_kb(proc):
 @pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_number_of_chunks(tmp_path):
     # 4 chunks against 40 chunks of the same size, with checkpoints and TensorBoard on (run side by side)
-    short, long = start_training(tmp_path, "short", 4 * 128 * 4), start_training(tmp_path, "long", 160 * 128)
+    short, long = start_training(tmp_path, "short", 4 * 4 * 64), start_training(tmp_path, "long", 160 * 64)
     short, long = peak_rss_kb(short), peak_rss_kb(long)
     assert long < 1.1 * short, (short, long)

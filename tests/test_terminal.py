@@ -223,3 +223,28 @@ def test_a_job_started_under_nohup_keeps_ignoring_sighup():
         assert signal.SIGHUP not in stop_signals() and signal.SIGTERM in stop_signals()
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+AFTER_THE_COMMAND = """
+import signal, sys
+from purejaxspi.cli import main
+given = sys.argv[1] == "given"
+sys.argv = ["purejaxspi", "--version"]
+stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+before = [signal.getsignal(s) for s in stops]
+code = main(["--version"]) if given else main()
+after = [signal.getsignal(s) for s in stops]
+print(code, "restored" if after == before else "ignored" if after == [signal.SIG_IGN] * 3 else after)
+"""
+
+
+def test_a_stop_signal_while_a_finished_command_exits_is_ignored_and_an_in_process_call_restores_the_handlers():
+    """The process's own command line: once the command returns its outputs are written, and a scheduler's
+    SIGTERM during the interpreter's exit must not report the finished job as killed. `main(argv)` called
+    in a Python session leaves the session's handlers as they were."""
+    own, given = (
+        subprocess.run([sys.executable, "-c", AFTER_THE_COMMAND, how], capture_output=True, text=True, timeout=120)
+        for how in ("own", "given")
+    )
+    assert own.stdout.splitlines()[-1] == "0 ignored", own.stderr
+    assert given.stdout.splitlines()[-1] == "0 restored", given.stderr

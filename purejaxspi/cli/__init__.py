@@ -26,7 +26,8 @@ def commands() -> dict:
 def main(argv: list[str] | None = None) -> int:
     from purejaxspi.cli.view import interrupts_end_in_one_line
 
-    with interrupts_end_in_one_line():
+    # without `argv` it is this process's own command line, and the process ends with the command
+    with interrupts_end_in_one_line(then_ignore=argv is None):
         return run_command(sys.argv[1:] if argv is None else argv)
 
 

@@ -40,9 +40,12 @@ def note(text: str) -> None:
 
 
 @contextlib.contextmanager
-def interrupts_end_in_one_line():
+def interrupts_end_in_one_line(then_ignore: bool = False):
     """SIGINT / SIGTERM / SIGHUP outside training (imports, parsing, evaluation, plots) end the process at
-    once in one line, exit 128 + signal, no traceback; training answers them itself (lifecycle.guards)."""
+    once in one line, exit 128 + signal, no traceback; training answers them itself (lifecycle.guards).
+
+    `then_ignore`: the process ends with the command, whose outputs are written by then, so a signal
+    during the interpreter's exit is ignored rather than reporting a finished job as killed."""
     from purejaxspi.lifecycle.guards import stop_signals
 
     def stop(signum, frame):
@@ -55,4 +58,4 @@ def interrupts_end_in_one_line():
         yield
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, signal.SIG_IGN if then_ignore else handler)

@@ -246,6 +246,6 @@ def check_memory(compiled, num_runs: int, devices: list) -> None:
     where = "free host memory" if host else f"free on {devices[0].device_kind}"
     raise ResourceError(
         f"the training program of {num_runs} runs needs {need_total / 2**30:.1f} GiB but {free / 2**30:.1f} GiB is "
-        f"{where}; use fewer runs (--num-seeds, fewer hyperparameter values), spread them over more devices "
-        f"(--devices), or shorten --chunk-iterations"
+        f"{where}; use fewer runs (--num-seeds, fewer hyperparameter values) or spread them over more devices "
+        f"(--devices)"
     )
